@@ -1,0 +1,70 @@
+/*
+ * hvctl's private header, grouped by file.
+ *
+ * Exit codes are part of the interface (scripts branch on them):
+ */
+#ifndef HVCTL_H
+#define HVCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+enum hvctl_exit {
+	HVCTL_OK = 0,
+	HVCTL_FAIL = 1,		/* server error, or anything else */
+	HVCTL_USAGE = 2,	/* bad command line */
+	HVCTL_NOT_RUNNING = 3,	/* nothing listens on the socket or URL */
+	HVCTL_DENIED = 4,	/* socket permissions, 401 or 403 */
+	HVCTL_REJECTED = 5,	/* the API refused the request (other 4xx) */
+};
+
+#define HVCTL_SOCKET_DEFAULT "/run/hypervisor/hvd.sock"
+
+struct hvctl {
+	const char *socket;
+	const char *url;	/* http://host:port, instead of the socket */
+	const char *token;	/* bearer token for url */
+	bool json;
+};
+
+struct hvctl_reply {
+	long status;
+	json_t *body;		/* owned; NULL when the body was empty */
+};
+
+/* client.c */
+int client_call(struct hvctl *h, const char *method, const char *path,
+    json_t *body, struct hvctl_reply *out);
+int client_check(const struct hvctl_reply *r, const char *what);
+void client_reply_dispose(struct hvctl_reply *r);
+void client_global_init(void);
+void client_global_cleanup(void);
+
+/* output.c */
+struct table;
+struct table *table_new(const char *const *headers, size_t ncols);
+void table_add(struct table *t, const char *const *cells);
+void table_print(struct table *t);
+void table_free(struct table *t);
+void output_json(const json_t *j);
+const char *output_str(const json_t *obj, const char *key);
+const char *output_time(const json_t *obj, const char *key, char *buf,
+    size_t len);
+
+/* cmd_status.c, cmd_net.c, cmd_token.c */
+int cmd_status(struct hvctl *h, int argc, char **argv);
+int cmd_net_create(struct hvctl *h, int argc, char **argv);
+int cmd_net_list(struct hvctl *h, int argc, char **argv);
+int cmd_net_show(struct hvctl *h, int argc, char **argv);
+int cmd_net_delete(struct hvctl *h, int argc, char **argv);
+int cmd_token_create(struct hvctl *h, int argc, char **argv);
+int cmd_token_list(struct hvctl *h, int argc, char **argv);
+int cmd_token_revoke(struct hvctl *h, int argc, char **argv);
+
+/* main.c */
+int hvctl_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * Output for people (aligned tables) and for scripts (--json).
+ *
+ * Invariant: a table never truncates a cell; columns grow to fit.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hvctl.h"
+
+struct table {
+	size_t ncols, nrows, cap;
+	char **cells;		/* row-major, headers first */
+	size_t *width;
+};
+
+struct table *
+table_new(const char *const *headers, size_t ncols)
+{
+	struct table *t;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    (t->width = calloc(ncols, sizeof(*t->width))) == NULL) {
+		free(t);
+		return NULL;
+	}
+	t->ncols = ncols;
+	table_add(t, headers);
+	return t;
+}
+
+void
+table_add(struct table *t, const char *const *cells)
+{
+	char **nc;
+
+	if (t == NULL)
+		return;
+	if (t->nrows == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+
+		if ((nc = reallocarray(t->cells, cap * t->ncols,
+		    sizeof(*nc))) == NULL)
+			return;
+		t->cells = nc;
+		t->cap = cap;
+	}
+	for (size_t i = 0; i < t->ncols; i++) {
+		const char *s = cells[i] ? cells[i] : "-";
+		size_t w = strlen(s);
+
+		t->cells[t->nrows * t->ncols + i] = strdup(s);
+		if (w > t->width[i])
+			t->width[i] = w;
+	}
+	t->nrows++;
+}
+
+void
+table_print(struct table *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (size_t i = 0; i < t->ncols; i++) {
+			const char *s = t->cells[r * t->ncols + i];
+
+			if (i + 1 == t->ncols)
+				printf("%s\n", s ? s : "");
+			else
+				printf("%-*s  ", (int)t->width[i], s ? s : "");
+		}
+	}
+}
+
+void
+table_free(struct table *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t->width);
+	free(t);
+}
+
+void
+output_json(const json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+	putchar('\n');
+}
+
+const char *
+output_str(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+/* Unix seconds as local "YYYY-MM-DD HH:MM", or "-" for 0 or missing. */
+const char *
+output_time(const json_t *obj, const char *key, char *buf, size_t len)
+{
+	json_t *v = json_object_get(obj, key);
+	time_t t;
+	struct tm tm;
+
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (!json_is_integer(v) || json_integer_value(v) == 0)
+		return "-";
+	t = (time_t)json_integer_value(v);
+	if (localtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%d %H:%M", &tm) == 0)
+		return "-";
+	return buf;
+}

@@ -1,0 +1,129 @@
+/*
+ * Bearer tokens for the TCP API: generation, parsing, hashing, role checks.
+ *
+ * A token reads "hvt_<16 hex id>_<64 hex secret>".  The id is public and
+ * is the database key; only BLAKE2b(secret) is stored, so a stolen database
+ * grants nothing.  The secret has 256 bits of entropy, so a fast hash is
+ * enough (no password stretching needed).
+ *
+ * Must never log a token or a secret, nor compare secrets with memcmp.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "hvd.h"
+
+#define AUTH_PREFIX	"hvt_"
+#define AUTH_PREFIX_LEN	4
+/* Domain separation: these hashes can never collide with other BLAKE2b uses. */
+static const uint8_t auth_hash_key[] = "hypervisor api token v1";
+
+void
+auth_secret_hash(const uint8_t secret[AUTH_SECRET_LEN],
+    uint8_t hash[AUTH_HASH_LEN])
+{
+	crypto_generichash(hash, AUTH_HASH_LEN, secret, AUTH_SECRET_LEN,
+	    auth_hash_key, sizeof(auth_hash_key) - 1);
+}
+
+int
+auth_token_generate(char token[AUTH_TOKEN_STRLEN], char id[AUTH_ID_HEX + 1],
+    uint8_t hash[AUTH_HASH_LEN])
+{
+	uint8_t idbytes[AUTH_ID_HEX / 2];
+	uint8_t secret[AUTH_SECRET_LEN];
+
+	randombytes_buf(idbytes, sizeof(idbytes));
+	randombytes_buf(secret, sizeof(secret));
+	sodium_bin2hex(id, AUTH_ID_HEX + 1, idbytes, sizeof(idbytes));
+	memcpy(token, AUTH_PREFIX, AUTH_PREFIX_LEN);
+	memcpy(token + AUTH_PREFIX_LEN, id, AUTH_ID_HEX);
+	token[AUTH_PREFIX_LEN + AUTH_ID_HEX] = '_';
+	sodium_bin2hex(token + AUTH_PREFIX_LEN + AUTH_ID_HEX + 1,
+	    2 * AUTH_SECRET_LEN + 1, secret, sizeof(secret));
+	auth_secret_hash(secret, hash);
+	sodium_memzero(secret, sizeof(secret));
+	return 0;
+}
+
+static bool
+auth_is_lower_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+int
+auth_token_parse(const char *s, size_t len, char id[AUTH_ID_HEX + 1],
+    uint8_t secret[AUTH_SECRET_LEN])
+{
+	const char *sec = s + AUTH_PREFIX_LEN + AUTH_ID_HEX + 1;
+	size_t binlen = 0;
+
+	if (len != AUTH_TOKEN_STRLEN - 1 ||
+	    memcmp(s, AUTH_PREFIX, AUTH_PREFIX_LEN) != 0 ||
+	    s[AUTH_PREFIX_LEN + AUTH_ID_HEX] != '_' ||
+	    !auth_is_lower_hex(s + AUTH_PREFIX_LEN, AUTH_ID_HEX) ||
+	    !auth_is_lower_hex(sec, 2 * AUTH_SECRET_LEN))
+		return -EINVAL;
+	if (sodium_hex2bin(secret, AUTH_SECRET_LEN, sec, 2 * AUTH_SECRET_LEN,
+	    NULL, &binlen, NULL) != 0 || binlen != AUTH_SECRET_LEN)
+		return -EINVAL;
+	memcpy(id, s + AUTH_PREFIX_LEN, AUTH_ID_HEX);
+	id[AUTH_ID_HEX] = '\0';
+	return 0;
+}
+
+bool
+auth_role_allows(enum api_role have, enum api_role need)
+{
+	if (need == API_ROLE_NONE)
+		return true;
+	if (have == API_ROLE_ADMIN)
+		return true;
+	return have == API_ROLE_READ && need == API_ROLE_READ;
+}
+
+/*
+ * Checks an Authorization header value.  Returns 0 with the token's role,
+ * -ENOENT when there is no usable header, -EACCES when the token is wrong.
+ * Both failures look the same to the client (401); the log tells them apart.
+ */
+int
+auth_bearer(struct db *db, const char *authorization, enum api_role *role,
+    char id[AUTH_ID_HEX + 1], int64_t now)
+{
+	uint8_t secret[AUTH_SECRET_LEN], hash[AUTH_HASH_LEN];
+	struct token_row row;
+	const char *tok;
+	int r;
+
+	if (authorization == NULL || strncmp(authorization, "Bearer ", 7) != 0)
+		return -ENOENT;
+	tok = authorization + 7;
+	if (auth_token_parse(tok, strlen(tok), id, secret) < 0) {
+		r = -EACCES;
+		goto out;
+	}
+	auth_secret_hash(secret, hash);
+	if ((r = db_token_get(db, id, &row)) < 0) {
+		r = -EACCES;
+		goto out;
+	}
+	if (sodium_memcmp(hash, row.hash, AUTH_HASH_LEN) != 0) {
+		r = -EACCES;
+		goto out;
+	}
+	/* Recording use costs a durable write: at most once a minute. */
+	if (now - row.last_used_at >= 60)
+		(void)db_token_touch(db, id, now);
+	*role = row.role;
+	r = 0;
+out:
+	sodium_memzero(secret, sizeof(secret));
+	return r;
+}

@@ -1,0 +1,426 @@
+/*
+ * hvd.conf: parse into a new struct, validate it whole, then the caller
+ * swaps it in (CONVENTIONS 16).
+ *
+ * Grammar: one "keyword value..." per line; '#' starts a comment; tokens are
+ * separated by blanks; a value may be "double quoted" (no escapes).  Every
+ * keyword may appear once.  Errors read "FILE:LINE: message".
+ *
+ * Invariant: config_parse() is a pure function over a buffer (it has a fuzz
+ * target).  It must never touch the filesystem or the network: a host name
+ * in api-listen is refused rather than resolved, so start-up cannot block on
+ * DNS.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hvd.h"
+#include "numparse.h"
+
+#define CONFIG_MAX_ARGS		8
+#define CONFIG_LINE_MAX		1024
+
+struct config_ctx {
+	struct hvd_config *conf;
+	const char *fname;
+	unsigned line;
+	char *err;
+	size_t errlen;
+	unsigned seen[16];	/* line each keyword was first set on */
+};
+
+struct config_keyword {
+	const char *name;
+	int nargs;
+	int (*set)(struct config_ctx *ctx, char **argv);
+};
+
+static int config_error(struct config_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+config_error(struct config_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	n = snprintf(ctx->err, ctx->errlen, "%s:%u: ", ctx->fname, ctx->line);
+	if (n < 0 || (size_t)n >= ctx->errlen)
+		return -EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(ctx->err + n, ctx->errlen - n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static int
+config_copy(struct config_ctx *ctx, const char *key, char *dst, size_t dstlen,
+    const char *src)
+{
+	if (strlen(src) >= dstlen)
+		return config_error(ctx, "%s: value longer than %zu bytes", key,
+		    dstlen - 1);
+	memcpy(dst, src, strlen(src) + 1);
+	return 0;
+}
+
+static int
+set_state_dir(struct config_ctx *ctx, char **argv)
+{
+	if (argv[0][0] != '/')
+		return config_error(ctx, "state-dir: '%s' is not an absolute path",
+		    argv[0]);
+	return config_copy(ctx, "state-dir", ctx->conf->state_dir,
+	    sizeof(ctx->conf->state_dir), argv[0]);
+}
+
+static int
+set_api_socket(struct config_ctx *ctx, char **argv)
+{
+	if (strcmp(argv[0], "none") == 0) {
+		ctx->conf->api_socket[0] = '\0';
+		return 0;
+	}
+	if (argv[0][0] != '/')
+		return config_error(ctx, "api-socket: '%s' is not an absolute path",
+		    argv[0]);
+	return config_copy(ctx, "api-socket", ctx->conf->api_socket,
+	    sizeof(ctx->conf->api_socket), argv[0]);
+}
+
+static int
+set_api_socket_mode(struct config_ctx *ctx, char **argv)
+{
+	if (parse_mode(argv[0], &ctx->conf->api_socket_mode) < 0)
+		return config_error(ctx, "api-socket-mode: '%s' is not an octal "
+		    "mode between 0000 and 0777", argv[0]);
+	if ((ctx->conf->api_socket_mode & 0600) != 0600)
+		return config_error(ctx, "api-socket-mode: %04o locks hvd's own "
+		    "user out; the owner needs read and write",
+		    ctx->conf->api_socket_mode);
+	return 0;
+}
+
+static int
+set_api_socket_peer_role(struct config_ctx *ctx, char **argv)
+{
+	if (strcmp(argv[0], "none") == 0) {
+		ctx->conf->api_socket_peer_role = API_ROLE_NONE;
+		return 0;
+	}
+	if (api_role_parse(argv[0], &ctx->conf->api_socket_peer_role) < 0)
+		return config_error(ctx, "api-socket-peer-role: '%s' is not one "
+		    "of admin, read, none", argv[0]);
+	return 0;
+}
+
+/* ADDR:PORT with a numeric IPv4 address, or [IPv6]:PORT. */
+static int
+set_api_listen(struct config_ctx *ctx, char **argv)
+{
+	struct hvd_config *c = ctx->conf;
+	char host[sizeof(c->api_listen_host)];
+	unsigned char sa[sizeof(struct in6_addr)];
+	const char *port;
+	uint32_t p;
+	size_t hlen;
+	int af = AF_INET;
+
+	if (strcmp(argv[0], "none") == 0) {
+		c->api_tcp = false;
+		return 0;
+	}
+	if (argv[0][0] == '[') {
+		const char *close = strchr(argv[0], ']');
+
+		if (close == NULL || close[1] != ':')
+			return config_error(ctx, "api-listen: '%s' is not "
+			    "[IPV6]:PORT", argv[0]);
+		hlen = (size_t)(close - argv[0] - 1);
+		if (hlen >= sizeof(host))
+			return config_error(ctx, "api-listen: address too long");
+		memcpy(host, argv[0] + 1, hlen);
+		port = close + 2;
+		af = AF_INET6;
+	} else {
+		const char *colon = strrchr(argv[0], ':');
+
+		if (colon == NULL)
+			return config_error(ctx, "api-listen: '%s' has no :PORT",
+			    argv[0]);
+		hlen = (size_t)(colon - argv[0]);
+		if (hlen >= sizeof(host))
+			return config_error(ctx, "api-listen: address too long");
+		memcpy(host, argv[0], hlen);
+		port = colon + 1;
+	}
+	host[hlen] = '\0';
+	if (inet_pton(af, host, sa) != 1)
+		return config_error(ctx, "api-listen: '%s' is not a numeric %s "
+		    "address (names are not resolved)", host,
+		    af == AF_INET ? "IPv4" : "IPv6");
+	if (parse_u32(port, 0, 65535, &p) < 0)
+		return config_error(ctx, "api-listen: port '%s' is not in 0..65535",
+		    port);
+	memcpy(c->api_listen_host, host, hlen + 1);
+	c->api_listen_port = (uint16_t)p;
+	c->api_tcp = true;
+	return 0;
+}
+
+static int
+set_api_body_max(struct config_ctx *ctx, char **argv)
+{
+	uint64_t v;
+
+	if (parse_u64(argv[0], 1024, 16 * 1024 * 1024, &v) < 0)
+		return config_error(ctx, "api-body-max: '%s' is not a byte count "
+		    "in 1024..16777216", argv[0]);
+	ctx->conf->api_body_max = (size_t)v;
+	return 0;
+}
+
+static int
+set_log_level(struct config_ctx *ctx, char **argv)
+{
+	if (log_level_parse(argv[0], &ctx->conf->log_level) < 0)
+		return config_error(ctx, "log-level: '%s' is not one of error, "
+		    "warn, info, debug", argv[0]);
+	return 0;
+}
+
+static const struct config_keyword config_keywords[] = {
+	{ "state-dir", 1, set_state_dir },
+	{ "api-socket", 1, set_api_socket },
+	{ "api-socket-mode", 1, set_api_socket_mode },
+	{ "api-socket-peer-role", 1, set_api_socket_peer_role },
+	{ "api-listen", 1, set_api_listen },
+	{ "api-body-max", 1, set_api_body_max },
+	{ "log-level", 1, set_log_level },
+};
+
+struct hvd_config *
+config_new(void)
+{
+	struct hvd_config *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/hypervisor");
+	snprintf(c->api_socket, sizeof(c->api_socket), "/run/hypervisor/hvd.sock");
+	c->api_socket_mode = 0660;
+	c->api_socket_peer_role = API_ROLE_READ;
+	c->api_body_max = 64 * 1024;
+	c->log_level = LOG_LEVEL_INFO;
+	return c;
+}
+
+void
+config_free(struct hvd_config *conf)
+{
+	free(conf);
+}
+
+/* The embedded local configuration behind "hvd -L DIR" (the demo). */
+void
+config_local(struct hvd_config *conf, const char *dir)
+{
+	snprintf(conf->state_dir, sizeof(conf->state_dir), "%s/state", dir);
+	snprintf(conf->api_socket, sizeof(conf->api_socket), "%s/hvd.sock", dir);
+	conf->api_tcp = true;
+	snprintf(conf->api_listen_host, sizeof(conf->api_listen_host),
+	    "127.0.0.1");
+	conf->api_listen_port = 8470;
+}
+
+/* Splits one line in place; returns the token count or -EINVAL. */
+static int
+config_tokenize(struct config_ctx *ctx, char *s, char **argv, int max)
+{
+	int argc = 0;
+
+	for (;;) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '\0' || *s == '#')
+			return argc;
+		if (argc == max)
+			return config_error(ctx, "too many words on one line");
+		if (*s == '"') {
+			argv[argc++] = ++s;
+			while (*s && *s != '"')
+				s++;
+			if (*s != '"')
+				return config_error(ctx, "unterminated quote");
+			*s++ = '\0';
+			if (*s != '\0' && *s != ' ' && *s != '\t')
+				return config_error(ctx, "text after closing quote");
+			continue;
+		}
+		argv[argc++] = s;
+		while (*s && *s != ' ' && *s != '\t')
+			s++;
+		if (*s)
+			*s++ = '\0';
+	}
+}
+
+static int
+config_line(struct config_ctx *ctx, char *line)
+{
+	char *argv[CONFIG_MAX_ARGS];
+	const struct config_keyword *kw = NULL;
+	size_t k;
+	int argc;
+
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 && *p != '\t')
+			return config_error(ctx, "control character in line");
+	if ((argc = config_tokenize(ctx, line, argv, CONFIG_MAX_ARGS)) <= 0)
+		return argc;
+	for (k = 0; k < sizeof(config_keywords) / sizeof(*config_keywords); k++) {
+		if (strcmp(argv[0], config_keywords[k].name) == 0) {
+			kw = &config_keywords[k];
+			break;
+		}
+	}
+	if (kw == NULL)
+		return config_error(ctx, "unknown keyword '%.64s'", argv[0]);
+	if (ctx->seen[k])
+		return config_error(ctx, "%s: already set on line %u", kw->name,
+		    ctx->seen[k]);
+	if (argc - 1 != kw->nargs)
+		return config_error(ctx, "%s: expects %d value%s, got %d",
+		    kw->name, kw->nargs, kw->nargs == 1 ? "" : "s", argc - 1);
+	ctx->seen[k] = ctx->line;
+	return kw->set(ctx, argv + 1);
+}
+
+int
+config_parse(struct hvd_config *conf, const char *buf, size_t len,
+    const char *fname, char *err, size_t errlen)
+{
+	struct config_ctx ctx = { conf, fname, 0, err, errlen, { 0 } };
+	char line[CONFIG_LINE_MAX + 1];
+	size_t pos = 0;
+	int r;
+
+	_Static_assert(sizeof(ctx.seen) / sizeof(*ctx.seen) >=
+	    sizeof(config_keywords) / sizeof(*config_keywords),
+	    "config_ctx.seen too small");
+	while (pos < len) {
+		const char *nl = memchr(buf + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - (buf + pos)) : len - pos;
+		size_t next = pos + n + (nl ? 1 : 0);
+
+		ctx.line++;
+		if (n > CONFIG_LINE_MAX)
+			return config_error(&ctx, "line longer than %d bytes",
+			    CONFIG_LINE_MAX);
+		memcpy(line, buf + pos, n);
+		line[n] = '\0';
+		if (strlen(line) != n)
+			return config_error(&ctx, "NUL byte in line");
+		if (n > 0 && line[n - 1] == '\r')
+			line[--n] = '\0';
+		if ((r = config_line(&ctx, line)) < 0)
+			return r;
+		pos = next;
+	}
+	return 0;
+}
+
+int
+config_validate(const struct hvd_config *conf, const char *fname, char *err,
+    size_t errlen)
+{
+	if (conf->api_socket[0] == '\0' && !conf->api_tcp) {
+		snprintf(err, errlen, "%s: no API listener: set api-socket or "
+		    "api-listen", fname);
+		return -EINVAL;
+	}
+	if (conf->api_socket[0] != '\0' &&
+	    strncmp(conf->api_socket, conf->state_dir, strlen(conf->state_dir)) == 0 &&
+	    conf->api_socket[strlen(conf->state_dir)] == '/') {
+		/* The state dir is 0700 and backed up; a socket there is
+		 * unreachable by the group the socket mode means to admit. */
+		if ((conf->api_socket_mode & 0077) != 0) {
+			snprintf(err, errlen, "%s: api-socket %s is inside "
+			    "state-dir, where api-socket-mode %04o cannot admit "
+			    "anyone but hvd's user", fname, conf->api_socket,
+			    conf->api_socket_mode);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+struct hvd_config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	struct hvd_config *conf = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if ((buf = malloc(HVD_CONF_MAX_BYTES + 1)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	while ((n = read(fd, buf + len, HVD_CONF_MAX_BYTES + 1 - len)) > 0) {
+		len += (size_t)n;
+		if (len > HVD_CONF_MAX_BYTES) {
+			snprintf(err, errlen, "%s: larger than %d bytes", path,
+			    HVD_CONF_MAX_BYTES);
+			goto fail;
+		}
+	}
+	if (n < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if ((conf = config_new()) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	if (config_parse(conf, buf, len, path, err, errlen) < 0 ||
+	    config_validate(conf, path, err, errlen) < 0)
+		goto fail;
+	free(buf);
+	close(fd);
+	return conf;
+fail:
+	config_free(conf);
+	free(buf);
+	if (fd != -1)
+		close(fd);
+	errno = EINVAL;
+	return NULL;
+}
+
+const char *
+config_restart_needed(const struct hvd_config *old, const struct hvd_config *new)
+{
+	if (strcmp(old->state_dir, new->state_dir) != 0)
+		return "state-dir";
+	if (strcmp(old->api_socket, new->api_socket) != 0)
+		return "api-socket";
+	if (old->api_socket_mode != new->api_socket_mode)
+		return "api-socket-mode";
+	if (old->api_tcp != new->api_tcp ||
+	    strcmp(old->api_listen_host, new->api_listen_host) != 0 ||
+	    old->api_listen_port != new->api_listen_port)
+		return "api-listen";
+	return NULL;
+}

@@ -1,0 +1,314 @@
+/*
+ * The SQLite inventory: opening, pragmas, migrations, transactions and the
+ * prepared-statement cache shared by db_*.c.
+ *
+ * Invariants: WAL with synchronous=FULL, so a change committed before the
+ * API replies survives a crash or power loss; foreign keys on; migrations
+ * are applied in order, each in its own transaction with the user_version
+ * bump, so a crash mid-upgrade leaves the previous version intact.
+ *
+ * Must never: be touched (sqlite3 *) by a file outside db*.c; log row data
+ * that may hold secrets.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db_internal.h"
+#include "schema.h"
+
+sqlite3_stmt *
+db_stmt(struct db *db, enum db_slot slot, const char *sql)
+{
+	sqlite3_stmt *st = db->stmts[slot];
+	int rc;
+
+	if (st != NULL) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		return st;
+	}
+	rc = sqlite3_prepare_v3(db->sql, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    &st, NULL);
+	if (rc != SQLITE_OK) {
+		log_warnx("db: prepare failed: %s: %s", sqlite3_errmsg(db->sql),
+		    sql);
+		errno = EIO;
+		return NULL;
+	}
+	db->stmts[slot] = st;
+	return st;
+}
+
+int
+db_err(struct db *db, int rc, const char *what)
+{
+	const char *msg = sqlite3_errmsg(db->sql);
+	const char *col;
+
+	switch (rc) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_CONSTRAINT_UNIQUE:
+	case SQLITE_CONSTRAINT_PRIMARYKEY:
+		/* "UNIQUE constraint failed: networks.vni" -> "networks.vni" */
+		col = strstr(msg, "failed: ");
+		snprintf(db->conflict, sizeof(db->conflict), "%s",
+		    col ? col + 8 : "");
+		return -EEXIST;
+	case SQLITE_CONSTRAINT_FOREIGNKEY:
+		return -EBUSY;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		log_warnx("db: %s: database is locked", what);
+		return -EAGAIN;
+	case SQLITE_FULL:
+		log_warnx("db: %s: disk full", what);
+		return -ENOSPC;
+	default:
+		log_warnx("db: %s: %s (%d)", what, msg, rc);
+		return -EIO;
+	}
+}
+
+const char *
+db_conflict(struct db *db)
+{
+	return db->conflict;
+}
+
+uint64_t
+db_generation(struct db *db)
+{
+	return db->generation;
+}
+
+static int
+db_exec(struct db *db, const char *sql, const char *what)
+{
+	char *msg = NULL;
+	int rc;
+
+	rc = sqlite3_exec(db->sql, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		log_warnx("db: %s: %s", what, msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+int
+db_begin(struct db *db)
+{
+	sqlite3_stmt *st = db_stmt(db, DB_S_BEGIN, "BEGIN IMMEDIATE");
+
+	if (st == NULL)
+		return -EIO;
+	return db_err(db, sqlite3_step(st), "begin");
+}
+
+int
+db_commit(struct db *db)
+{
+	sqlite3_stmt *st = db_stmt(db, DB_S_COMMIT, "COMMIT");
+	int r;
+
+	if (st == NULL)
+		return -EIO;
+	if ((r = db_err(db, sqlite3_step(st), "commit")) < 0) {
+		db_rollback(db);
+		return r;
+	}
+	db->generation++;
+	return 0;
+}
+
+void
+db_rollback(struct db *db)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_get_autocommit(db->sql))
+		return;
+	if ((st = db_stmt(db, DB_S_ROLLBACK, "ROLLBACK")) != NULL)
+		(void)db_err(db, sqlite3_step(st), "rollback");
+}
+
+void
+db_text(char *dst, size_t dstlen, sqlite3_stmt *st, int col)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+
+	snprintf(dst, dstlen, "%s", s ? (const char *)s : "");
+}
+
+int
+db_user_version(struct db *db)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -EIO;
+
+	if (sqlite3_prepare_v2(db->sql, "PRAGMA user_version", -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int
+db_migrate(struct db *db, int target)
+{
+	char sql[64];
+	int cur, r;
+
+	if ((cur = db_user_version(db)) < 0)
+		return cur;
+	if (cur > schema_migration_count) {
+		log_warnx("db: %s: schema version %d is newer than this hvd "
+		    "knows (%d); refusing to touch it", db->path, cur,
+		    schema_migration_count);
+		return -EPROTO;
+	}
+	for (int v = cur + 1; v <= target; v++) {
+		const struct schema_migration *m = &schema_migrations[v - 1];
+
+		if ((r = db_exec(db, "BEGIN IMMEDIATE", "migrate")) < 0)
+			return r;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+		if ((r = db_exec(db, m->sql, m->file)) < 0 ||
+		    (r = db_exec(db, sql, m->file)) < 0 ||
+		    (r = db_exec(db, "COMMIT", m->file)) < 0) {
+			(void)db_exec(db, "ROLLBACK", m->file);
+			return r;
+		}
+		log_info("db: %s: applied migration %s", db->path, m->file);
+	}
+	return 0;
+}
+
+int
+db_open_version(const char *path, int version, struct db **out)
+{
+	static const char pragmas[] =
+	    "PRAGMA journal_mode = WAL;"
+	    "PRAGMA synchronous = FULL;"
+	    "PRAGMA foreign_keys = ON;"
+	    "PRAGMA busy_timeout = 0;"
+	    "PRAGMA trusted_schema = OFF;";
+	struct db *db;
+	int rc, r;
+
+	*out = NULL;
+	if (version < 0 || version > schema_migration_count)
+		return -EINVAL;
+	if ((db = calloc(1, sizeof(*db))) == NULL)
+		return -ENOMEM;
+	snprintf(db->path, sizeof(db->path), "%s", path);
+	rc = sqlite3_open_v2(path, &db->sql, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+	    NULL);
+	if (rc != SQLITE_OK) {
+		log_warnx("db: %s: %s", path, db->sql ? sqlite3_errmsg(db->sql) :
+		    sqlite3_errstr(rc));
+		r = -EIO;
+		goto fail;
+	}
+	sqlite3_extended_result_codes(db->sql, 1);
+	if ((r = db_exec(db, pragmas, "pragmas")) < 0 ||
+	    (r = db_migrate(db, version)) < 0)
+		goto fail;
+	*out = db;
+	return 0;
+fail:
+	db_close(db);
+	return r;
+}
+
+int
+db_open(const char *path, struct db **out)
+{
+	return db_open_version(path, schema_migration_count, out);
+}
+
+void
+db_close(struct db *db)
+{
+	if (db == NULL)
+		return;
+	for (size_t i = 0; i < sizeof(db->stmts) / sizeof(*db->stmts); i++)
+		sqlite3_finalize(db->stmts[i]);
+	sqlite3_close(db->sql);
+	free(db);
+}
+
+/* Text of the schema, sorted, for comparing an upgraded and a fresh db. */
+int
+db_schema_dump(struct db *db, char **out)
+{
+	sqlite3_stmt *st = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc;
+
+	*out = NULL;
+	if ((f = open_memstream(&buf, &len)) == NULL)
+		return -errno;
+	fprintf(f, "user_version %d\n", db_user_version(db));
+	rc = sqlite3_prepare_v2(db->sql, "SELECT type, name, tbl_name, "
+	    "coalesce(sql, '') FROM sqlite_schema ORDER BY type, name", -1, &st,
+	    NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		fprintf(f, "%s %s %s\n%s\n", sqlite3_column_text(st, 0),
+		    sqlite3_column_text(st, 1), sqlite3_column_text(st, 2),
+		    sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	fclose(f);
+	if (rc != SQLITE_DONE) {
+		free(buf);
+		return db_err(db, rc, "schema dump");
+	}
+	*out = buf;
+	return 0;
+}
+
+int
+db_ping(struct db *db)
+{
+	sqlite3_stmt *st = db_stmt(db, DB_S_PING, "SELECT 1");
+
+	if (st == NULL)
+		return -EIO;
+	return sqlite3_step(st) == SQLITE_ROW ? 0 : -EIO;
+}
+
+int
+db_count(struct db *db, const char *table, int64_t *out)
+{
+	static const struct {
+		const char *table;
+		enum db_slot slot;
+		const char *sql;
+	} counts[] = {
+		{ "hosts", DB_S_COUNT_HOSTS, "SELECT count(*) FROM hosts" },
+		{ "networks", DB_S_COUNT_NETWORKS, "SELECT count(*) FROM networks" },
+		{ "vms", DB_S_COUNT_VMS, "SELECT count(*) FROM vms" },
+	};
+	sqlite3_stmt *st;
+
+	for (size_t i = 0; i < sizeof(counts) / sizeof(*counts); i++) {
+		if (strcmp(counts[i].table, table) != 0)
+			continue;
+		if ((st = db_stmt(db, counts[i].slot, counts[i].sql)) == NULL)
+			return -EIO;
+		if (sqlite3_step(st) != SQLITE_ROW)
+			return db_err(db, sqlite3_errcode(db->sql), "count");
+		*out = sqlite3_column_int64(st, 0);
+		return 0;
+	}
+	return -EINVAL;
+}

@@ -1,0 +1,44 @@
+/*
+ * Shared by db*.c only: the sqlite3 handle and statement cache.  No other
+ * file may include this header (CONVENTIONS 15).
+ */
+#ifndef HVD_DB_INTERNAL_H
+#define HVD_DB_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "hvd.h"
+
+struct db {
+	sqlite3 *sql;
+	char path[PATH_MAX];
+	uint64_t generation;		/* bumped by every committed change */
+	char conflict[64];		/* "networks.vni" after -EEXIST */
+	sqlite3_stmt *stmts[64];	/* lazily prepared, keyed by slot */
+};
+
+/* Each caller owns a fixed slot so its statement is prepared once. */
+enum db_slot {
+	DB_S_BEGIN, DB_S_COMMIT, DB_S_ROLLBACK,
+	DB_S_EVENT_ADD, DB_S_EVENT_LIST, DB_S_EVENT_LIST_SUBJECT,
+	DB_S_NET_INSERT, DB_S_NET_GET_NAME, DB_S_NET_GET_VNI, DB_S_NET_LIST,
+	DB_S_NET_UPDATE, DB_S_NET_DELETE,
+	DB_S_TOKEN_INSERT, DB_S_TOKEN_GET, DB_S_TOKEN_TOUCH, DB_S_TOKEN_LIST,
+	DB_S_TOKEN_DELETE,
+	DB_S_COUNT_HOSTS, DB_S_COUNT_NETWORKS, DB_S_COUNT_VMS,
+	DB_S_PING,
+	DB_S__MAX
+};
+
+/* Returns the reset statement for slot, or NULL after logging. */
+sqlite3_stmt *db_stmt(struct db *db, enum db_slot slot, const char *sql);
+/* Translates a sqlite3 result code into -errno, logging unexpected ones. */
+int db_err(struct db *db, int rc, const char *what);
+int db_begin(struct db *db);
+int db_commit(struct db *db);
+void db_rollback(struct db *db);
+int db_event_add(struct db *db, const char *kind, const char *subject,
+    const char *actor, const char *detail, int64_t now);
+void db_text(char *dst, size_t dstlen, sqlite3_stmt *st, int col);
+
+#endif

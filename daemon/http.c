@@ -1,0 +1,486 @@
+/*
+ * libmicrohttpd glue: the REST API's listeners, driven by the libevent loop.
+ *
+ * Each listener is one MHD daemon in external-loop epoll mode (no MHD
+ * threads).  libevent watches MHD's epoll fd and a timer re-armed from
+ * MHD_get_timeout() after every MHD_run().  Requests are authenticated here
+ * (SO_PEERCRED on the unix socket, bearer tokens on TCP), bodies are bounded
+ * by api-body-max, and the finished request goes to api_handle().
+ *
+ * Must never: block (MHD sockets are non-blocking, handlers are bounded);
+ * log an Authorization header; let a client make hvd exit.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <microhttpd.h>
+
+#include "hvd.h"
+#include "numparse.h"
+
+#define HTTP_CONN_MAX		1024
+#define HTTP_CONN_TIMEOUT_S	60
+
+enum http_kind { HTTP_UNIX, HTTP_TCP };
+
+struct http_listener {
+	struct hvd *hvd;
+	enum http_kind kind;
+	struct MHD_Daemon *mhd;		/* owns the listen fd once started */
+	struct event *ev_io;
+	struct event *ev_timer;
+	char path[HVD_SOCKET_PATH_MAX + 1];	/* unix: unlinked at shutdown */
+	uint16_t port;				/* tcp: the bound port */
+};
+
+/* One per request; freed by http_completed(). */
+struct http_pending {
+	char *body;
+	size_t len, cap;
+	bool too_large;
+	bool anonymous;
+	enum api_role role;
+	char actor[48];
+};
+
+static struct http_listener *http_listeners[2];
+
+static void
+http_listener_free(struct http_listener *l)
+{
+	if (l == NULL)
+		return;
+	if (l->ev_io)
+		event_free(l->ev_io);
+	if (l->ev_timer)
+		event_free(l->ev_timer);
+	if (l->mhd)
+		MHD_stop_daemon(l->mhd);
+	if (l->kind == HTTP_UNIX && l->path[0] != '\0')
+		unlink(l->path);
+	free(l);
+}
+
+static void
+http_run(struct http_listener *l)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+	struct timeval tv;
+
+	MHD_run(l->mhd);
+	if (MHD_get_timeout(l->mhd, &ms) == MHD_YES) {
+		tv.tv_sec = (time_t)(ms / 1000);
+		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+		evtimer_add(l->ev_timer, &tv);
+	} else {
+		evtimer_del(l->ev_timer);
+	}
+}
+
+static void
+http_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	http_run(arg);
+}
+
+static void
+http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_debug("http: %s", msg);
+}
+
+static void
+http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct http_pending *p = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (p == NULL)
+		return;
+	free(p->body);
+	free(p);
+	*con_cls = NULL;
+}
+
+static void
+http_auth_unix(struct http_listener *l, struct MHD_Connection *conn,
+    struct http_pending *p)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	p->role = API_ROLE_NONE;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED,
+	    &cred, &len) == -1) {
+		log_warn("http: unix peer credentials");
+		snprintf(p->actor, sizeof(p->actor), "unix:unknown");
+		return;
+	}
+	snprintf(p->actor, sizeof(p->actor), "uid:%u", (unsigned)cred.uid);
+	if (cred.uid == 0 || cred.uid == geteuid())
+		p->role = API_ROLE_ADMIN;
+	else
+		p->role = l->hvd->conf->api_socket_peer_role;
+}
+
+static void
+http_auth_tcp(struct http_listener *l, struct MHD_Connection *conn,
+    struct http_pending *p)
+{
+	const char *hdr;
+	char id[AUTH_ID_HEX + 1];
+	int r;
+
+	p->role = API_ROLE_NONE;
+	p->anonymous = true;
+	snprintf(p->actor, sizeof(p->actor), "anonymous");
+	hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	r = auth_bearer(l->hvd->db, hdr, &p->role, id, hvd_now_wall());
+	if (r == 0) {
+		p->anonymous = false;
+		snprintf(p->actor, sizeof(p->actor), "token:%s", id);
+	} else if (r == -EACCES) {
+		log_debug("http: rejected a bearer token");
+	}
+}
+
+static const char *
+http_query(const struct http_request *req, const char *key)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static void
+http_blob_free(void *cls)
+{
+	blob_unref(cls);
+}
+
+static enum MHD_Result
+http_respond(struct MHD_Connection *conn, const char *method,
+    struct http_reply *rep)
+{
+	struct MHD_Response *resp = NULL;
+	enum MHD_Result ret;
+	char *text = NULL;
+	size_t len;
+
+	if (rep->json && rep->blob == NULL) {
+		text = json_dumps(rep->json, JSON_COMPACT);
+		if (text != NULL) {
+			len = strlen(text);
+			rep->blob = blob_new(text, len);
+			free(text);
+		}
+		if (rep->blob == NULL) {
+			rep->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+			log_warnx("http: out of memory serialising a reply");
+		}
+	}
+	if (rep->blob) {
+		resp = MHD_create_response_from_buffer_with_free_callback_cls(
+		    blob_len(rep->blob), (void *)blob_data(rep->blob),
+		    http_blob_free, rep->blob);
+		if (resp)
+			rep->blob = NULL;	/* the response owns it now */
+	} else {
+		resp = MHD_create_response_from_buffer(0, (void *)"",
+		    MHD_RESPMEM_PERSISTENT);
+	}
+	if (resp == NULL)
+		return MHD_NO;
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    rep->content_type ? rep->content_type : "application/json") != MHD_YES ||
+	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+	    "no-store") != MHD_YES ||
+	    (rep->location[0] && MHD_add_response_header(resp,
+	    MHD_HTTP_HEADER_LOCATION, rep->location) != MHD_YES) ||
+	    (rep->allow && MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+	    rep->allow) != MHD_YES) ||
+	    (rep->status == MHD_HTTP_UNAUTHORIZED && MHD_add_response_header(resp,
+	    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"hvd\"") != MHD_YES)) {
+		MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	ret = MHD_queue_response(conn, rep->status, resp);
+	MHD_destroy_response(resp);
+	metrics_count_request(rep->route ? rep->route : "unmatched", method,
+	    rep->status);
+	return ret;
+}
+
+static void
+http_reply_dispose(struct http_reply *rep)
+{
+	json_decref(rep->json);
+	blob_unref(rep->blob);
+}
+
+static enum MHD_Result
+http_access(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct http_listener *l = cls;
+	struct http_pending *p = *con_cls;
+	struct http_reply rep = { 0 };
+	struct http_request req;
+	const char *cl;
+	uint64_t clen;
+	enum MHD_Result ret;
+
+	(void)version;
+	if (p == NULL) {
+		if ((p = calloc(1, sizeof(*p))) == NULL)
+			return MHD_NO;
+		*con_cls = p;
+		if (l->kind == HTTP_UNIX)
+			http_auth_unix(l, conn, p);
+		else
+			http_auth_tcp(l, conn, p);
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && (parse_u64(cl, 0, UINT64_MAX, &clen) < 0 ||
+		    clen > l->hvd->conf->api_body_max)) {
+			/* Refuse before reading: the client may still be sending. */
+			p->too_large = true;
+			goto reply;
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		if (p->too_large || p->len + n > l->hvd->conf->api_body_max) {
+			p->too_large = true;
+			return MHD_YES;
+		}
+		if (p->len + n + 1 > p->cap) {
+			size_t cap = p->len + n + 1 < 1024 ? 1024 : (p->len + n + 1) * 2;
+			char *nb;
+
+			if (cap > l->hvd->conf->api_body_max + 1)
+				cap = l->hvd->conf->api_body_max + 1;
+			if ((nb = realloc(p->body, cap)) == NULL)
+				return MHD_NO;
+			p->body = nb;
+			p->cap = cap;
+		}
+		memcpy(p->body + p->len, upload_data, n);
+		p->len += n;
+		p->body[p->len] = '\0';
+		return MHD_YES;
+	}
+reply:
+	if (p->too_large) {
+		api_error(&rep, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "request body larger than %zu bytes", l->hvd->conf->api_body_max);
+	} else {
+		req = (struct http_request){
+			.method = method, .url = url, .body = p->body,
+			.body_len = p->len, .role = p->role,
+			.anonymous = p->anonymous, .actor = p->actor,
+			.query = http_query, .conn = conn,
+		};
+		api_handle(l->hvd, &req, &rep);
+	}
+	ret = http_respond(conn, method, &rep);
+	http_reply_dispose(&rep);
+	return ret;
+}
+
+static int
+http_unix_socket(const char *path, unsigned mode)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1)
+		return -errno;
+	/* A live hvd answers on the socket; a dead one leaves a stale file. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	if (errno == ECONNREFUSED)
+		unlink(path);
+	close(fd);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1)
+		return -errno;
+	/* Bind under a umask so the socket is never briefly too open. */
+	old = umask(~mode & 0777);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r == -1 || chmod(path, mode) == -1 || listen(fd, 128) == -1) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int
+http_tcp_socket(const char *host, uint16_t port, uint16_t *bound)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+	int fd, one = 1, r;
+
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		len = sizeof(*sin6);
+	} else {
+		return -EINVAL;
+	}
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) == -1)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, (struct sockaddr *)&ss, len) == -1 ||
+	    listen(fd, 511) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) == -1) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	*bound = ntohs(ss.ss_family == AF_INET ? sin->sin_port : sin6->sin6_port);
+	return fd;
+}
+
+static int
+http_listener_start(struct hvd *hvd, enum http_kind kind,
+    struct http_listener **out)
+{
+	const struct hvd_config *c = hvd->conf;
+	const union MHD_DaemonInfo *di;
+	struct http_listener *l;
+	int fd, r;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return -ENOMEM;
+	l->hvd = hvd;
+	l->kind = kind;
+	if (kind == HTTP_UNIX) {
+		fd = http_unix_socket(c->api_socket, c->api_socket_mode);
+		if (fd < 0) {
+			errno = -fd;
+			log_warn("api: %s", c->api_socket);
+			r = fd;
+			goto fail;
+		}
+		snprintf(l->path, sizeof(l->path), "%s", c->api_socket);
+	} else {
+		fd = http_tcp_socket(c->api_listen_host, c->api_listen_port,
+		    &l->port);
+		if (fd < 0) {
+			errno = -fd;
+			log_warn("api: listen %s:%u", c->api_listen_host,
+			    c->api_listen_port);
+			r = fd;
+			goto fail;
+		}
+	}
+	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO |
+	    MHD_USE_ERROR_LOG, 0, NULL, NULL, http_access, l,
+	    MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_MAX,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
+	    MHD_OPTION_END);
+	if (l->mhd == NULL) {
+		log_warnx("api: libmicrohttpd failed to start");
+		close(fd);
+		r = -EIO;
+		goto fail;
+	}
+	di = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (di == NULL) {
+		r = -EIO;
+		goto fail;
+	}
+	l->ev_io = event_new(hvd->base, di->epoll_fd, EV_READ | EV_PERSIST,
+	    http_io_cb, l);
+	l->ev_timer = evtimer_new(hvd->base, http_io_cb, l);
+	if (l->ev_io == NULL || l->ev_timer == NULL ||
+	    event_add(l->ev_io, NULL) == -1) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (kind == HTTP_UNIX)
+		log_info("api: listening on %s (mode %04o)", l->path,
+		    c->api_socket_mode);
+	else
+		log_info("api: listening on %s:%u", c->api_listen_host, l->port);
+	*out = l;
+	return 0;
+fail:
+	http_listener_free(l);
+	return r;
+}
+
+int
+http_init(struct hvd *hvd)
+{
+	int r;
+
+	if (hvd->conf->api_socket[0] &&
+	    (r = http_listener_start(hvd, HTTP_UNIX, &http_listeners[0])) < 0)
+		return r;
+	if (hvd->conf->api_tcp &&
+	    (r = http_listener_start(hvd, HTTP_TCP, &http_listeners[1])) < 0)
+		return r;
+	return 0;
+}
+
+void
+http_shutdown(void)
+{
+	for (size_t i = 0; i < 2; i++) {
+		http_listener_free(http_listeners[i]);
+		http_listeners[i] = NULL;
+	}
+}
+
+uint16_t
+http_tcp_port(void)
+{
+	return http_listeners[1] ? http_listeners[1]->port : 0;
+}

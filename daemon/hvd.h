@@ -1,0 +1,197 @@
+/*
+ * hvd's private header, grouped by the file that defines each symbol.
+ *
+ * struct hvd is a handle, not a god-struct: it holds the event base, the
+ * active configuration and the database, which every subsystem needs.  Each
+ * subsystem keeps its own state static in its file behind <mod>_init() and
+ * <mod>_shutdown().
+ */
+#ifndef HVD_H
+#define HVD_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "api.h"
+#include "log.h"
+
+#define HVD_CONF_DEFAULT	"/etc/hypervisor/hvd.conf"
+#define HVD_CONF_MAX_BYTES	(1024 * 1024)
+#define HVD_SOCKET_PATH_MAX	(sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+struct event_base;
+struct MHD_Connection;
+struct db;
+
+struct hvd_config {
+	char state_dir[PATH_MAX];
+	char api_socket[HVD_SOCKET_PATH_MAX + 1];	/* "" = no unix socket */
+	unsigned api_socket_mode;
+	enum api_role api_socket_peer_role;	/* peers neither root nor hvd */
+	bool api_tcp;				/* api-listen given */
+	char api_listen_host[64];		/* numeric IPv4 or IPv6 */
+	uint16_t api_listen_port;		/* 0 = ephemeral */
+	size_t api_body_max;
+	enum log_level log_level;
+};
+
+struct hvd {
+	struct event_base *base;
+	struct hvd_config *conf;	/* owned; swapped on SIGHUP */
+	const char *conf_path;		/* NULL: built-in local config */
+	struct db *db;			/* owned */
+	time_t started_wall;
+	struct timespec started_mono;
+};
+
+/* Monotonic seconds, the "now" passed to decisions (CONVENTIONS 11). */
+int64_t hvd_now_mono(void);
+int64_t hvd_now_wall(void);
+
+/* config.c */
+struct hvd_config *config_new(void);
+void config_free(struct hvd_config *conf);
+void config_local(struct hvd_config *conf, const char *dir);
+int config_parse(struct hvd_config *conf, const char *buf, size_t len,
+    const char *fname, char *err, size_t errlen);
+int config_validate(const struct hvd_config *conf, const char *fname,
+    char *err, size_t errlen);
+struct hvd_config *config_load(const char *path, char *err, size_t errlen);
+/* Names the first setting that a reload cannot change, or NULL. */
+const char *config_restart_needed(const struct hvd_config *old,
+    const struct hvd_config *new);
+
+/* auth.c */
+#define AUTH_ID_HEX	16			/* public token id */
+#define AUTH_SECRET_LEN	32			/* bytes of secret */
+#define AUTH_HASH_LEN	32
+/* "hvt_" id "_" secret-hex, plus NUL */
+#define AUTH_TOKEN_STRLEN (4 + AUTH_ID_HEX + 1 + 2 * AUTH_SECRET_LEN + 1)
+int auth_token_generate(char token[AUTH_TOKEN_STRLEN],
+    char id[AUTH_ID_HEX + 1], uint8_t hash[AUTH_HASH_LEN]);
+int auth_token_parse(const char *s, size_t len, char id[AUTH_ID_HEX + 1],
+    uint8_t secret[AUTH_SECRET_LEN]);
+void auth_secret_hash(const uint8_t secret[AUTH_SECRET_LEN],
+    uint8_t hash[AUTH_HASH_LEN]);
+bool auth_role_allows(enum api_role have, enum api_role need);
+int auth_bearer(struct db *db, const char *authorization, enum api_role *role,
+    char id[AUTH_ID_HEX + 1], int64_t now);
+
+/* db.c: only db*.c touch sqlite3. */
+int db_open(const char *path, struct db **out);
+int db_open_version(const char *path, int version, struct db **out);
+void db_close(struct db *db);
+int db_user_version(struct db *db);
+int db_schema_dump(struct db *db, char **out);
+uint64_t db_generation(struct db *db);
+const char *db_conflict(struct db *db);
+int db_ping(struct db *db);
+
+/* db_event.c */
+struct event_row {
+	int64_t id, time;
+	char kind[48], subject[96], actor[64], detail[256];
+};
+int db_event_list(struct db *db, const char *subject, unsigned limit,
+    struct event_row **out, size_t *n);
+
+/* db_network.c */
+struct network {
+	int64_t id;
+	char name[API_NAME_MAX + 1];
+	uint32_t vni;
+	char description[API_DESC_MAX + 1];
+	bool all_hosts;
+	int64_t created_at, updated_at;
+};
+int db_network_create(struct db *db, struct network *n, const char *actor,
+    int64_t now);
+int db_network_get(struct db *db, const char *key, struct network *out);
+int db_network_list(struct db *db, struct network **out, size_t *n);
+int db_network_update(struct db *db, const char *key,
+    const struct api_network *patch, struct network *out, const char *actor,
+    int64_t now);
+int db_network_delete(struct db *db, const char *key, const char *actor,
+    int64_t now);
+int db_count(struct db *db, const char *table, int64_t *out);
+
+/* db_token.c */
+struct token_row {
+	char id[AUTH_ID_HEX + 1];
+	uint8_t hash[AUTH_HASH_LEN];
+	enum api_role role;
+	char name[API_NAME_MAX + 1];
+	int64_t created_at, last_used_at;
+};
+int db_token_insert(struct db *db, const struct token_row *t,
+    const char *actor, int64_t now);
+int db_token_get(struct db *db, const char *id, struct token_row *out);
+int db_token_touch(struct db *db, const char *id, int64_t now);
+int db_token_list(struct db *db, struct token_row **out, size_t *n);
+int db_token_delete(struct db *db, const char *id, const char *actor,
+    int64_t now);
+
+/* http.c: libmicrohttpd glue on the libevent loop. */
+struct http_request {
+	const char *method;
+	const char *url;
+	const char *body;
+	size_t body_len;
+	enum api_role role;
+	bool anonymous;		/* TCP without a valid token */
+	const char *actor;	/* for the audit log: "uid:0", "token:<id>" */
+	const char *(*query)(const struct http_request *req, const char *key);
+	struct MHD_Connection *conn;	/* http.c's, for query() */
+};
+struct blob;
+struct http_reply {
+	unsigned status;
+	json_t *json;		/* owned, serialised by http.c */
+	struct blob *blob;	/* owned reference, sent as is */
+	const char *content_type;
+	char location[128];
+	const char *allow;
+	const char *route;	/* route template, for metrics */
+};
+int http_init(struct hvd *hvd);
+void http_shutdown(void);
+uint16_t http_tcp_port(void);
+
+/* blob.c: refcounted immutable bytes, shared by cached responses. */
+struct blob *blob_new(const char *data, size_t len);
+struct blob *blob_ref(struct blob *b);
+void blob_unref(struct blob *b);
+const char *blob_data(const struct blob *b);
+size_t blob_len(const struct blob *b);
+
+/* api.c: REST routes. */
+void api_handle(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *reply);
+void api_error(struct http_reply *reply, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void api_shutdown(void);
+
+/* api_network.c, api_token.c: one file per resource. */
+void api_networks_list(struct hvd *, const struct http_request *, struct http_reply *);
+void api_networks_create(struct hvd *, const struct http_request *, struct http_reply *);
+void api_network_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_network_patch(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_network_delete(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_network_shutdown(void);
+void api_tokens_list(struct hvd *, const struct http_request *, struct http_reply *);
+void api_tokens_create(struct hvd *, const struct http_request *, struct http_reply *);
+void api_token_delete(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+
+/* metrics.c */
+void metrics_count_request(const char *route, const char *method,
+    unsigned status);
+int metrics_render(struct hvd *hvd, char **out, size_t *len);
+void metrics_shutdown(void);
+
+#endif

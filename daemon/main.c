@@ -1,0 +1,220 @@
+/*
+ * hvd: the orchestration daemon's entry point and event loop.
+ *
+ * Start-up: parse flags, load and validate the config, open the inventory,
+ * start listeners, tell systemd READY.  Then one libevent loop runs until
+ * SIGTERM or SIGINT; SIGHUP reloads the config (parse, validate whole, swap).
+ *
+ * fatal() is allowed here, during start-up only.  Never fork: systemd (or
+ * the operator's shell) supervises hvd directly.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+#include <systemd/sd-daemon.h>
+
+#include "hvd.h"
+
+int64_t
+hvd_now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+int64_t
+hvd_now_wall(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: hvd [-dnv] [-f file]\n"
+	    "       hvd [-dv] -L dir\n"
+	    "  -d        stay in the foreground and log to stderr\n"
+	    "  -f file   configuration file (default %s)\n"
+	    "  -L dir    local mode: the built-in config, with state, socket\n"
+	    "            and TCP port 127.0.0.1:8470 under dir (the demo)\n"
+	    "  -n        check the configuration and exit\n"
+	    "  -v        verbose: log debug messages\n", HVD_CONF_DEFAULT);
+	exit(2);
+}
+
+static void
+hvd_reload(struct hvd *hvd)
+{
+	struct hvd_config *conf;
+	const char *which;
+	char err[512];
+
+	if (hvd->conf_path == NULL) {
+		log_info("reload: running on the built-in config; nothing to reload");
+		return;
+	}
+	sd_notify(0, "RELOADING=1");
+	if ((conf = config_load(hvd->conf_path, err, sizeof(err))) == NULL) {
+		log_warnx("reload: %s; keeping the running configuration", err);
+		goto out;
+	}
+	if ((which = config_restart_needed(hvd->conf, conf)) != NULL) {
+		log_warnx("reload: %s changed, which needs a restart; keeping the "
+		    "running configuration", which);
+		config_free(conf);
+		goto out;
+	}
+	config_free(hvd->conf);
+	hvd->conf = conf;
+	log_setlevel(conf->log_level);
+	log_info("reload: %s applied", hvd->conf_path);
+out:
+	sd_notify(0, "READY=1");
+}
+
+static void
+hvd_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct hvd *hvd = arg;
+
+	(void)what;
+	switch (sig) {
+	case SIGHUP:
+		hvd_reload(hvd);
+		break;
+	default:
+		log_info("received %s, shutting down", strsignal((int)sig));
+		sd_notify(0, "STOPPING=1");
+		event_base_loopbreak(hvd->base);
+		break;
+	}
+}
+
+static int
+hvd_mkdir(const char *path, mode_t mode)
+{
+	struct stat st;
+
+	if (mkdir(path, mode) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	if (stat(path, &st) == -1)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct hvd hvd = { 0 };
+	struct event *ev_sig[3] = { NULL };
+	const int sigs[3] = { SIGTERM, SIGINT, SIGHUP };
+	const char *conf_path = NULL, *local_dir = NULL;
+	bool foreground = false, check_only = false, verbose = false;
+	char err[512], dbpath[PATH_MAX + 16];
+	int ch, r;
+
+	while ((ch = getopt(argc, argv, "df:L:nv")) != -1) {
+		switch (ch) {
+		case 'd':
+			foreground = true;
+			break;
+		case 'f':
+			conf_path = optarg;
+			break;
+		case 'L':
+			local_dir = optarg;
+			break;
+		case 'n':
+			check_only = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc || (local_dir && (conf_path || check_only)))
+		usage();
+
+	log_init(true, verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "hvd");
+	if (local_dir) {
+		if (local_dir[0] != '/')
+			fatalx("-L %s: give an absolute directory", local_dir);
+		if ((r = hvd_mkdir(local_dir, 0700)) < 0) {
+			errno = -r;
+			fatal("%s", local_dir);
+		}
+		if ((hvd.conf = config_new()) == NULL)
+			fatal("config");
+		config_local(hvd.conf, local_dir);
+		if (config_validate(hvd.conf, "built-in", err, sizeof(err)) < 0)
+			fatalx("%s", err);
+	} else {
+		hvd.conf_path = conf_path ? conf_path : HVD_CONF_DEFAULT;
+		if ((hvd.conf = config_load(hvd.conf_path, err, sizeof(err))) == NULL) {
+			if (check_only) {
+				fprintf(stderr, "%s\n", err);
+				return 1;
+			}
+			fatalx("%s", err);
+		}
+		if (check_only) {
+			fprintf(stderr, "%s: configuration OK\n", hvd.conf_path);
+			config_free(hvd.conf);
+			return 0;
+		}
+	}
+	log_init(foreground, verbose ? LOG_LEVEL_DEBUG : hvd.conf->log_level,
+	    "hvd");
+	if (sodium_init() < 0)
+		fatalx("libsodium failed to initialise");
+	signal(SIGPIPE, SIG_IGN);
+
+	hvd.started_wall = time(NULL);
+	clock_gettime(CLOCK_MONOTONIC, &hvd.started_mono);
+	if ((r = hvd_mkdir(hvd.conf->state_dir, 0700)) < 0) {
+		errno = -r;
+		fatal("state-dir %s", hvd.conf->state_dir);
+	}
+	snprintf(dbpath, sizeof(dbpath), "%s/hvd.db", hvd.conf->state_dir);
+	if ((r = db_open(dbpath, &hvd.db)) < 0)
+		fatalx("cannot open the inventory %s", dbpath);
+	if ((hvd.base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	for (size_t i = 0; i < 3; i++) {
+		ev_sig[i] = evsignal_new(hvd.base, sigs[i], hvd_signal, &hvd);
+		if (ev_sig[i] == NULL || event_add(ev_sig[i], NULL) == -1)
+			fatalx("cannot watch signal %d", sigs[i]);
+	}
+	if ((r = http_init(&hvd)) < 0)
+		fatalx("cannot start the REST API");
+	log_info("hvd %s ready: inventory %s", HV_VERSION, dbpath);
+	sd_notify(0, "READY=1\nSTATUS=serving");
+
+	event_base_dispatch(hvd.base);
+
+	http_shutdown();
+	api_shutdown();
+	metrics_shutdown();
+	for (size_t i = 0; i < 3; i++)
+		if (ev_sig[i])
+			event_free(ev_sig[i]);
+	event_base_free(hvd.base);
+	db_close(hvd.db);
+	config_free(hvd.conf);
+	log_info("hvd stopped");
+	return 0;
+}

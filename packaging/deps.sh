@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Install, with apt-get, everything hypervisor needs to build, test and run its demo.
+# Idempotent: packages already present are not touched and apt-get is not called.
+# Quiet: prints one line per action; apt's own output goes to a log shown only on failure.
+set -euo pipefail
+
+packages=(
+	# build
+	build-essential cmake pkg-config clang libclang-rt-14-dev
+	# libraries fixed by the design card
+	libevent-dev libmicrohttpd-dev libsqlite3-dev libsodium-dev libjansson-dev
+	libnl-3-dev libnl-route-3-dev libxen-dev
+	# well-kept libraries used instead of hand-rolled code
+	libarchive-dev libcurl4-openssl-dev libsystemd-dev libcmocka-dev
+	# test drivers and side-by-side peers
+	curl sqlite3 wrk nginx-light iproute2 procps
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		exec sudo -E bash "$0" "$@"
+	fi
+	echo "deps.sh: must run as root (or with sudo available) to call apt-get" >&2
+	exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps.sh: all ${#packages[@]} packages present"
+	exit 0
+fi
+
+log=$(mktemp /tmp/hv-deps.XXXXXX.log)
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get update -qq >"$log" 2>&1; then
+	echo "deps.sh: apt-get update failed; log follows" >&2
+	cat "$log" >&2
+	exit 1
+fi
+if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+	echo "deps.sh: apt-get install failed for: ${missing[*]}; log follows" >&2
+	tail -n 40 "$log" >&2
+	exit 1
+fi
+# nginx is a benchmark peer only; never leave Debian's default site running.
+if command -v systemctl >/dev/null 2>&1; then
+	systemctl disable --now nginx >/dev/null 2>&1 || true
+fi
+rm -f "$log"
+echo "deps.sh: done"

@@ -1,0 +1,56 @@
+/*
+ * REST API request bodies, the contract between hvctl (and any other
+ * client) and hvd.  Decoders are strict pure functions over a buffer: see
+ * jsonfield.h for what strict means.  Each returns 0, or -EINVAL with a
+ * one-line reason in err that hvd sends back as {"error": reason}.
+ */
+#ifndef HV_API_H
+#define HV_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define API_NAME_MAX	63
+#define API_DESC_MAX	256
+#define API_VNI_MIN	1
+#define API_VNI_MAX	16777215	/* 24-bit VXLAN network identifier */
+
+enum api_decode_mode {
+	API_DECODE_CREATE,	/* required fields must be present */
+	API_DECODE_PATCH,	/* any subset; at least one field */
+};
+
+enum {
+	API_NET_NAME = 1 << 0,
+	API_NET_VNI = 1 << 1,
+	API_NET_DESCRIPTION = 1 << 2,
+	API_NET_ALL_HOSTS = 1 << 3,
+};
+
+struct api_network {
+	unsigned present;	/* API_NET_* bits of the fields in the body */
+	char name[API_NAME_MAX + 1];
+	uint32_t vni;
+	char description[API_DESC_MAX + 1];
+	bool all_hosts;		/* default true on create */
+};
+
+enum api_role { API_ROLE_NONE, API_ROLE_READ, API_ROLE_ADMIN };
+
+struct api_token_request {
+	unsigned present;
+	enum api_role role;
+	char name[API_NAME_MAX + 1];
+};
+
+/* Object names: [a-z][a-z0-9-]*, at most API_NAME_MAX, no trailing '-'. */
+bool api_name_valid(const char *s);
+int api_network_decode(const char *body, size_t len, enum api_decode_mode mode,
+    struct api_network *out, char *err, size_t errlen);
+int api_token_request_decode(const char *body, size_t len,
+    struct api_token_request *out, char *err, size_t errlen);
+const char *api_role_name(enum api_role role);
+int api_role_parse(const char *s, enum api_role *out);
+
+#endif
