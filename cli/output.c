@@ -48,7 +48,7 @@ table_add(struct table *t, const char *const *cells)
 		t->cap = cap;
 	}
 	for (size_t i = 0; i < t->ncols; i++) {
-		const char *s = cells[i] ? cells[i] : "-";
+		const char *s = cells[i] && cells[i][0] ? cells[i] : "-";
 		size_t w = strlen(s);
 
 		t->cells[t->nrows * t->ncols + i] = strdup(s);

@@ -22,3 +22,8 @@ endif()
 if(HV_FUZZ AND NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
 	message(FATAL_ERROR "HV_FUZZ needs clang (libFuzzer); use the 'fuzz' or 'asan' preset")
 endif()
+
+# Coverage instrumentation for libFuzzer in every library the targets link.
+if(HV_FUZZ)
+	add_compile_options(-fsanitize=fuzzer-no-link)
+endif()

@@ -262,10 +262,11 @@ db_schema_dump(struct db *db, char **out)
 	rc = sqlite3_prepare_v2(db->sql, "SELECT type, name, tbl_name, "
 	    "coalesce(sql, '') FROM sqlite_schema ORDER BY type, name", -1, &st,
 	    NULL);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		fprintf(f, "%s %s %s\n%s\n", sqlite3_column_text(st, 0),
-		    sqlite3_column_text(st, 1), sqlite3_column_text(st, 2),
-		    sqlite3_column_text(st, 3));
+	if (rc == SQLITE_OK)
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			fprintf(f, "%s %s %s\n%s\n", sqlite3_column_text(st, 0),
+			    sqlite3_column_text(st, 1), sqlite3_column_text(st, 2),
+			    sqlite3_column_text(st, 3));
 	sqlite3_finalize(st);
 	fclose(f);
 	if (rc != SQLITE_DONE) {

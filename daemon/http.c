@@ -419,11 +419,11 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 	}
 	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO |
 	    MHD_USE_ERROR_LOG, 0, NULL, NULL, http_access, l,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_MAX,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
-	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
 	    MHD_OPTION_END);
 	if (l->mhd == NULL) {
 		log_warnx("api: libmicrohttpd failed to start");

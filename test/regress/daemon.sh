@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# hvd's life cycle: -n config check, SIGHUP reload (good and bad configs),
+# SIGTERM shutdown, stale-socket recovery and refusing a second instance.
+. "$(dirname "$0")/lib.sh"
+
+# --- hvd -n -f FILE
+printf 'log-level info\nbogus 1\n' > "$T/bad.conf"
+set +e
+out=$("$HVD" -n -f "$T/bad.conf" 2>&1); rc=$?
+set -e
+expect "-n rejects, exit code" "$rc" 1
+expect "-n prints FILE:LINE: message" "$out" "$T/bad.conf:2: unknown keyword 'bogus'"
+write_conf
+expect "-n accepts a good file" "$("$HVD" -n -f "$T/hvd.conf" 2>&1)" "$T/hvd.conf: configuration OK"
+set +e
+out=$("$HVD" -n -f "$T/missing.conf" 2>&1); rc=$?
+set -e
+expect "-n on a missing file" "$rc/$out" "1/$T/missing.conf: No such file or directory"
+expect "-n on the shipped example" "$("$HVD" -n -f "$(dirname "$0")/../../packaging/hvd.conf" 2>&1)" "*: configuration OK"
+
+# --- SIGHUP: a good reload swaps, a bad one keeps the old config
+write_conf "api-body-max 2048"
+start_hvd
+big=$(head -c 3000 /dev/zero | tr '\0' x)
+expect "limit before reload" "$(sock POST /api/v1/networks "{\"name\":\"$big\"}" | cut -c1-3)" 413
+write_conf "api-body-max 65536"
+kill -HUP "$HVD_PID"
+for _ in $(seq 1 50); do grep -q "reload: .* applied" "$T/hvd.log" && break; sleep 0.1; done
+expect "good reload applied" "$(sock POST /api/v1/networks "{\"name\":\"$big\"}" | cut -c1-3)" 400
+write_conf "api-body-max tiny"
+kill -HUP "$HVD_PID"
+for _ in $(seq 1 50); do grep -q "keeping the running configuration" "$T/hvd.log" && break; sleep 0.1; done
+expect "bad reload logged with line" "$(grep 'reload:' "$T/hvd.log" | tail -1)" \
+	"reload: $T/hvd.conf:5: api-body-max: 'tiny' is not a byte count in 1024..16777216; keeping the running configuration"
+expect "still serving after bad reload" "$(sock GET /healthz)" '200 *'
+write_conf "api-listen 127.0.0.1:1"
+sed -i '/api-listen 127.0.0.1:0/d' "$T/hvd.conf"
+kill -HUP "$HVD_PID"
+for _ in $(seq 1 50); do grep -q "needs a restart" "$T/hvd.log" && break; sleep 0.1; done
+expect "listener change needs restart" "$(grep 'needs a restart' "$T/hvd.log" | tail -1)" \
+	"reload: api-listen changed, which needs a restart; keeping the running configuration"
+write_conf
+
+# --- a second hvd on the same socket is refused; the first keeps serving
+set +e
+timeout 10 "$HVD" -d -f "$T/hvd.conf" > "$T/second.log" 2>&1; rc=$?
+set -e
+expect "second instance refused" "$rc" 1
+expect "second instance says why" "$(tail -1 "$T/second.log")" "cannot start the REST API"
+expect "first still serves" "$(sock GET /healthz)" '200 *'
+
+# --- SIGTERM: clean exit, socket removed
+kill -TERM "$HVD_PID"
+set +e
+wait "$HVD_PID"; rc=$?
+set -e
+HVD_PID=
+expect "SIGTERM exits 0" "$rc" 0
+expect "socket removed" "$([ -e "$T/hvd.sock" ] && echo present || echo gone)" gone
+expect "shutdown logged" "$(tail -1 "$T/hvd.log")" "hvd stopped"
+
+# --- a stale socket left by kill -9 does not block a restart
+start_hvd
+kill -9 "$HVD_PID"; wait "$HVD_PID" 2>/dev/null || true; HVD_PID=
+expect "stale socket left behind" "$([ -S "$T/hvd.sock" ] && echo yes)" yes
+start_hvd
+expect "restart over a stale socket" "$(sock GET /healthz)" '200 *'
+finish
