@@ -95,6 +95,9 @@ http_io_cb(evutil_socket_t fd, short what, void *arg)
 	http_run(arg);
 }
 
+static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 http_mhd_log(void *cls, const char *fmt, va_list ap)
 {

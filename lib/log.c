@@ -58,6 +58,9 @@ log_level_parse(const char *s, enum log_level *out)
 	return -EINVAL;
 }
 
+static void log_emit(enum log_level level, const char *errstr,
+    const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
 static void
 log_emit(enum log_level level, const char *errstr, const char *fmt, va_list ap)
 {

@@ -3,7 +3,7 @@
 # corpus.  New inputs go to a scratch directory, never into the tree.
 # usage: run.sh FUZZER SEED_DIR [SECONDS]
 set -euo pipefail
-fuzzer=$1 seeds=$2 secs=${3:-${HV_FUZZ_SECONDS:-30}}
+fuzzer=$(realpath "$1") seeds=$(realpath "$2") secs=${3:-${HV_FUZZ_SECONDS:-30}}
 work=$(mktemp -d /tmp/hv-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"

@@ -87,6 +87,16 @@ expect() {
 }
 
 finish() {
+	local rc=0
+	if [ -n "$HVD_PID" ]; then
+		kill -TERM "$HVD_PID"
+		wait "$HVD_PID" || rc=$?
+		HVD_PID=
+		expect "hvd exits 0 on SIGTERM" "$rc" 0
+	fi
+	# Sanitizer reports from any hvd this test started land in its log.
+	expect "no sanitizer report in hvd's log" \
+		"$(grep -cE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/hvd.log" || true)" 0
 	if [ "$failures" -ne 0 ]; then
 		echo "--- hvd log"; cat "$T/hvd.log"
 		echo "$failures check(s) failed"

@@ -38,7 +38,11 @@ die() {
 }
 
 note() {
-	echo "api bench: $*" >&2
+	echo "api bench: $*"
+}
+
+warn() {
+	echo "api bench: WARNING: $*" >&2
 }
 
 # --- preflight --------------------------------------------------------------
@@ -76,7 +80,7 @@ stop_pid() {
 		sleep 0.1
 	done
 	if kill -0 "$pid" 2>/dev/null; then
-		note "pid $pid ignored SIGTERM; sending SIGKILL"
+		warn "pid $pid ignored SIGTERM; sending SIGKILL"
 		kill -KILL "$pid" $kids 2>/dev/null || true
 	fi
 	wait "$pid" 2>/dev/null || true
@@ -185,7 +189,7 @@ check_keepalive() {
 	n=$(curl -sS -H "$auth" -o /dev/null -o /dev/null -w '%{num_connects}\n' \
 	    "$url" "$url" | tr '\n' ' ')
 	[[ $n == "1 0 " ]] ||
-		note "WARNING: $who did not keep the connection alive (connects: $n)"
+		warn "$who did not keep the connection alive (connects: $n)"
 }
 check_keepalive "$hvd_url" hvd
 
@@ -258,42 +262,61 @@ stop_nginx() {
 
 # --- measuring --------------------------------------------------------------------
 
-# bench NAME URL: prints wrk's report, sets $rps; fails on any non-2xx reply.
+# CPU ticks (user + system) used so far by a PID and its children (nginx's
+# workers), read from /proc; the field after "(comm)" is the state, so
+# utime and stime are the 12th and 13th from there.
+cpu_ticks() {
+	local p t=0 v
+
+	for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null || true); do
+		v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || continue
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+
+# bench NAME URL PID: prints wrk's report, sets $rps and $cores (CPUs the
+# server PID and its children used while measured); fails on any non-2xx.
 bench() {
-	local name=$1 url=$2 out=$tmp/wrk.$1.txt
+	local name=$1 url=$2 pid=$3 out=$tmp/wrk.$1.txt t0 t1 w0 w1
 
 	wrk -t"$threads" -c"$conns" -d"$warmup" -H "$auth" "$url" >/dev/null ||
 		die "wrk warm-up against $name failed"
+	t0=$(cpu_ticks "$pid") w0=$(date +%s.%N)
 	wrk -t"$threads" -c"$conns" -d"$duration" --latency -H "$auth" "$url" >"$out" ||
 		{ cat "$out" >&2; die "wrk against $name failed"; }
+	t1=$(cpu_ticks "$pid") w1=$(date +%s.%N)
+	cores=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v a="$w0" -v b="$w1" \
+	    'BEGIN { printf "%.2f", t / hz / (b - a) }')
 	echo "==== wrk: $name ($url)"
 	sed 's/^/    /' "$out"
 	! grep -q 'Non-2xx or 3xx responses' "$out" ||
 		die "$name answered non-2xx during the run"
 	! grep -q 'Socket errors' "$out" ||
-		note "WARNING: $name: $(grep 'Socket errors' "$out" | sed 's/^ *//')"
+		warn "$name: $(grep 'Socket errors' "$out" | sed 's/^ *//')"
 	rps=$(awk '$1 == "Requests/sec:" { print $2 }' "$out")
 	[[ $rps =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "no Requests/sec in wrk's report for $name"
 	[[ $rps != 0 && $rps != 0.00 ]] || die "$name served no requests"
 }
 
 ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else printf "n/a" }'
 }
 
+hz=$(getconf CLK_TCK)
 note "wrk -t$threads -c$conns -d$duration --latency (warm-up $warmup), $networks rows, $body_bytes-byte body, $(nproc) CPUs"
 
-bench hvd "$hvd_url"
-hvd_rps=$rps
+bench hvd "$hvd_url" "$hvd_pid"
+hvd_rps=$rps hvd_cores=$cores
 
 start_nginx 1
-bench nginx-1 "$nginx_url"
-nginx1_rps=$rps
+bench nginx-1 "$nginx_url" "$nginx_pid"
+nginx1_rps=$rps nginx1_cores=$cores
 stop_nginx
 
 start_nginx auto
-bench nginx-auto "$nginx_url"
-nginxn_rps=$rps
+bench nginx-auto "$nginx_url" "$nginx_pid"
+nginxn_rps=$rps nginxn_cores=$cores
 nginxn_workers=$(ps -o pid= --ppid "$nginx_pid" | wc -l)
 stop_nginx
 
@@ -305,9 +328,13 @@ kill -0 "$hvd_pid" 2>/dev/null || die "hvd died"
 echo
 printf 'api bench: GET %s, %d rows, %d bytes, wrk -t%s -c%s -d%s, keep-alive\n' \
     "$path" "$networks" "$body_bytes" "$threads" "$conns" "$duration"
-printf 'api bench: hvd   %10.2f req/s\n' "$hvd_rps"
-printf 'api bench: nginx %10.2f req/s (worker_processes 1)\n' "$nginx1_rps"
+printf 'api bench: hvd   %10.2f req/s (server CPU %s cores)\n' "$hvd_rps" "$hvd_cores"
+printf 'api bench: nginx %10.2f req/s (worker_processes 1; server CPU %s cores)\n' \
+    "$nginx1_rps" "$nginx1_cores"
 printf 'api bench: ratio hvd/nginx = %s (goal >= 0.5)\n' "$(ratio "$hvd_rps" "$nginx1_rps")"
-printf 'api bench: nginx %10.2f req/s (worker_processes auto = %d, context only)\n' \
-    "$nginxn_rps" "$nginxn_workers"
+printf 'api bench: nginx %10.2f req/s (worker_processes auto = %d; server CPU %s cores; context only)\n' \
+    "$nginxn_rps" "$nginxn_workers" "$nginxn_cores"
 printf 'api bench: ratio hvd/nginx-auto = %s (context only)\n' "$(ratio "$hvd_rps" "$nginxn_rps")"
+printf 'api bench: req per server CPU-second: hvd %s, nginx(1) %s, ratio %s (context only)\n' \
+    "$(ratio "$hvd_rps" "$hvd_cores")" "$(ratio "$nginx1_rps" "$nginx1_cores")" \
+    "$(ratio "$(ratio "$hvd_rps" "$hvd_cores")" "$(ratio "$nginx1_rps" "$nginx1_cores")")"
