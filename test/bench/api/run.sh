@@ -81,6 +81,7 @@ stop_pid() {
 	done
 	if kill -0 "$pid" 2>/dev/null; then
 		warn "pid $pid ignored SIGTERM; sending SIGKILL"
+		# shellcheck disable=SC2086 # $kids is a list of PIDs
 		kill -KILL "$pid" $kids 2>/dev/null || true
 	fi
 	wait "$pid" 2>/dev/null || true
@@ -176,11 +177,14 @@ fetch() {
 	[[ $code == 200 ]] || { echo "api bench: $url answered $code" >&2; return 1; }
 }
 
-fetch "$hvd_url" "$body" || { show_log "$tmp/hvd.log"; die "GET $hvd_url failed"; }
-rows=$(python3 -c 'import json, sys; print(len(json.load(sys.stdin)["networks"]))' <"$body") ||
+# hvd.body is the reference; nginx serves a copy of it.
+ref=$tmp/hvd.body
+fetch "$hvd_url" "$ref" || { show_log "$tmp/hvd.log"; die "GET $hvd_url failed"; }
+cp -- "$ref" "$body"
+rows=$(python3 -c 'import json, sys; print(len(json.load(sys.stdin)["networks"]))' <"$ref") ||
 	die "hvd's $path body is not the expected JSON"
 [[ $rows -eq $networks ]] || die "hvd listed $rows networks, expected $networks"
-body_bytes=$(stat -c %s "$body")
+body_bytes=$(stat -c %s "$ref")
 
 # Both requests on one connection: the second must not connect again.
 check_keepalive() {
@@ -250,8 +254,8 @@ EOF
 		sleep 0.1
 	done
 	fetch "$nginx_url" "$tmp/nginx.body" || die "GET $nginx_url failed"
-	cmp -- "$body" "$tmp/nginx.body" ||
-		die "nginx and hvd bodies differ ($body vs $tmp/nginx.body)"
+	cmp -- "$ref" "$tmp/nginx.body" ||
+		die "nginx and hvd bodies differ"
 	check_keepalive "$nginx_url" "nginx (worker_processes $workers)"
 }
 
@@ -322,7 +326,7 @@ stop_nginx
 
 # hvd must still serve the same bytes after the load.
 fetch "$hvd_url" "$tmp/hvd.after" || die "GET $hvd_url failed after the run"
-cmp -- "$body" "$tmp/hvd.after" || die "hvd's body changed during the run"
+cmp -- "$ref" "$tmp/hvd.after" || die "hvd's body changed during the run"
 kill -0 "$hvd_pid" 2>/dev/null || die "hvd died"
 
 echo
