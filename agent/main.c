@@ -1,28 +1,115 @@
 /*
- * hv-agent: runs in every Xen host's dom0.  For now it only identifies
- * itself; the agent link, telemetry and libxl come with later work (see the
- * README's roadmap).  It must never pretend to do more than it does.
+ * hv-agent: runs in dom0 of every Xen host.  Reads /etc/hv/agent.conf and
+ * its key, then keeps a session with hvd on one libevent loop: telemetry
+ * every heartbeat, answers to hvd's requests, reconnects with backoff.
+ *
+ * fatal() only at start-up.  Never forks; OpenRC or systemd supervises it.
  */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "agent.h"
+#include "agent_link.h"
+#include "log.h"
+
+#define AGENT_CONF_DEFAULT "/etc/hv/agent.conf"
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: hv-agent [-dnvV] [-f file]\n"
+	    "  -d       foreground, log to stderr\n"
+	    "  -f file  configuration (default %s)\n"
+	    "  -n       check the configuration and key, then exit\n"
+	    "  -v       verbose\n"
+	    "  -V       print the version\n", AGENT_CONF_DEFAULT);
+	exit(2);
+}
+
+static void
+agent_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	log_info("agent: received %s, exiting", strsignal((int)sig));
+	event_base_loopbreak(arg);
+}
 
 int
 main(int argc, char **argv)
 {
+	const char *path = AGENT_CONF_DEFAULT;
+	bool foreground = false, check = false, verbose = false;
+	struct agent_conf conf;
+	struct agent_link *al;
+	struct event_base *base;
+	struct event *ev_term, *ev_int;
+	uint8_t *key;
+	char err[512];
 	int ch;
 
-	while ((ch = getopt(argc, argv, "V")) != -1) {
+	while ((ch = getopt(argc, argv, "df:nvV")) != -1) {
 		switch (ch) {
+		case 'd':
+			foreground = true;
+			break;
+		case 'f':
+			path = optarg;
+			break;
+		case 'n':
+			check = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
 		case 'V':
 			printf("hv-agent %s\n", HV_VERSION);
 			return 0;
 		default:
-			fprintf(stderr, "usage: hv-agent -V\n");
-			return 2;
+			usage();
 		}
 	}
-	fprintf(stderr, "hv-agent %s: the agent link is not implemented yet\n",
-	    HV_VERSION);
-	return 1;
+	if (optind != argc)
+		usage();
+	log_init(true, verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "hv-agent");
+	if (sodium_init() < 0)
+		fatalx("libsodium failed to initialise");
+	if ((key = sodium_malloc(32)) == NULL)
+		fatalx("out of memory");
+	if (agent_conf_load(&conf, path, err, sizeof(err)) < 0 ||
+	    agent_key_load(conf.key_file, key, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (check) {
+		fprintf(stderr, "%s: configuration OK\n", path);
+		return 0;
+	}
+	log_init(foreground, verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
+	    "hv-agent");
+	signal(SIGPIPE, SIG_IGN);
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	if ((al = agent_link_new(base, &conf, key)) == NULL)
+		fatalx("cannot set up the agent");
+	sodium_free(key);
+	ev_term = evsignal_new(base, SIGTERM, agent_signal, base);
+	ev_int = evsignal_new(base, SIGINT, agent_signal, base);
+	if (ev_term == NULL || ev_int == NULL || event_add(ev_term, NULL) ||
+	    event_add(ev_int, NULL))
+		fatalx("cannot watch signals");
+	log_info("hv-agent %s: host %s, hvd %s:%u", HV_VERSION, conf.host,
+	    conf.hvd_host, conf.hvd_port);
+	agent_link_start(al);
+	event_base_dispatch(base);
+	agent_link_free(al);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_base_free(base);
+	return 0;
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -62,6 +63,13 @@ int cmd_net_delete(struct hvctl *h, int argc, char **argv);
 int cmd_token_create(struct hvctl *h, int argc, char **argv);
 int cmd_token_list(struct hvctl *h, int argc, char **argv);
 int cmd_token_revoke(struct hvctl *h, int argc, char **argv);
+
+/* cmd_host.c, cmd_top.c */
+int cmd_host_add(struct hvctl *h, int argc, char **argv);
+int cmd_host_list(struct hvctl *h, int argc, char **argv);
+int cmd_host_show(struct hvctl *h, int argc, char **argv);
+int host_table(const json_t *hosts);
+int cmd_top(struct hvctl *h, int argc, char **argv);
 
 /* main.c */
 int hvctl_usage_error(const char *cmd, const char *fmt, ...)

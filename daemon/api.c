@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+#include <sodium.h>
 
 #include "hvd.h"
 #include "numparse.h"
@@ -84,6 +85,15 @@ api_status(struct hvd *hvd, const struct http_request *req,
 		return;
 	}
 	listen = json_object();
+	if (c->agent_listen) {
+		char addr[96], pub[65];
+
+		snprintf(addr, sizeof(addr), strchr(c->agent_listen_host, ':') ?
+		    "[%s]:%u" : "%s:%u", c->agent_listen_host, agents_port());
+		json_object_set_new(listen, "agents", json_string(addr));
+		sodium_bin2hex(pub, sizeof(pub), keys_link_public(), 32);
+		json_object_set_new(listen, "agent_key", json_string(pub));
+	}
 	if (c->api_socket[0])
 		json_object_set_new(listen, "socket", json_string(c->api_socket));
 	if (c->api_tcp) {
@@ -104,6 +114,8 @@ api_status(struct hvd *hvd, const struct http_request *req,
 	    "listen", listen,
 	    "inventory", "hosts", (json_int_t)hosts, "networks", (json_int_t)nets,
 	    "vms", (json_int_t)vms);
+	json_object_set_new(rep->json, "agent_sessions",
+	    json_integer((json_int_t)fleet_sessions()));
 }
 
 static void
@@ -169,31 +181,45 @@ static const struct api_route api_routes[] = {
 	{ "GET", "/api/v1/networks/{}", API_ROLE_READ, NULL, api_network_show },
 	{ "PATCH", "/api/v1/networks/{}", API_ROLE_ADMIN, NULL, api_network_patch },
 	{ "DELETE", "/api/v1/networks/{}", API_ROLE_ADMIN, NULL, api_network_delete },
+	{ "GET", "/api/v1/hosts", API_ROLE_READ, api_hosts_list, NULL },
+	{ "POST", "/api/v1/hosts", API_ROLE_ADMIN, api_hosts_create, NULL },
+	{ "GET", "/api/v1/hosts/{}", API_ROLE_READ, NULL, api_host_show },
+	{ "GET", "/api/v1/hosts/{}/telemetry", API_ROLE_READ, NULL,
+	    api_host_telemetry },
 	{ "GET", "/api/v1/tokens", API_ROLE_ADMIN, api_tokens_list, NULL },
 	{ "POST", "/api/v1/tokens", API_ROLE_ADMIN, api_tokens_create, NULL },
 	{ "DELETE", "/api/v1/tokens/{}", API_ROLE_ADMIN, NULL, api_token_delete },
 };
 
-/* Matches url against a route path; sets *key for a "{}" segment. */
+/*
+ * Matches url against a route path.  A "{}" matches one non-empty path
+ * segment, which is copied to key (the key buffer is static: one request is
+ * handled at a time); a fixed suffix may follow it.
+ */
 static bool
 api_match(const char *path, const char *url, const char **key)
 {
-	size_t plen = strlen(path);
+	static char keybuf[API_KEY_MAX + 1];
+	const char *brace = strstr(path, "{}"), *k, *end;
+	size_t prefix, klen;
 
 	*key = NULL;
-	if (plen >= 2 && strcmp(path + plen - 2, "{}") == 0) {
-		const char *k = url + plen - 2;
-		size_t klen;
-
-		if (strncmp(path, url, plen - 2) != 0)
-			return false;
-		klen = strlen(k);
-		if (klen == 0 || klen > API_KEY_MAX || strchr(k, '/'))
-			return false;
-		*key = k;
-		return true;
-	}
-	return strcmp(path, url) == 0;
+	if (brace == NULL)
+		return strcmp(path, url) == 0;
+	prefix = (size_t)(brace - path);
+	if (strncmp(path, url, prefix) != 0)
+		return false;
+	k = url + prefix;
+	end = strchr(k, '/');
+	klen = end ? (size_t)(end - k) : strlen(k);
+	if (klen == 0 || klen > API_KEY_MAX)
+		return false;
+	if (strcmp(brace + 2, end ? end : "") != 0)
+		return false;
+	memcpy(keybuf, k, klen);
+	keybuf[klen] = '\0';
+	*key = keybuf;
+	return true;
 }
 
 static bool

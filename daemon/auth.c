@@ -127,3 +127,36 @@ out:
 	sodium_memzero(secret, sizeof(secret));
 	return r;
 }
+
+/*
+ * Boot tokens: "hvb_" + 64 hex digits, single use, carried in a host's
+ * overlay and presented once in the agent's hello.  Stored as a keyed hash
+ * like API tokens, under a different key so the two can never be swapped.
+ */
+static const uint8_t auth_boot_key[] = "hypervisor boot token v1";
+
+void
+auth_boot_token_generate(char token[AUTH_BOOT_TOKEN_STRLEN],
+    uint8_t hash[AUTH_HASH_LEN])
+{
+	uint8_t secret[AUTH_SECRET_LEN];
+
+	randombytes_buf(secret, sizeof(secret));
+	memcpy(token, "hvb_", 4);
+	sodium_bin2hex(token + 4, 2 * AUTH_SECRET_LEN + 1, secret, sizeof(secret));
+	sodium_memzero(secret, sizeof(secret));
+	auth_boot_token_hash(token, hash);
+}
+
+int
+auth_boot_token_hash(const char *token, uint8_t hash[AUTH_HASH_LEN])
+{
+	size_t n = strlen(token);
+
+	if (n != AUTH_BOOT_TOKEN_STRLEN - 1 || memcmp(token, "hvb_", 4) != 0 ||
+	    !auth_is_lower_hex(token + 4, 2 * AUTH_SECRET_LEN))
+		return -EINVAL;
+	crypto_generichash(hash, AUTH_HASH_LEN, (const uint8_t *)token, n,
+	    auth_boot_key, sizeof(auth_boot_key) - 1);
+	return 0;
+}

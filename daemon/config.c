@@ -32,7 +32,7 @@ struct config_ctx {
 	unsigned line;
 	char *err;
 	size_t errlen;
-	unsigned seen[16];	/* line each keyword was first set on */
+	unsigned seen[24];	/* line each keyword was first set on */
 };
 
 struct config_keyword {
@@ -122,56 +122,128 @@ set_api_socket_peer_role(struct config_ctx *ctx, char **argv)
 
 /* ADDR:PORT with a numeric IPv4 address, or [IPv6]:PORT. */
 static int
-set_api_listen(struct config_ctx *ctx, char **argv)
+config_hostport(struct config_ctx *ctx, const char *key, const char *arg,
+    char *host, size_t hostlen, uint16_t *port_out)
 {
-	struct hvd_config *c = ctx->conf;
-	char host[sizeof(c->api_listen_host)];
 	unsigned char sa[sizeof(struct in6_addr)];
 	const char *port;
 	uint32_t p;
 	size_t hlen;
 	int af = AF_INET;
 
+	if (arg[0] == '[') {
+		const char *close = strchr(arg, ']');
+
+		if (close == NULL || close[1] != ':')
+			return config_error(ctx, "%s: '%s' is not [IPV6]:PORT",
+			    key, arg);
+		hlen = (size_t)(close - arg - 1);
+		port = close + 2;
+		af = AF_INET6;
+		arg++;
+	} else {
+		const char *colon = strrchr(arg, ':');
+
+		if (colon == NULL)
+			return config_error(ctx, "%s: '%s' has no :PORT", key, arg);
+		hlen = (size_t)(colon - arg);
+		port = colon + 1;
+	}
+	if (hlen >= hostlen)
+		return config_error(ctx, "%s: address too long", key);
+	memcpy(host, arg, hlen);
+	host[hlen] = '\0';
+	if (inet_pton(af, host, sa) != 1)
+		return config_error(ctx, "%s: '%s' is not a numeric %s "
+		    "address (names are not resolved)", key, host,
+		    af == AF_INET ? "IPv4" : "IPv6");
+	if (parse_u32(port, 0, 65535, &p) < 0)
+		return config_error(ctx, "%s: port '%s' is not in 0..65535", key,
+		    port);
+	*port_out = (uint16_t)p;
+	return 0;
+}
+
+static int
+set_api_listen(struct config_ctx *ctx, char **argv)
+{
+	struct hvd_config *c = ctx->conf;
+	char host[sizeof(c->api_listen_host)];
+	uint16_t port;
+	int r;
+
 	if (strcmp(argv[0], "none") == 0) {
 		c->api_tcp = false;
 		return 0;
 	}
-	if (argv[0][0] == '[') {
-		const char *close = strchr(argv[0], ']');
-
-		if (close == NULL || close[1] != ':')
-			return config_error(ctx, "api-listen: '%s' is not "
-			    "[IPV6]:PORT", argv[0]);
-		hlen = (size_t)(close - argv[0] - 1);
-		if (hlen >= sizeof(host))
-			return config_error(ctx, "api-listen: address too long");
-		memcpy(host, argv[0] + 1, hlen);
-		port = close + 2;
-		af = AF_INET6;
-	} else {
-		const char *colon = strrchr(argv[0], ':');
-
-		if (colon == NULL)
-			return config_error(ctx, "api-listen: '%s' has no :PORT",
-			    argv[0]);
-		hlen = (size_t)(colon - argv[0]);
-		if (hlen >= sizeof(host))
-			return config_error(ctx, "api-listen: address too long");
-		memcpy(host, argv[0], hlen);
-		port = colon + 1;
-	}
-	host[hlen] = '\0';
-	if (inet_pton(af, host, sa) != 1)
-		return config_error(ctx, "api-listen: '%s' is not a numeric %s "
-		    "address (names are not resolved)", host,
-		    af == AF_INET ? "IPv4" : "IPv6");
-	if (parse_u32(port, 0, 65535, &p) < 0)
-		return config_error(ctx, "api-listen: port '%s' is not in 0..65535",
-		    port);
-	memcpy(c->api_listen_host, host, hlen + 1);
-	c->api_listen_port = (uint16_t)p;
+	if ((r = config_hostport(ctx, "api-listen", argv[0], host, sizeof(host),
+	    &port)) < 0)
+		return r;
+	memcpy(c->api_listen_host, host, sizeof(host));
+	c->api_listen_port = port;
 	c->api_tcp = true;
 	return 0;
+}
+
+static int
+set_agent_listen(struct config_ctx *ctx, char **argv)
+{
+	struct hvd_config *c = ctx->conf;
+	char host[sizeof(c->agent_listen_host)];
+	uint16_t port;
+	int r;
+
+	if (strcmp(argv[0], "none") == 0) {
+		c->agent_listen = false;
+		return 0;
+	}
+	if ((r = config_hostport(ctx, "agent-listen", argv[0], host,
+	    sizeof(host), &port)) < 0)
+		return r;
+	memcpy(c->agent_listen_host, host, sizeof(host));
+	c->agent_listen_port = port;
+	c->agent_listen = true;
+	return 0;
+}
+
+static int
+config_seconds(struct config_ctx *ctx, const char *key, const char *s,
+    uint64_t min, uint64_t max, unsigned *out)
+{
+	uint64_t v;
+
+	if (parse_u64(s, min, max, &v) < 0)
+		return config_error(ctx, "%s: '%s' is not a number of seconds in "
+		    "%llu..%llu", key, s, (unsigned long long)min,
+		    (unsigned long long)max);
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int
+set_agent_heartbeat(struct config_ctx *ctx, char **argv)
+{
+	uint64_t v;
+
+	if (parse_u64(argv[0], 100, 3600000, &v) < 0)
+		return config_error(ctx, "agent-heartbeat-ms: '%s' is not a number "
+		    "of milliseconds in 100..3600000", argv[0]);
+	ctx->conf->heartbeat_ms = (unsigned)v;
+	return 0;
+}
+
+static int
+set_telemetry_step(struct config_ctx *ctx, char **argv)
+{
+	return config_seconds(ctx, "telemetry-step", argv[0], 1, 3600,
+	    &ctx->conf->telemetry_step_s);
+}
+
+static int
+set_telemetry_retention(struct config_ctx *ctx, char **argv)
+{
+	return config_seconds(ctx, "telemetry-retention", argv[0], 60,
+	    30 * 86400, &ctx->conf->telemetry_retention_s);
 }
 
 static int
@@ -203,6 +275,10 @@ static const struct config_keyword config_keywords[] = {
 	{ "api-listen", 1, set_api_listen },
 	{ "api-body-max", 1, set_api_body_max },
 	{ "log-level", 1, set_log_level },
+	{ "agent-listen", 1, set_agent_listen },
+	{ "agent-heartbeat-ms", 1, set_agent_heartbeat },
+	{ "telemetry-step", 1, set_telemetry_step },
+	{ "telemetry-retention", 1, set_telemetry_retention },
 };
 
 struct hvd_config *
@@ -218,6 +294,9 @@ config_new(void)
 	c->api_socket_peer_role = API_ROLE_READ;
 	c->api_body_max = 64 * 1024;
 	c->log_level = LOG_LEVEL_INFO;
+	c->heartbeat_ms = 5000;
+	c->telemetry_step_s = 60;
+	c->telemetry_retention_s = 6 * 3600;
 	return c;
 }
 
@@ -237,6 +316,10 @@ config_local(struct hvd_config *conf, const char *dir)
 	snprintf(conf->api_listen_host, sizeof(conf->api_listen_host),
 	    "127.0.0.1");
 	conf->api_listen_port = 8470;
+	conf->agent_listen = true;
+	snprintf(conf->agent_listen_host, sizeof(conf->agent_listen_host),
+	    "127.0.0.1");
+	conf->agent_listen_port = 8471;
 }
 
 /* Splits one line in place; returns the token count or -EINVAL. */
@@ -345,6 +428,12 @@ config_validate(const struct hvd_config *conf, const char *fname, char *err,
 		    "api-listen", fname);
 		return -EINVAL;
 	}
+	if (conf->telemetry_retention_s < conf->telemetry_step_s) {
+		snprintf(err, errlen, "%s: telemetry-retention (%us) is shorter "
+		    "than telemetry-step (%us)", fname, conf->telemetry_retention_s,
+		    conf->telemetry_step_s);
+		return -EINVAL;
+	}
 	if (conf->api_socket[0] != '\0' &&
 	    strncmp(conf->api_socket, conf->state_dir, strlen(conf->state_dir)) == 0 &&
 	    conf->api_socket[strlen(conf->state_dir)] == '/') {
@@ -422,5 +511,14 @@ config_restart_needed(const struct hvd_config *old, const struct hvd_config *new
 	    strcmp(old->api_listen_host, new->api_listen_host) != 0 ||
 	    old->api_listen_port != new->api_listen_port)
 		return "api-listen";
+	if (old->agent_listen != new->agent_listen ||
+	    strcmp(old->agent_listen_host, new->agent_listen_host) != 0 ||
+	    old->agent_listen_port != new->agent_listen_port)
+		return "agent-listen";
+	if (old->heartbeat_ms != new->heartbeat_ms)
+		return "agent-heartbeat-ms";
+	if (old->telemetry_step_s != new->telemetry_step_s ||
+	    old->telemetry_retention_s != new->telemetry_retention_s)
+		return "telemetry-step or telemetry-retention";
 	return NULL;
 }

@@ -16,6 +16,8 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include <stdio.h>
+
 #include <jansson.h>
 
 #include "api.h"
@@ -39,6 +41,12 @@ struct hvd_config {
 	uint16_t api_listen_port;		/* 0 = ephemeral */
 	size_t api_body_max;
 	enum log_level log_level;
+	bool agent_listen;			/* agent-listen given */
+	char agent_listen_host[64];
+	uint16_t agent_listen_port;
+	unsigned heartbeat_ms;			/* agents' telemetry interval */
+	unsigned telemetry_step_s;		/* history resolution */
+	unsigned telemetry_retention_s;		/* history length */
 };
 
 struct hvd {
@@ -80,6 +88,10 @@ int auth_token_parse(const char *s, size_t len, char id[AUTH_ID_HEX + 1],
 void auth_secret_hash(const uint8_t secret[AUTH_SECRET_LEN],
     uint8_t hash[AUTH_HASH_LEN]);
 bool auth_role_allows(enum api_role have, enum api_role need);
+#define AUTH_BOOT_TOKEN_STRLEN	(4 + 2 * AUTH_SECRET_LEN + 1)
+void auth_boot_token_generate(char token[AUTH_BOOT_TOKEN_STRLEN],
+    uint8_t hash[AUTH_HASH_LEN]);
+int auth_boot_token_hash(const char *token, uint8_t hash[AUTH_HASH_LEN]);
 int auth_bearer(struct db *db, const char *authorization, enum api_role *role,
     char id[AUTH_ID_HEX + 1], int64_t now);
 
@@ -187,6 +199,84 @@ void api_network_shutdown(void);
 void api_tokens_list(struct hvd *, const struct http_request *, struct http_reply *);
 void api_tokens_create(struct hvd *, const struct http_request *, struct http_reply *);
 void api_token_delete(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+
+/* keys.c: hvd's own keys, sealed at rest with state-dir/master.key. */
+int keys_init(struct hvd *hvd);
+void keys_shutdown(void);
+const uint8_t *keys_link_public(void);
+const uint8_t *keys_link_secret(void);
+
+/* db_key.c */
+int db_key_get(struct db *db, const char *name, uint8_t pub[32],
+    uint8_t *sealed, size_t *sealed_len);
+int db_key_put(struct db *db, const char *name, const uint8_t pub[32],
+    const uint8_t *sealed, size_t sealed_len, int64_t now);
+
+/* db_host.c */
+struct host_row {
+	int64_t id;
+	char name[API_NAME_MAX + 1];
+	char fingerprint[80];
+	char state[16];
+	char agent_pubkey[65];
+	bool has_token, token_used;
+	uint8_t token_hash[AUTH_HASH_LEN];
+	char underlay_ip[46];
+	int64_t last_seen_at;
+	char boot_id[65];
+};
+int db_host_by_pubkey(struct db *db, const char *pubhex, struct host_row *out);
+int db_host_get(struct db *db, const char *name, struct host_row *out);
+int db_host_list(struct db *db, struct host_row **out, size_t *n);
+int db_host_register(struct db *db, const char *name, const char *pubhex,
+    const uint8_t *token_hash, const char *actor, int64_t now,
+    struct host_row *out);
+int db_host_set_state(struct db *db, int64_t id, const char *name,
+    const char *state, const char *cause, const char *actor, int64_t now);
+int db_host_session_start(struct db *db, const struct host_row *h,
+    const char *boot_id, bool consume_token, const char *facts_json,
+    const char *peer, int64_t now);
+int db_event_record(struct db *db, const char *kind, const char *subject,
+    const char *actor, const char *detail, int64_t now);
+
+/* fleet.c: the live state of every host (sessions, liveness, telemetry). */
+struct fleet_host;
+struct agent_conn;
+struct fleet_sample {
+	int64_t t;			/* wall seconds, start of the step */
+	float cpu_percent, load1;
+	uint64_t mem_used, mem_total;
+	uint64_t rx_bps, tx_bps;
+};
+int fleet_init(struct hvd *hvd);
+void fleet_shutdown(void);
+struct fleet_host *fleet_get(struct hvd *hvd, const struct host_row *h);
+struct fleet_host *fleet_find(const char *name);
+const char *fleet_name(const struct fleet_host *fh);
+bool fleet_is_up(const struct fleet_host *fh);
+/* Replay defence for handshake message 1: true if ts is newer. */
+bool fleet_accept_timestamp(struct fleet_host *fh, uint64_t ts);
+/* Attaches a session, closing any previous one (PROTOCOL.md section 9). */
+void fleet_session_up(struct fleet_host *fh, struct agent_conn *ac);
+void fleet_session_gone(struct fleet_host *fh, struct agent_conn *ac);
+void fleet_heartbeat(struct fleet_host *fh);
+void fleet_telemetry(struct fleet_host *fh, json_t *sample, int64_t now);
+json_t *fleet_host_json(const struct fleet_host *fh);
+json_t *fleet_telemetry_json(const struct fleet_host *fh);
+void fleet_metrics(FILE *f);
+size_t fleet_sessions(void);
+
+/* agents.c: the agent-link listener and sessions. */
+int agents_init(struct hvd *hvd);
+void agents_shutdown(void);
+void agent_conn_close(struct agent_conn *ac, const char *why);
+uint16_t agents_port(void);
+
+/* api_host.c */
+void api_hosts_list(struct hvd *, const struct http_request *, struct http_reply *);
+void api_hosts_create(struct hvd *, const struct http_request *, struct http_reply *);
+void api_host_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_telemetry(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 
 /* metrics.c */
 void metrics_count_request(const char *route, const char *method,

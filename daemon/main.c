@@ -199,6 +199,12 @@ main(int argc, char **argv)
 		if (ev_sig[i] == NULL || event_add(ev_sig[i], NULL) == -1)
 			fatalx("cannot watch signal %d", sigs[i]);
 	}
+	if ((r = keys_init(&hvd)) < 0)
+		fatalx("cannot load hvd's keys from %s", hvd.conf->state_dir);
+	if ((r = fleet_init(&hvd)) < 0)
+		fatalx("cannot load the hosts");
+	if ((r = agents_init(&hvd)) < 0)
+		fatalx("cannot start the agent listener");
 	if ((r = http_init(&hvd)) < 0)
 		fatalx("cannot start the REST API");
 	log_info("hvd %s ready: inventory %s", HV_VERSION, dbpath);
@@ -207,6 +213,9 @@ main(int argc, char **argv)
 	event_base_dispatch(hvd.base);
 
 	http_shutdown();
+	agents_shutdown();
+	fleet_shutdown();
+	keys_shutdown();
 	api_shutdown();
 	metrics_shutdown();
 	for (size_t i = 0; i < 3; i++)

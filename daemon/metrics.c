@@ -135,6 +135,7 @@ metrics_render(struct hvd *hvd, char **out, size_t *len)
 	fprintf(f, "# HELP process_start_time_seconds Start time, unix seconds.\n"
 	    "# TYPE process_start_time_seconds gauge\n"
 	    "process_start_time_seconds %lld\n", (long long)hvd->started_wall);
+	fleet_metrics(f);
 	metrics_process(f);
 	if (fclose(f) != 0) {
 		free(buf);

@@ -184,3 +184,48 @@ out:
 	json_decref(root);
 	return r;
 }
+
+static bool
+api_pubkey_check(const char *s, char *err, size_t errlen)
+{
+	if (strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64)
+		return true;
+	snprintf(err, errlen, "field 'agent_pubkey' must be 64 lowercase hex "
+	    "digits (an X25519 public key)");
+	return false;
+}
+
+static const struct jf_field api_host_fields[] = {
+	{ "name", JF_STRING, API_HOST_NAME,
+	    offsetof(struct api_host_request, name),
+	    sizeof(((struct api_host_request *)0)->name), 1, API_NAME_MAX,
+	    api_name_check },
+	{ "agent_pubkey", JF_STRING, API_HOST_PUBKEY,
+	    offsetof(struct api_host_request, agent_pubkey),
+	    sizeof(((struct api_host_request *)0)->agent_pubkey), 64, 64,
+	    api_pubkey_check },
+};
+
+int
+api_host_request_decode(const char *body, size_t len,
+    struct api_host_request *out, char *err, size_t errlen)
+{
+	struct api_host_request h = { 0 };
+	json_t *root = NULL;
+	int r;
+
+	if ((r = jf_parse_object(body, len, &root, err, errlen)) < 0)
+		goto out;
+	if ((r = jf_decode(root, api_host_fields, sizeof(api_host_fields) /
+	    sizeof(*api_host_fields), &h, &h.present, err, errlen)) < 0)
+		goto out;
+	if (!(h.present & API_HOST_NAME)) {
+		snprintf(err, errlen, "missing field 'name'");
+		r = -EINVAL;
+		goto out;
+	}
+	*out = h;
+out:
+	json_decref(root);
+	return r;
+}

@@ -44,12 +44,21 @@ struct api_token_request {
 	char name[API_NAME_MAX + 1];
 };
 
+struct api_host_request {
+	unsigned present;
+	char name[API_NAME_MAX + 1];
+	char agent_pubkey[65];		/* 64 lowercase hex digits */
+};
+enum { API_HOST_NAME = 1, API_HOST_PUBKEY = 2 };
+
 /* Object names: [a-z][a-z0-9-]*, at most API_NAME_MAX, no trailing '-'. */
 bool api_name_valid(const char *s);
 int api_network_decode(const char *body, size_t len, enum api_decode_mode mode,
     struct api_network *out, char *err, size_t errlen);
 int api_token_request_decode(const char *body, size_t len,
     struct api_token_request *out, char *err, size_t errlen);
+int api_host_request_decode(const char *body, size_t len,
+    struct api_host_request *out, char *err, size_t errlen);
 const char *api_role_name(enum api_role role);
 int api_role_parse(const char *s, enum api_role *out);
 

@@ -1,0 +1,43 @@
+/*
+ * hv-agent's connection to hvd and its configuration (agent.conf).
+ * Grouped by file: conf.c, link.c.
+ */
+#ifndef HV_AGENT_LINK_H
+#define HV_AGENT_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* conf.c */
+struct agent_conf {
+	char hvd_host[64];
+	int hvd_family;
+	uint16_t hvd_port;
+	uint8_t hvd_key[32];
+	char host[64];
+	char boot_token[69];		/* "" when none */
+	char key_file[256];
+	char session_file[256];
+};
+void agent_conf_defaults(struct agent_conf *c);
+int agent_conf_parse(struct agent_conf *c, const char *buf, size_t len,
+    const char *fname, char *err, size_t errlen);
+int agent_conf_load(struct agent_conf *c, const char *path, char *err,
+    size_t errlen);
+int agent_key_load(const char *path, uint8_t key[32], char *err,
+    size_t errlen);
+
+/* link.c */
+struct event_base;
+struct agent_link;
+struct agent_link *agent_link_new(struct event_base *base,
+    const struct agent_conf *conf, const uint8_t key[32]);
+void agent_link_start(struct agent_link *al);
+void agent_link_free(struct agent_link *al);
+/* Delay before reconnect attempt n (1-based), PROTOCOL.md section 10;
+ * rnd is uniform in [0, 1). */
+unsigned agent_backoff_ms(unsigned attempt, double rnd);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * hvctl top: a live terminal view of every host, redrawn every interval
+ * until interrupted.  --once draws a single frame (for scripts and tests).
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hvctl.h"
+#include "numparse.h"
+
+static volatile sig_atomic_t top_stop;
+
+static void
+top_on_signal(int sig)
+{
+	(void)sig;
+	top_stop = 1;
+}
+
+int
+cmd_top(struct hvctl *h, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "once", no_argument, NULL, 'o' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hvctl_reply rep;
+	bool once = false, tty = isatty(STDOUT_FILENO);
+	uint32_t interval = 2;
+	char stamp[32];
+	time_t now;
+	int ch, r = HVCTL_OK;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			once = true;
+			break;
+		case 'i':
+			if (parse_u32(optarg, 1, 3600, &interval) < 0)
+				return hvctl_usage_error("top", "--interval must be "
+				    "1..3600 seconds");
+			break;
+		default:
+			return HVCTL_USAGE;
+		}
+	}
+	signal(SIGINT, top_on_signal);
+	signal(SIGTERM, top_on_signal);
+	while (!top_stop) {
+		if ((r = client_call(h, "GET", "/api/v1/hosts", NULL, &rep)) !=
+		    HVCTL_OK)
+			return r;
+		if ((r = client_check(&rep, "top")) != HVCTL_OK) {
+			client_reply_dispose(&rep);
+			return r;
+		}
+		now = time(NULL);
+		strftime(stamp, sizeof(stamp), "%H:%M:%S", localtime(&now));
+		/* Home the cursor and clear, as top(1) does, only on a tty. */
+		if (tty && !once)
+			fputs("\033[H\033[2J", stdout);
+		printf("hvctl top  %s  %zu hosts  (every %us, Ctrl-C quits)\n\n",
+		    stamp, json_array_size(json_object_get(rep.body, "hosts")),
+		    interval);
+		host_table(json_object_get(rep.body, "hosts"));
+		fflush(stdout);
+		client_reply_dispose(&rep);
+		if (once)
+			break;
+		for (uint32_t s = 0; s < interval * 10 && !top_stop; s++)
+			usleep(100000);
+	}
+	return r;
+}

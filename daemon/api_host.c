@@ -1,0 +1,158 @@
+/*
+ * /api/v1/hosts: the inventory's hosts joined with their live state
+ * (session, liveness, latest telemetry), enrolment, and telemetry history.
+ *
+ * Enrolment (POST) either registers an agent key the operator supplies or,
+ * without one, issues fresh credentials exactly as a host's overlay will
+ * carry them: an agent key pair and a single-use boot token.  The secrets
+ * appear only in that reply; hvd keeps the public key and the token's hash.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "hvd.h"
+
+static json_t *
+api_host_json(const struct host_row *h)
+{
+	struct fleet_host *fh = fleet_find(h->name);
+	json_t *j;
+
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "name", h->name,
+	    "state", h->state, "fingerprint", h->fingerprint,
+	    "agent_pubkey", h->agent_pubkey, "boot_id", h->boot_id,
+	    "last_seen_at", (json_int_t)h->last_seen_at);
+	if (j && fh)
+		json_object_set_new(j, "live", fleet_host_json(fh));
+	return j;
+}
+
+void
+api_hosts_list(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep)
+{
+	struct host_row *rows = NULL;
+	size_t n = 0;
+	json_t *arr;
+
+	(void)req;
+	if (db_host_list(hvd->db, &rows, &n) < 0) {
+		api_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "database error while listing hosts");
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].name[0])
+			json_array_append_new(arr, api_host_json(&rows[i]));
+	free(rows);
+	rep->status = MHD_HTTP_OK;
+	rep->json = json_pack("{s:o}", "hosts", arr);
+}
+
+void
+api_host_show(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep, const char *key)
+{
+	struct host_row h;
+	int r;
+
+	(void)req;
+	if ((r = db_host_get(hvd->db, key, &h)) < 0) {
+		api_error(rep, r == -ENOENT ? MHD_HTTP_NOT_FOUND :
+		    MHD_HTTP_INTERNAL_SERVER_ERROR, r == -ENOENT ?
+		    "no host '%s'" : "database error", key);
+		return;
+	}
+	rep->status = MHD_HTTP_OK;
+	rep->json = api_host_json(&h);
+}
+
+void
+api_host_telemetry(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep, const char *key)
+{
+	struct fleet_host *fh = fleet_find(key);
+	struct host_row h;
+
+	(void)req;
+	if (fh == NULL) {
+		if (db_host_get(hvd->db, key, &h) < 0) {
+			api_error(rep, MHD_HTTP_NOT_FOUND, "no host '%s'", key);
+			return;
+		}
+		api_error(rep, MHD_HTTP_NOT_FOUND, "host '%s' has reported no "
+		    "telemetry", key);
+		return;
+	}
+	rep->status = MHD_HTTP_OK;
+	rep->json = fleet_telemetry_json(fh);
+}
+
+void
+api_hosts_create(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep)
+{
+	struct api_host_request in;
+	struct host_row h;
+	uint8_t pub[32], priv[32], token_hash[AUTH_HASH_LEN];
+	char token[AUTH_BOOT_TOKEN_STRLEN], pubhex[65], privhex[65], hvdkey[65];
+	char err[256];
+	bool issue;
+	int r;
+
+	if (api_host_request_decode(req->body, req->body_len, &in, err,
+	    sizeof(err)) < 0) {
+		api_error(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
+		return;
+	}
+	issue = !(in.present & API_HOST_PUBKEY);
+	if (issue) {
+		crypto_box_keypair(pub, priv);
+		sodium_bin2hex(pubhex, sizeof(pubhex), pub, sizeof(pub));
+		auth_boot_token_generate(token, token_hash);
+	} else {
+		memcpy(pubhex, in.agent_pubkey, sizeof(pubhex));
+	}
+	r = db_host_register(hvd->db, in.name, pubhex, issue ? token_hash : NULL,
+	    req->actor, hvd_now_wall(), &h);
+	if (r < 0) {
+		if (r == -EEXIST && strcmp(db_conflict(hvd->db),
+		    "hosts.agent_pubkey") == 0)
+			api_error(rep, MHD_HTTP_CONFLICT, "that agent key is "
+			    "already enrolled for another host");
+		else if (r == -EEXIST)
+			api_error(rep, MHD_HTTP_CONFLICT, "a host named '%s' "
+			    "already exists", in.name);
+		else
+			api_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			    "database error");
+		goto out;
+	}
+	log_info("host %s: enrolled by %s%s", h.name, req->actor,
+	    issue ? " with fresh credentials" : "");
+	if (fleet_get(hvd, &h) == NULL) {
+		api_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		goto out;
+	}
+	rep->status = MHD_HTTP_CREATED;
+	rep->json = api_host_json(&h);
+	snprintf(rep->location, sizeof(rep->location), "/api/v1/hosts/%s",
+	    h.name);
+	if (issue) {
+		sodium_bin2hex(privhex, sizeof(privhex), priv, sizeof(priv));
+		sodium_bin2hex(hvdkey, sizeof(hvdkey), keys_link_public(), 32);
+		json_object_set_new(rep->json, "credentials", json_pack(
+		    "{s:s, s:s, s:s}", "agent_key", privhex, "boot_token", token,
+		    "hvd_key", hvdkey));
+	}
+out:
+	sodium_memzero(priv, sizeof(priv));
+	sodium_memzero(privhex, sizeof(privhex));
+	sodium_memzero(token, sizeof(token));
+}

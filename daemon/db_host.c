@@ -1,0 +1,262 @@
+/*
+ * Hosts in the inventory, as far as the agent link needs them: lookup by
+ * agent key, registration, state changes with their events, and the
+ * session start that consumes a boot token.
+ *
+ * Invariants: a state change and its event commit together; a boot token
+ * is marked used in the same transaction that records the session, so a
+ * token can never serve two sessions even across a crash.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db_internal.h"
+
+#define HOST_COLS "id, coalesce(name, ''), fingerprint, state, " \
+    "coalesce(agent_pubkey, ''), boot_token_hash, " \
+    "boot_token_used_at IS NOT NULL, coalesce(underlay_ip, ''), " \
+    "coalesce(last_seen_at, 0), coalesce(boot_id, '')"
+
+static void
+db_host_row(sqlite3_stmt *st, struct host_row *h)
+{
+	const void *tok;
+
+	memset(h, 0, sizeof(*h));
+	h->id = sqlite3_column_int64(st, 0);
+	db_text(h->name, sizeof(h->name), st, 1);
+	db_text(h->fingerprint, sizeof(h->fingerprint), st, 2);
+	db_text(h->state, sizeof(h->state), st, 3);
+	db_text(h->agent_pubkey, sizeof(h->agent_pubkey), st, 4);
+	tok = sqlite3_column_blob(st, 5);
+	if (tok && sqlite3_column_bytes(st, 5) == AUTH_HASH_LEN) {
+		memcpy(h->token_hash, tok, AUTH_HASH_LEN);
+		h->has_token = true;
+	}
+	h->token_used = sqlite3_column_int(st, 6) != 0;
+	db_text(h->underlay_ip, sizeof(h->underlay_ip), st, 7);
+	h->last_seen_at = sqlite3_column_int64(st, 8);
+	db_text(h->boot_id, sizeof(h->boot_id), st, 9);
+}
+
+static int
+db_host_one(struct db *db, sqlite3_stmt *st, struct host_row *out)
+{
+	int rc = sqlite3_step(st), r;
+
+	if (rc == SQLITE_ROW) {
+		db_host_row(st, out);
+		r = 0;
+	} else {
+		r = rc == SQLITE_DONE ? -ENOENT : db_err(db, rc, "host get");
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+int
+db_host_by_pubkey(struct db *db, const char *pubhex, struct host_row *out)
+{
+	sqlite3_stmt *st = db_stmt(db, DB_S_HOST_BY_KEY,
+	    "SELECT " HOST_COLS " FROM hosts WHERE agent_pubkey = ? AND "
+	    "state != 'retired'");
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_text(st, 1, pubhex, -1, SQLITE_STATIC);
+	return db_host_one(db, st, out);
+}
+
+int
+db_host_get(struct db *db, const char *name, struct host_row *out)
+{
+	sqlite3_stmt *st = db_stmt(db, DB_S_HOST_BY_NAME,
+	    "SELECT " HOST_COLS " FROM hosts WHERE name = ?");
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	return db_host_one(db, st, out);
+}
+
+int
+db_host_list(struct db *db, struct host_row **out, size_t *n)
+{
+	sqlite3_stmt *st = db_stmt(db, DB_S_HOST_LIST,
+	    "SELECT " HOST_COLS " FROM hosts ORDER BY name, id");
+	struct host_row *rows = NULL, *tmp;
+	size_t cap = 0, cnt = 0;
+	int rc, r;
+
+	if (st == NULL)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((tmp = reallocarray(rows, cap, sizeof(*rows))) == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			rows = tmp;
+		}
+		db_host_row(st, &rows[cnt++]);
+	}
+	r = rc == SQLITE_NOMEM ? -ENOMEM : db_err(db, rc, "host list");
+	sqlite3_reset(st);
+	if (r < 0) {
+		free(rows);
+		return r;
+	}
+	*out = rows;
+	*n = cnt;
+	return 0;
+}
+
+int
+db_host_register(struct db *db, const char *name, const char *pubhex,
+    const uint8_t *token_hash, const char *actor, int64_t now,
+    struct host_row *out)
+{
+	char fingerprint[80];
+	sqlite3_stmt *st;
+	int r;
+
+	/* Until hardware discovery, a manually enrolled host's fingerprint
+	 * is derived from its name; discovery replaces it. */
+	snprintf(fingerprint, sizeof(fingerprint), "manual:%s", name);
+	if ((r = db_begin(db)) < 0)
+		return r;
+	if ((st = db_stmt(db, DB_S_HOST_INSERT,
+	    "INSERT INTO hosts (name, fingerprint, state, boot_mac, agent_pubkey, "
+	    "boot_token_hash, created_at, updated_at) "
+	    "VALUES (?, ?, 'adopted', '', ?, ?, ?, ?)")) == NULL) {
+		r = -EIO;
+		goto fail;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, fingerprint, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, pubhex, -1, SQLITE_STATIC);
+	if (token_hash)
+		sqlite3_bind_blob(st, 4, token_hash, AUTH_HASH_LEN, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	sqlite3_bind_int64(st, 5, now);
+	sqlite3_bind_int64(st, 6, now);
+	r = db_err(db, sqlite3_step(st), "host insert");
+	sqlite3_reset(st);
+	if (r < 0 || (r = db_event_add(db, "host.adopted", name, actor,
+	    "enrolled with an agent key", now)) < 0 ||
+	    (r = db_host_get(db, name, out)) < 0 || (r = db_commit(db)) < 0)
+		goto fail;
+	return 0;
+fail:
+	db_rollback(db);
+	return r;
+}
+
+int
+db_host_set_state(struct db *db, int64_t id, const char *name,
+    const char *state, const char *cause, const char *actor, int64_t now)
+{
+	sqlite3_stmt *st;
+	char kind[32];
+	int r;
+
+	if ((r = db_begin(db)) < 0)
+		return r;
+	if ((st = db_stmt(db, DB_S_HOST_STATE, "UPDATE hosts SET state = ?, "
+	    "updated_at = ? WHERE id = ?")) == NULL) {
+		r = -EIO;
+		goto fail;
+	}
+	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, id);
+	r = db_err(db, sqlite3_step(st), "host state");
+	sqlite3_reset(st);
+	snprintf(kind, sizeof(kind), "host.%s", state);
+	if (r < 0 || (r = db_event_add(db, kind, name, actor, cause, now)) < 0 ||
+	    (r = db_commit(db)) < 0)
+		goto fail;
+	return 0;
+fail:
+	db_rollback(db);
+	return r;
+}
+
+int
+db_host_session_start(struct db *db, const struct host_row *h,
+    const char *boot_id, bool consume_token, const char *facts_json,
+    const char *peer, int64_t now)
+{
+	sqlite3_stmt *st;
+	char detail[160];
+	int r;
+
+	if ((r = db_begin(db)) < 0)
+		return r;
+	if (consume_token) {
+		/* Only an unused token may be consumed: the WHERE makes the
+		 * check and the update one atomic step. */
+		if ((st = db_stmt(db, DB_S_HOST_TOKEN_USED, "UPDATE hosts SET "
+		    "boot_token_used_at = ? WHERE id = ? AND "
+		    "boot_token_used_at IS NULL")) == NULL) {
+			r = -EIO;
+			goto fail;
+		}
+		sqlite3_bind_int64(st, 1, now);
+		sqlite3_bind_int64(st, 2, h->id);
+		r = db_err(db, sqlite3_step(st), "host token");
+		sqlite3_reset(st);
+		if (r < 0)
+			goto fail;
+		if (sqlite3_changes(db->sql) != 1) {
+			r = -EALREADY;
+			goto fail;
+		}
+	}
+	if ((st = db_stmt(db, DB_S_HOST_SESSION, "UPDATE hosts SET state = 'up', "
+	    "boot_id = ?, facts = coalesce(?, facts), last_seen_at = ?, "
+	    "updated_at = ? WHERE id = ?")) == NULL) {
+		r = -EIO;
+		goto fail;
+	}
+	sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
+	if (facts_json)
+		sqlite3_bind_text(st, 2, facts_json, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_int64(st, 4, now);
+	sqlite3_bind_int64(st, 5, h->id);
+	r = db_err(db, sqlite3_step(st), "host session");
+	sqlite3_reset(st);
+	snprintf(detail, sizeof(detail), "agent session from %s, boot %.40s%s",
+	    peer, boot_id, consume_token ? ", boot token consumed" : "");
+	if (r < 0 || (r = db_event_add(db, "host.up", h->name, "agent", detail,
+	    now)) < 0 || (r = db_commit(db)) < 0)
+		goto fail;
+	return 0;
+fail:
+	db_rollback(db);
+	return r;
+}
+
+/* An event on its own, outside any other change (e.g. a refused agent). */
+int
+db_event_record(struct db *db, const char *kind, const char *subject,
+    const char *actor, const char *detail, int64_t now)
+{
+	int r;
+
+	if ((r = db_begin(db)) < 0)
+		return r;
+	if ((r = db_event_add(db, kind, subject, actor, detail, now)) < 0 ||
+	    (r = db_commit(db)) < 0) {
+		db_rollback(db);
+		return r;
+	}
+	return 0;
+}

@@ -1,0 +1,60 @@
+/*
+ * Agent link messages (PROTOCOL.md section 6): the JSON envelope and the
+ * schema of every method's params and results.
+ *
+ * Decoding is strict and pure: msg_decode() and msg_check() reject unknown
+ * types and fields, wrong JSON types, missing fields and oversize strings,
+ * and write the reason (naming the field's path) into err.
+ *
+ * Ownership: msg_decode() fills a struct msg that owns new references in
+ * params/result/error; msg_dispose() drops them.  msg_encode() returns a
+ * malloc'd string the caller frees.
+ */
+#ifndef HV_MSG_H
+#define HV_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define MSG_CATALOGUE_VERSION	1
+#define MSG_METHOD_MAX		31
+#define MSG_ID_MAX		(((uint64_t)1 << 53) - 1)
+
+enum msg_type { MSG_REQUEST, MSG_REPLY, MSG_NOTIFY };
+
+struct msg {
+	enum msg_type type;
+	uint64_t id;			/* request, reply */
+	char method[MSG_METHOD_MAX + 1];/* request, notify */
+	json_t *params;			/* request, notify */
+	json_t *result;			/* reply on success */
+	json_t *error;			/* reply on failure: {code, message} */
+};
+
+int msg_decode(const char *buf, size_t len, struct msg *out, char *err,
+    size_t errlen);
+void msg_dispose(struct msg *m);
+
+/* Builders: each steals the reference it is given and returns a string to
+ * free(), or NULL (errno set) on allocation failure. */
+char *msg_encode_request(uint64_t id, const char *method, json_t *params);
+char *msg_encode_notify(const char *method, json_t *params);
+char *msg_encode_result(uint64_t id, json_t *result);
+char *msg_encode_error(uint64_t id, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The schema a method's params (or a result) must satisfy. */
+enum msg_schema {
+	MSG_S_HELLO,		/* hello params */
+	MSG_S_HELLO_RESULT,
+	MSG_S_TELEMETRY,	/* telemetry params */
+	MSG_S_FACTS,		/* facts object, facts.refresh result */
+	MSG_S_EMPTY,		/* {} */
+	MSG_S_CONFIG_APPLY,
+};
+int msg_check(enum msg_schema s, const json_t *v, char *err, size_t errlen);
+
+#endif
