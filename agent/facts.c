@@ -8,8 +8,8 @@
  * a list); only running out of memory fails the whole collection.  Lists
  * are sorted by name so two hellos from one host compare equal.
  *
- * Must never: follow a symlink at the last path component, read more than
- * FACTS_BUF_SIZE of any file, or write anything.
+ * Must never: read a file through a symlink at its last component, read
+ * more than FACTS_BUF_SIZE of any file, or write anything.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -354,11 +354,13 @@ static json_t *
 facts_kernel(void)
 {
 	struct utsname u;
-	json_t *o = json_object();
+	json_t *o = json_object(), *rel = NULL;
 	bool ok = true;
 
-	facts_set(o, "release", uname(&u) == 0 ? json_string(u.release) :
-	    json_null(), &ok);
+	if (uname(&u) == 0)
+		rel = json_string(u.release);
+	/* json_string() also refuses bytes that are not UTF-8. */
+	facts_set(o, "release", rel ? rel : json_null(), &ok);
 	return facts_done(o, ok);
 }
 

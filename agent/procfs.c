@@ -538,9 +538,12 @@ procfs_parse_cpuinfo(const char *buf, size_t len, struct procfs_cpuinfo *out)
 		vend = nl;
 		while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
 			vend--;
+		/* The model becomes a JSON string: ASCII only. */
 		for (const char *c = k; c < nl; c++)
-			if ((*c < 0x20 && *c != '\t') || *c == 0x7f)
-				return scan_fail(&s, "control character in line");
+			if (((unsigned char)*c < 0x20 && *c != '\t') ||
+			    (unsigned char)*c >= 0x7f)
+				return scan_fail(&s, "control or non-ASCII byte "
+				    "in line");
 		if (!found && (size_t)(kend - k) == 10 &&
 		    memcmp(k, "model name", 10) == 0) {
 			if ((size_t)(vend - v) >= sizeof(out->model))

@@ -51,8 +51,8 @@ static void
 tm_fail(struct telemetry *t, unsigned bit, const char *what, const char *why)
 {
 	if (!(t->failing & bit))
-		log_warnx("telemetry: %s: %s; reported as null until it "
-		    "recovers", what, why);
+		log_warnx("telemetry: %s: %s; not reported until it recovers",
+		    what, why);
 	t->failing |= bit;
 }
 
@@ -605,7 +605,7 @@ telemetry_init_at(struct telemetry *t, const char *root)
 	    (t->procfd = openat(t->rootfd, "proc", O_PATH | O_DIRECTORY |
 	    O_CLOEXEC)) == -1) {
 		r = -errno;
-		log_warn("telemetry: %s/proc", root);
+		log_warn("telemetry: proc/ under %s", root);
 		goto err;
 	}
 	/* Without /sys there are only no temperatures. */
@@ -631,23 +631,28 @@ telemetry_init(struct telemetry *t)
 	return telemetry_init_at(t, "/");
 }
 
+static void
+tm_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
 void
 telemetry_dispose(struct telemetry *t)
 {
-	int *fds[7];
-
 	if (t == NULL)
 		return;
-	fds[0] = &t->rootfd, fds[1] = &t->procfd, fds[2] = &t->sysfd;
-	fds[3] = &t->statfd, fds[4] = &t->loadfd, fds[5] = &t->memfd;
-	fds[6] = &t->netfd;
 	if (t->sensors != NULL)
 		tm_sensors_close(t);
-	for (size_t i = 0; i < sizeof(fds) / sizeof(*fds); i++) {
-		if (*fds[i] >= 0)
-			close(*fds[i]);
-		*fds[i] = -1;
-	}
+	tm_close(&t->statfd);
+	tm_close(&t->loadfd);
+	tm_close(&t->memfd);
+	tm_close(&t->netfd);
+	tm_close(&t->sysfd);
+	tm_close(&t->procfd);
+	tm_close(&t->rootfd);
 	free(t->buf);
 	free(t->net[0]);
 	free(t->net[1]);

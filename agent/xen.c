@@ -60,8 +60,7 @@ xen_vmessage(xentoollog_logger *lg, xentoollog_level level, int errnoval,
 	if (n >= 0 && errnoval > 0 && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s",
 		    strerror(errnoval));
-	log_debug("libxl: %s%s%s", context ? context : "", context ? ": " : "",
-	    msg);
+	log_debug("xen: %s: %s", context ? context : "libxl", msg);
 	if (level >= XTL_ERROR)
 		memcpy(x->lasterr, msg, sizeof(x->lasterr));
 }
@@ -173,8 +172,8 @@ static void
 xen_fail(struct xen *x, const char *what, int rc)
 {
 	if (!x->failing)
-		log_warnx("xen: %s: %s; reported as null until it recovers",
-		    what, xen_why(x, rc));
+		log_warnx("xen: %s: %s; not reported until it recovers", what,
+		    xen_why(x, rc));
 	x->failing = true;
 }
 

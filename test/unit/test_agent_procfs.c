@@ -428,7 +428,9 @@ static const struct reject_case reject_cases[] = {
 	{ P_CPUINFO, "processor\t: 0\n\t: x\n", -EINVAL,
 	    "line 2: expected a key before ':'" },
 	{ P_CPUINFO, "processor\t: 0\nmodel name\t: A\x01" "B\n", -EINVAL,
-	    "line 2: control character in line" },
+	    "line 2: control or non-ASCII byte in line" },
+	{ P_CPUINFO, "processor\t: 0\nmodel name\t: Caf\xc3\xa9\n", -EINVAL,
+	    "line 2: control or non-ASCII byte in line" },
 	{ P_CPUINFO, "model name\t: 0123456789012345678901234567890123456789"
 	    "0123456789012345678901234567890123456789012345678901234567890123"
 	    "45678901234567890123456789\n", -EINVAL,
@@ -974,7 +976,7 @@ test_facts_real(void **state)
 	struct utsname u;
 	struct sysinfo si;
 	json_t *f, *nics, *disks, *dmi, *v;
-	char text[256], path[512];
+	char text[256], path[1024];
 	int n, sock;
 
 	(void)state;
@@ -1017,13 +1019,14 @@ test_facts_real(void **state)
 		assert_int_equal(ioctl(sock, SIOCGIFMTU, &ifr), 0);
 		assert_int_equal(json_integer_value(json_object_get(nic, "mtu")),
 		    ifr.ifr_mtu);
-		snprintf(path, sizeof(path), "/sys/class/net/%s/address",
+		snprintf(path, sizeof(path), "/sys/class/net/%.255s/address",
 		    names[i]);
 		if (read_text(path, text, sizeof(text)) && text[0] != '\0')
 			assert_string_equal(json_string_value(json_object_get(nic,
 			    "mac")), text);
 		/* -1 or EINVAL (link down) in sysfs must be null here. */
-		snprintf(path, sizeof(path), "/sys/class/net/%s/speed", names[i]);
+		snprintf(path, sizeof(path), "/sys/class/net/%.255s/speed",
+		    names[i]);
 		speed = json_object_get(nic, "speed_mbps");
 		if (read_text(path, text, sizeof(text)) == NULL ||
 		    text[0] == '\0' || text[0] == '-')
@@ -1050,11 +1053,11 @@ test_facts_real(void **state)
 		}
 		if (d == NULL)
 			fail_msg("facts lack disk %s", names[i]);
-		snprintf(path, sizeof(path), "/sys/block/%s/size", names[i]);
+		snprintf(path, sizeof(path), "/sys/block/%.255s/size", names[i]);
 		assert_non_null(read_text(path, text, sizeof(text)));
 		assert_int_equal(json_integer_value(json_object_get(d,
 		    "size_bytes")), atoll(text) * 512);
-		snprintf(path, sizeof(path), "/sys/block/%s/serial", names[i]);
+		snprintf(path, sizeof(path), "/sys/block/%.255s/serial", names[i]);
 		if (read_text(path, text, sizeof(text)) && text[0] != '\0')
 			assert_string_equal(json_string_value(json_object_get(d,
 			    "serial")), text);
