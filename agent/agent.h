@@ -42,8 +42,9 @@ struct telemetry_sensor;
  * NIC counters so each sample can report rates since the last one.
  */
 struct telemetry {
+	bool live;			/* set up; false in a zeroed struct */
 	int rootfd, procfd, sysfd;	/* -1 when closed */
-	int statfd, loadfd, memfd, netfd;	/* kept open, re-read with pread */
+	int statfd, loadfd, memfd, netfd;	/* kept open for pread */
 	char *buf;			/* TELEMETRY_BUF_SIZE, reused */
 	struct xen *xen;		/* borrowed; NULL: "xen" is null */
 
@@ -68,7 +69,10 @@ struct telemetry {
 int telemetry_init(struct telemetry *t);
 /* The same under ROOT (a directory holding proc/ and sys/; tests). */
 int telemetry_init_at(struct telemetry *t, const char *root);
-/* NULL-safe; safe after a failed telemetry_init() and when repeated. */
+/*
+ * NULL-safe, repeatable, and a no-op on a zeroed struct that never went
+ * through telemetry_init() (its fds would read as 0, stdin).
+ */
 void telemetry_dispose(struct telemetry *t);
 /* X is borrowed and must outlive its use here; NULL stops xen sampling. */
 void telemetry_set_xen(struct telemetry *t, struct xen *x);
@@ -89,8 +93,8 @@ int telemetry_sample(struct telemetry *t, int64_t now_ms, json_t **out);
 /*
  * Strict pure parsers over kernel text (no NUL terminator needed).  Each
  * returns 0, or -EINVAL for malformed input, and then out->err names the
- * rejected token ("line 3: 'x7' is not a number").  On error the rest of
- * *out is unspecified.
+ * line and the rejected token ("line 3: expected a number for the rx
+ * bytes, got 'x7'").  On error the rest of *out is unspecified.
  */
 #define PROCFS_ERR_MAX		96
 #define PROCFS_NETIF_MAX	256	/* a Xen host has one vif per VM NIC */
@@ -176,14 +180,15 @@ int procfs_parse_mounts(const char *buf, size_t len, struct procfs_mounts *out);
 /*
  * A one-value sysfs attribute.  Surrounding blanks and the newline are
  * trimmed; the value must be printable ASCII.  -ENODATA when it is empty,
- * -ENAMETOOLONG when it does not fit OUT, -EINVAL otherwise.
+ * -EOVERFLOW when it does not fit OUT, -EINVAL otherwise.
  */
 int procfs_parse_attr(const char *buf, size_t len, char *out, size_t outlen);
 /* A decimal attribute such as "1500\n" or "-1\n": 0 or -EINVAL / -ERANGE. */
 int procfs_parse_attr_i64(const char *buf, size_t len, int64_t *out);
 /*
  * SCSI VPD page 0x80 (unit serial number), binary: the serial, trimmed,
- * into OUT.  -ENODATA when blank, -EINVAL when the page is malformed.
+ * into OUT.  -ENODATA when blank, -EOVERFLOW when it does not fit OUT,
+ * -EINVAL when the page is malformed.
  */
 int procfs_parse_vpd80(const char *buf, size_t len, char *out, size_t outlen);
 
@@ -215,7 +220,8 @@ int xen_open(struct xen **out);
 int xen_open_at(int procfd, struct xen **out);
 /*
  * {"total_memory_bytes","free_memory_bytes","nr_cpus","nr_domains",
- *  "xen_version"} as a new object in *out.  0, or -EIO / -ENOMEM.
+ *  "xen_version"} as a new object in *out.  0, or -ENOMEM, or -EIO (or
+ * the errno closest to libxl's ERROR_*) after logging the first failure.
  */
 int xen_physinfo(struct xen *x, json_t **out);
 /* NULL-safe. */

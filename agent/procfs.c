@@ -135,8 +135,8 @@ scan_num(struct scan *s, const char *what, uint64_t *out)
 		s->p++;
 	}
 	if (s->p == start)
-		return scan_fail(s, "expected a number for the %s, got %s", what,
-		    quote(start, s->end, q));
+		return scan_fail(s, "expected a number for the %s, got %s",
+		    what, quote(start, s->end, q));
 	*out = v;
 	return 0;
 }
@@ -153,8 +153,8 @@ scan_u64(struct scan *s, const char *what, uint64_t *out)
 		return r;
 	/* "12ab" must not pass as 12 followed by junk the next step ignores. */
 	if (s->p < s->end && *s->p != ' ' && *s->p != '\t' && *s->p != '\n')
-		return scan_fail(s, "expected a number for the %s, got %s", what,
-		    quote(start, s->end, q));
+		return scan_fail(s, "expected a number for the %s, got %s",
+		    what, quote(start, s->end, q));
 	return 0;
 }
 
@@ -227,8 +227,8 @@ procfs_parse_stat(const char *buf, size_t len, struct procfs_stat *out)
 	scan_init(&s, buf, len, out->err);
 	out->ncpu = 0;
 	if (!scan_lit(&s, "cpu "))
-		return scan_fail(&s, "expected the aggregate 'cpu' line, got %s",
-		    quote(s.p, s.end, q));
+		return scan_fail(&s, "expected the aggregate 'cpu' line, "
+		    "got %s", quote(s.p, s.end, q));
 	if ((r = stat_fields(&s, f, &nf0)) < 0 || (r = scan_eol(&s)) < 0)
 		return r;
 	out->user = f[0];
@@ -253,20 +253,21 @@ procfs_parse_stat(const char *buf, size_t len, struct procfs_stat *out)
 			return r;
 		if (nf != nf0)
 			return scan_fail(&s, "cpu%llu has %u fields, the "
-			    "aggregate line %u", (unsigned long long)idx, nf, nf0);
+			    "aggregate line %u", (unsigned long long)idx, nf,
+			    nf0);
 		if ((r = scan_eol(&s)) < 0)
 			return r;
 		out->ncpu++;
 	}
 	if (out->ncpu == 0)
-		return scan_fail(&s, "expected cpu0 or another cpuN line, got %s",
-		    quote(s.p, s.end, q));
+		return scan_fail(&s, "expected cpu0 or another cpuN line, "
+		    "got %s", quote(s.p, s.end, q));
 	k = s.p;
 	while (s.p < s.end && ((*s.p >= 'a' && *s.p <= 'z') || *s.p == '_'))
 		s.p++;
 	if (s.p == k || s.p == s.end || *s.p != ' ')
-		return scan_fail(&s, "expected a key after the cpu lines, got %s",
-		    quote(k, s.end, q));
+		return scan_fail(&s, "expected a key after the cpu lines, "
+		    "got %s", quote(k, s.end, q));
 	return 0;
 }
 
@@ -315,8 +316,8 @@ scan_char(struct scan *s, char c, const char *what)
 	char q[QUOTE_MAX];
 
 	if (scan_eof(s) || *s->p != c)
-		return scan_fail(s, "expected '%c' after the %s, got %s", c, what,
-		    quote(s->p, s->end, q));
+		return scan_fail(s, "expected '%c' after the %s, got %s", c,
+		    what, quote(s->p, s->end, q));
 	s->p++;
 	return 0;
 }
@@ -348,6 +349,14 @@ procfs_parse_loadavg(const char *buf, size_t len, struct procfs_loadavg *out)
 	return 0;
 }
 
+/* Keys look like "MemTotal", "Active(anon)", "HugePages_Total". */
+static bool
+meminfo_keychar(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9') || c == '_' || c == '(' || c == ')';
+}
+
 int
 procfs_parse_meminfo(const char *buf, size_t len, struct procfs_meminfo *out)
 {
@@ -375,9 +384,7 @@ procfs_parse_meminfo(const char *buf, size_t len, struct procfs_meminfo *out)
 		uint64_t v;
 		bool kb;
 
-		while (s.p < s.end && ((*s.p >= 'A' && *s.p <= 'Z') ||
-		    (*s.p >= 'a' && *s.p <= 'z') || (*s.p >= '0' && *s.p <= '9') ||
-		    *s.p == '_' || *s.p == '(' || *s.p == ')'))
+		while (s.p < s.end && meminfo_keychar(*s.p))
 			s.p++;
 		klen = (size_t)(s.p - k);
 		if (klen == 0 || klen > 32 || scan_eof(&s) || *s.p != ':')
@@ -393,12 +400,14 @@ procfs_parse_meminfo(const char *buf, size_t len, struct procfs_meminfo *out)
 			    memcmp(want[i].key, k, klen) != 0)
 				continue;
 			if (seen & (1u << i))
-				return scan_fail(&s, "%s repeated", want[i].key);
+				return scan_fail(&s, "%s repeated",
+				    want[i].key);
 			if (!kb)
 				return scan_fail(&s, "%s is not in kB",
 				    want[i].key);
 			if (v > UINT64_MAX / 1024)
-				return scan_fail(&s, "%s overflows", want[i].key);
+				return scan_fail(&s, "%s overflows",
+				    want[i].key);
 			seen |= 1u << i;
 			*want[i].dst = v * 1024;
 		}
@@ -416,7 +425,7 @@ procfs_ifname_valid(const char *s, size_t len)
 {
 	if (len == 0 || len >= IFNAMSIZ)
 		return false;
-	if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+	if (s[0] == '.' && (len == 1 || (len == 2 && s[1] == '.')))
 		return false;
 	for (size_t i = 0; i < len; i++)
 		if (s[i] <= 0x20 || s[i] >= 0x7f || s[i] == '/' || s[i] == ':')
@@ -542,13 +551,13 @@ procfs_parse_cpuinfo(const char *buf, size_t len, struct procfs_cpuinfo *out)
 		for (const char *c = k; c < nl; c++)
 			if (((unsigned char)*c < 0x20 && *c != '\t') ||
 			    (unsigned char)*c >= 0x7f)
-				return scan_fail(&s, "control or non-ASCII byte "
-				    "in line");
+				return scan_fail(&s, "control or non-ASCII "
+				    "byte in line");
 		if (!found && (size_t)(kend - k) == 10 &&
 		    memcmp(k, "model name", 10) == 0) {
 			if ((size_t)(vend - v) >= sizeof(out->model))
-				return scan_fail(&s, "model name longer than %zu "
-				    "bytes", sizeof(out->model) - 1);
+				return scan_fail(&s, "model name longer than "
+				    "%zu bytes", sizeof(out->model) - 1);
 			memcpy(out->model, v, (size_t)(vend - v));
 			out->model[vend - v] = '\0';
 			found = true;
@@ -557,8 +566,8 @@ procfs_parse_cpuinfo(const char *buf, size_t len, struct procfs_cpuinfo *out)
 		s.line++;
 	}
 	if (!found || out->model[0] == '\0') {
-		snprintf(out->err, PROCFS_ERR_MAX, "no 'model name' in the first "
-		    "processor block");
+		snprintf(out->err, PROCFS_ERR_MAX, "no 'model name' in the "
+		    "first processor block");
 		return -ENOENT;
 	}
 	return 0;
@@ -635,8 +644,8 @@ mounts_unescape(struct scan *s, const char *f, size_t flen, char *out,
 				v = v * 8 + (unsigned)(f[i + j] - '0');
 			}
 			if (v == 0 || v > 0377)
-				return scan_fail(s, "escape \\%.3s out of range",
-				    f + i + 1);
+				return scan_fail(s, "escape \\%.3s out of "
+				    "range", f + i + 1);
 			c = (char)v;
 			i += 3;
 		}
@@ -671,7 +680,8 @@ procfs_parse_mounts(const char *buf, size_t len, struct procfs_mounts *out)
 			static const char *const names[] = { "source",
 			    "mount point", "type", "options" };
 
-			if ((r = mounts_field(&s, names[i], &f[i], &fl[i])) < 0 ||
+			if ((r = mounts_field(&s, names[i], &f[i],
+			    &fl[i])) < 0 ||
 			    (r = scan_char(&s, ' ', names[i])) < 0)
 				return r;
 		}
@@ -680,8 +690,8 @@ procfs_parse_mounts(const char *buf, size_t len, struct procfs_mounts *out)
 		    (r = scan_u64(&s, "pass", &num)) < 0)
 			return r;
 		if (f[1][0] != '/')
-			return scan_fail(&s, "expected an absolute mount point, "
-			    "got %s", quote(f[1], f[1] + fl[1], q));
+			return scan_fail(&s, "expected an absolute mount "
+			    "point, got %s", quote(f[1], f[1] + fl[1], q));
 		if (fl[2] >= sizeof(type))
 			return scan_fail(&s, "type longer than %zu bytes",
 			    sizeof(type) - 1);

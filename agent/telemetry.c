@@ -180,7 +180,8 @@ tm_load(struct telemetry *t)
 	if ((a = json_array()) == NULL)
 		return NULL;
 	for (int i = 0; i < 3; i++) {
-		if (json_array_append_new(a, json_real(la.centi[i] / 100.0)) < 0) {
+		if (json_array_append_new(a,
+		    json_real(la.centi[i] / 100.0)) < 0) {
 			json_decref(a);
 			return NULL;
 		}
@@ -281,8 +282,8 @@ tm_nics(struct telemetry *t, int64_t now_ms)
 	}
 	tm_ok(t, TM_NET, "/proc/net/dev");
 	if (cur->skipped > 0 && !t->warned_nics) {
-		log_warnx("telemetry: %u interfaces beyond the first %d are not "
-		    "reported", cur->skipped, PROCFS_NETIF_MAX);
+		log_warnx("telemetry: %u interfaces beyond the first %d are "
+		    "not reported", cur->skipped, PROCFS_NETIF_MAX);
 		t->warned_nics = true;
 	}
 	if ((list = json_array()) == NULL)
@@ -466,8 +467,8 @@ tm_scan_chip(struct telemetry *t, int classfd, const char *dname,
 		s->index = idx;
 		memcpy(s->sensor, chipname, sizeof(s->sensor));
 		snprintf(path, sizeof(path), "temp%u_label", idx);
-		if (procfs_read(cfd, path, t->buf, TELEMETRY_BUF_SIZE, &len) < 0 ||
-		    procfs_parse_attr(t->buf, len, s->label,
+		if (procfs_read(cfd, path, t->buf, TELEMETRY_BUF_SIZE,
+		    &len) < 0 || procfs_parse_attr(t->buf, len, s->label,
 		    sizeof(s->label)) < 0)
 			snprintf(s->label, sizeof(s->label), "temp%u", idx);
 	}
@@ -565,7 +566,7 @@ telemetry_sample(struct telemetry *t, int64_t now_ms, json_t **out)
 	bool ok = true;
 
 	*out = NULL;
-	if (t == NULL || t->buf == NULL)
+	if (t == NULL || !t->live)
 		return -EINVAL;
 	if (!t->scanned || now_ms - t->scanned_ms >= TELEMETRY_RESCAN_MS ||
 	    now_ms < t->scanned_ms) {
@@ -601,6 +602,7 @@ telemetry_init_at(struct telemetry *t, const char *root)
 	memset(t, 0, sizeof(*t));
 	t->rootfd = t->procfd = t->sysfd = -1;
 	t->statfd = t->loadfd = t->memfd = t->netfd = -1;
+	t->live = true;
 	if ((t->rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    (t->procfd = openat(t->rootfd, "proc", O_PATH | O_DIRECTORY |
 	    O_CLOEXEC)) == -1) {
@@ -642,7 +644,7 @@ tm_close(int *fd)
 void
 telemetry_dispose(struct telemetry *t)
 {
-	if (t == NULL)
+	if (t == NULL || !t->live)
 		return;
 	if (t->sensors != NULL)
 		tm_sensors_close(t);
@@ -663,4 +665,5 @@ telemetry_dispose(struct telemetry *t)
 	t->sensors = NULL;
 	t->mounts = NULL;
 	t->xen = NULL;
+	t->live = false;
 }

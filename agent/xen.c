@@ -62,7 +62,7 @@ xen_vmessage(xentoollog_logger *lg, xentoollog_level level, int errnoval,
 		    strerror(errnoval));
 	log_debug("xen: %s: %s", context ? context : "libxl", msg);
 	if (level >= XTL_ERROR)
-		memcpy(x->lasterr, msg, sizeof(x->lasterr));
+		memcpy(x->lasterr, msg, strlen(msg) + 1);
 }
 
 static void
@@ -126,7 +126,8 @@ xen_open_at(int procfd, struct xen **out)
 	*out = NULL;
 	/* xenfs lists "control_d" only in dom0; no file means no Xen. */
 	r = procfs_read(procfd, "xen/capabilities", caps, sizeof(caps), &len);
-	if ((r < 0 && r != -EFBIG) || memmem(caps, len, "control_d", 9) == NULL) {
+	if ((r < 0 && r != -EFBIG) ||
+	    memmem(caps, len, "control_d", 9) == NULL) {
 		log_debug("xen: not a dom0 (/proc/xen/capabilities: %s)",
 		    r < 0 ? strerror(-r) : "no control_d");
 		r = -ENODEV;

@@ -218,3 +218,43 @@ cmd_host_show(struct hvctl *h, int argc, char **argv)
 	client_reply_dispose(&rep);
 	return r;
 }
+
+/* host call NAME METHOD [PARAMS-JSON]: run one agent command through hvd. */
+int
+cmd_host_call(struct hvctl *h, int argc, char **argv)
+{
+	struct hvctl_reply rep;
+	json_t *body, *params = NULL;
+	json_error_t jerr;
+	char path[128];
+	int r;
+
+	if (argc != 3 && argc != 4)
+		return hvctl_usage_error("host call", "expects NAME METHOD "
+		    "[PARAMS-JSON]");
+	if (strspn(argv[1], "abcdefghijklmnopqrstuvwxyz0123456789-") !=
+	    strlen(argv[1]) || argv[1][0] == '\0')
+		return hvctl_usage_error("host call", "'%s' is not a host name",
+		    argv[1]);
+	if (argc == 4 && (params = json_loads(argv[3], 0, &jerr)) == NULL)
+		return hvctl_usage_error("host call", "PARAMS-JSON: %s", jerr.text);
+	body = json_pack("{s:s}", "method", argv[2]);
+	if (params)
+		json_object_set_new(body, "params", params);
+	snprintf(path, sizeof(path), "/api/v1/hosts/%s/command", argv[1]);
+	r = client_call(h, "POST", path, body, &rep);
+	json_decref(body);
+	if (r != HVCTL_OK)
+		return r;
+	if ((r = client_check(&rep, "host call")) == HVCTL_OK) {
+		if (h->json)
+			output_json(rep.body);
+		else {
+			printf("%s %s: %.1f ms\n", argv[1], argv[2],
+			    json_number_value(json_object_get(rep.body, "rtt_ms")));
+			output_json(json_object_get(rep.body, "result"));
+		}
+	}
+	client_reply_dispose(&rep);
+	return r;
+}

@@ -68,6 +68,7 @@ int cmd_token_revoke(struct hvctl *h, int argc, char **argv);
 int cmd_host_add(struct hvctl *h, int argc, char **argv);
 int cmd_host_list(struct hvctl *h, int argc, char **argv);
 int cmd_host_show(struct hvctl *h, int argc, char **argv);
+int cmd_host_call(struct hvctl *h, int argc, char **argv);
 int host_table(const json_t *hosts);
 int cmd_top(struct hvctl *h, int argc, char **argv);
 

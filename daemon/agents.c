@@ -33,7 +33,19 @@
 #include "msg.h"
 
 #define AGENT_HANDSHAKE_TIMEOUT_S	10
+#define AGENT_REQUEST_TIMEOUT_S		10
+#define AGENT_PENDING_MAX		64
 #define AGENT_INPUT_MAX			(256 * 1024)
+
+/* A request hvd sent and whose reply it awaits. */
+struct agent_pending {
+	TAILQ_ENTRY(agent_pending) entry;
+	struct agent_conn *ac;
+	uint64_t id;
+	agent_reply_cb cb;
+	void *arg;
+	struct event *ev_timeout;
+};
 
 enum ac_state { AC_PREAMBLE, AC_MSG1, AC_HELLO, AC_UP };
 
@@ -47,6 +59,9 @@ struct agent_conn {
 	char peer[INET6_ADDRSTRLEN + 8];
 	struct host_row host;		/* valid from AC_HELLO */
 	struct fleet_host *fh;		/* valid in AC_UP */
+	TAILQ_HEAD(, agent_pending) pending;
+	unsigned npending;
+	uint64_t next_id;
 };
 
 static TAILQ_HEAD(, agent_conn) agent_conns = TAILQ_HEAD_INITIALIZER(agent_conns);
@@ -56,11 +71,44 @@ static uint8_t agent_frame[LINK_FRAME_MAX];
 static uint8_t agent_plain[LINK_FRAME_MAX];
 static uint8_t agent_out[LINK_FRAME_MAX + LINK_FRAME_HDR];
 
+/* Runs the callback once and frees the pending request. */
+static void
+agent_pending_done(struct agent_pending *ap, json_t *result, json_t *error)
+{
+	TAILQ_REMOVE(&ap->ac->pending, ap, entry);
+	ap->ac->npending--;
+	event_free(ap->ev_timeout);
+	ap->cb(ap->arg, result, error);
+	free(ap);
+}
+
+static void
+agent_pending_fail(struct agent_pending *ap, const char *code,
+    const char *message)
+{
+	json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message);
+
+	agent_pending_done(ap, NULL, err);
+	json_decref(err);
+}
+
+static void
+agent_pending_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	agent_pending_fail(arg, "timeout", "the agent did not answer within 10 s");
+}
+
 static void
 agent_conn_free(struct agent_conn *ac)
 {
+	struct agent_pending *ap;
+
 	if (ac == NULL)
 		return;
+	while ((ap = TAILQ_FIRST(&ac->pending)) != NULL)
+		agent_pending_fail(ap, "disconnected", "the agent's session ended");
 	TAILQ_REMOVE(&agent_conns, ac, entry);
 	if (ac->fh)
 		fleet_session_gone(ac->fh, ac);
@@ -271,9 +319,17 @@ agent_on_message(struct agent_conn *ac, struct msg *m)
 			return -1;
 		}
 		return 0;
-	case MSG_REPLY:
-		/* Replies to hvd's requests: none outstanding yet. */
+	case MSG_REPLY: {
+		struct agent_pending *ap;
+
+		TAILQ_FOREACH(ap, &ac->pending, entry)
+			if (ap->id == m->id)
+				break;
+		/* A late reply to a request that timed out is dropped. */
+		if (ap)
+			agent_pending_done(ap, m->result, m->error);
 		return 0;
+	}
 	}
 	snprintf(err, sizeof(err), "unknown notification '%s'", m->method);
 	agent_reject(ac, err);
@@ -394,6 +450,7 @@ agent_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 		return;
 	}
 	TAILQ_INSERT_TAIL(&agent_conns, ac, entry);
+	TAILQ_INIT(&ac->pending);
 	ac->hvd = hvd;
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host,
@@ -423,6 +480,44 @@ agent_listen_error_cb(struct evconnlistener *lis, void *arg)
 	(void)arg;
 	/* EMFILE and friends: log and keep the listener; never exit. */
 	log_warn("agents: accept");
+}
+
+int
+agents_request(struct fleet_host *fh, const char *method, json_t *params,
+    agent_reply_cb cb, void *arg)
+{
+	struct timeval tv = { AGENT_REQUEST_TIMEOUT_S, 0 };
+	struct agent_conn *ac = fleet_session(fh);
+	struct agent_pending *ap;
+
+	if (ac == NULL || ac->state != AC_UP) {
+		json_decref(params);
+		return -ENOTCONN;
+	}
+	if (ac->npending >= AGENT_PENDING_MAX) {
+		json_decref(params);
+		return -EBUSY;
+	}
+	if ((ap = calloc(1, sizeof(*ap))) == NULL ||
+	    (ap->ev_timeout = evtimer_new(ac->hvd->base,
+	    agent_pending_timeout_cb, ap)) == NULL) {
+		free(ap);
+		json_decref(params);
+		return -ENOMEM;
+	}
+	ap->ac = ac;
+	ap->id = ++ac->next_id;
+	ap->cb = cb;
+	ap->arg = arg;
+	if (agent_send(ac, msg_encode_request(ap->id, method, params)) < 0) {
+		event_free(ap->ev_timeout);
+		free(ap);
+		return -EIO;
+	}
+	TAILQ_INSERT_TAIL(&ac->pending, ap, entry);
+	ac->npending++;
+	evtimer_add(ap->ev_timeout, &tv);
+	return 0;
 }
 
 int

@@ -186,6 +186,8 @@ static const struct api_route api_routes[] = {
 	{ "GET", "/api/v1/hosts/{}", API_ROLE_READ, NULL, api_host_show },
 	{ "GET", "/api/v1/hosts/{}/telemetry", API_ROLE_READ, NULL,
 	    api_host_telemetry },
+	{ "POST", "/api/v1/hosts/{}/command", API_ROLE_ADMIN, NULL,
+	    api_host_command },
 	{ "GET", "/api/v1/tokens", API_ROLE_ADMIN, api_tokens_list, NULL },
 	{ "POST", "/api/v1/tokens", API_ROLE_ADMIN, api_tokens_create, NULL },
 	{ "DELETE", "/api/v1/tokens/{}", API_ROLE_ADMIN, NULL, api_token_delete },
@@ -290,7 +292,7 @@ api_handle(struct hvd *hvd, const struct http_request *req,
 		hit->handle_key(hvd, req, rep, key);
 	else
 		hit->handle(hvd, req, rep);
-	if (rep->status == 0)
+	if (rep->status == 0 && !rep->deferred)
 		api_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "handler gave no reply");
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <microhttpd.h>
 #include <sodium.h>
@@ -155,4 +156,103 @@ out:
 	sodium_memzero(priv, sizeof(priv));
 	sodium_memzero(privhex, sizeof(privhex));
 	sodium_memzero(token, sizeof(token));
+}
+
+/* hvd -> agent commands, answered when the agent replies. */
+static const char *const api_host_methods[] = { "ping", "facts.refresh",
+    "config.apply" };
+
+struct api_command {
+	struct http_deferred *d;
+	char host[API_NAME_MAX + 1];
+	char method[32];
+	struct timespec sent;
+};
+
+static void
+api_command_done(void *arg, json_t *result, json_t *error)
+{
+	struct api_command *c = arg;
+	struct http_reply rep = { 0 };
+	struct timespec now;
+	double ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (double)(now.tv_sec - c->sent.tv_sec) * 1e3 +
+	    (double)(now.tv_nsec - c->sent.tv_nsec) / 1e6;
+	if (result) {
+		rep.status = MHD_HTTP_OK;
+		rep.json = json_pack("{s:s, s:s, s:f, s:O}", "host", c->host,
+		    "method", c->method, "rtt_ms", ms, "result", result);
+	} else {
+		const char *code = json_string_value(json_object_get(error, "code"));
+		const char *msg = json_string_value(json_object_get(error,
+		    "message"));
+
+		api_error(&rep, code && strcmp(code, "timeout") == 0 ?
+		    MHD_HTTP_GATEWAY_TIMEOUT : MHD_HTTP_BAD_GATEWAY,
+		    "%s: agent answered %s: %s", c->host, code ? code : "?",
+		    msg ? msg : "");
+	}
+	log_debug("host %s: %s answered (%d), resuming the HTTP reply", c->host, c->method, rep.status);
+	http_finish(c->d, &rep);
+	free(c);
+}
+
+void
+api_host_command(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep, const char *key)
+{
+	struct fleet_host *fh = fleet_find(key);
+	struct api_command *c;
+	const char *method;
+	json_t *body = NULL, *params;
+	json_error_t jerr;
+	bool known = false;
+	int r;
+
+	(void)hvd;
+	if (fh == NULL) {
+		api_error(rep, MHD_HTTP_NOT_FOUND, "no host '%s'", key);
+		return;
+	}
+	body = json_loadb(req->body ? req->body : "", req->body_len,
+	    JSON_REJECT_DUPLICATES, &jerr);
+	method = json_string_value(json_object_get(body, "method"));
+	params = json_object_get(body, "params");
+	if (!json_is_object(body) || method == NULL ||
+	    json_object_size(body) != 1 + (params != NULL) ||
+	    (params && !json_is_object(params))) {
+		api_error(rep, MHD_HTTP_BAD_REQUEST, "body must be {\"method\": "
+		    "string, \"params\": object (optional)}");
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(api_host_methods) /
+	    sizeof(*api_host_methods); i++)
+		known |= strcmp(method, api_host_methods[i]) == 0;
+	if (!known) {
+		api_error(rep, MHD_HTTP_BAD_REQUEST, "unknown method '%.32s'; "
+		    "one of ping, facts.refresh, config.apply", method);
+		goto out;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		api_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		goto out;
+	}
+	snprintf(c->host, sizeof(c->host), "%s", key);
+	snprintf(c->method, sizeof(c->method), "%s", method);
+	clock_gettime(CLOCK_MONOTONIC, &c->sent);
+	c->d = http_defer(req, rep);
+	r = agents_request(fh, method, params ? json_incref(params) :
+	    json_object(), api_command_done, c);
+	if (r < 0) {
+		free(c);
+		rep->deferred = false;
+		api_error(rep, r == -ENOTCONN ? MHD_HTTP_CONFLICT :
+		    MHD_HTTP_SERVICE_UNAVAILABLE, r == -ENOTCONN ?
+		    "host '%s' has no agent session" : "host '%s': cannot send "
+		    "now", key);
+	}
+out:
+	json_decref(body);
 }

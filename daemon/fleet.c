@@ -168,6 +168,12 @@ fleet_get(struct hvd *hvd, const struct host_row *h)
 	return fleet_add(hvd, h);
 }
 
+struct agent_conn *
+fleet_session(const struct fleet_host *fh)
+{
+	return fh->session;
+}
+
 const char *
 fleet_name(const struct fleet_host *fh)
 {

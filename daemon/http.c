@@ -51,6 +51,17 @@ struct http_pending {
 	bool anonymous;
 	enum api_role role;
 	char actor[48];
+	/* A deferred reply: the connection is suspended until finished. */
+	struct http_listener *l;
+	struct MHD_Connection *conn;
+	bool deferred, finished;
+	struct http_reply reply;
+	char method[16];
+};
+
+/* The handle a deferring handler keeps is the request's own state. */
+struct http_deferred {
+	struct http_pending p;
 };
 
 static struct http_listener *http_listeners[2];
@@ -121,6 +132,8 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (p == NULL)
 		return;
 	free(p->body);
+	json_decref(p->reply.json);
+	blob_unref(p->reply.blob);
 	free(p);
 	*con_cls = NULL;
 }
@@ -299,6 +312,15 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 reply:
+	if (p->deferred) {
+		/* Resumed by http_finish(): send what it stored. */
+		if (!p->finished)
+			return MHD_YES;
+		ret = http_respond(conn, p->method, &p->reply);
+		http_reply_dispose(&p->reply);
+		memset(&p->reply, 0, sizeof(p->reply));
+		return ret;
+	}
 	if (p->too_large) {
 		api_error(&rep, MHD_HTTP_CONTENT_TOO_LARGE,
 		    "request body larger than %zu bytes", l->hvd->conf->api_body_max);
@@ -307,13 +329,46 @@ reply:
 			.method = method, .url = url, .body = p->body,
 			.body_len = p->len, .role = p->role,
 			.anonymous = p->anonymous, .actor = p->actor,
-			.query = http_query, .conn = conn,
+			.query = http_query, .conn = conn, .pending = p,
 		};
+		p->conn = conn;
+		p->l = l;
+		snprintf(p->method, sizeof(p->method), "%s", method);
 		api_handle(l->hvd, &req, &rep);
+		if (rep.deferred) {
+			p->deferred = true;
+			p->reply.route = rep.route;
+			MHD_suspend_connection(conn);
+			http_reply_dispose(&rep);
+			return MHD_YES;
+		}
 	}
 	ret = http_respond(conn, method, &rep);
 	http_reply_dispose(&rep);
 	return ret;
+}
+
+struct http_deferred *
+http_defer(const struct http_request *req, struct http_reply *rep)
+{
+	rep->deferred = true;
+	return (struct http_deferred *)req->pending;
+}
+
+void
+http_finish(struct http_deferred *d, struct http_reply *rep)
+{
+	struct http_pending *p = &d->p;
+	const char *route = p->reply.route;
+
+	p->reply = *rep;
+	if (p->reply.route == NULL)
+		p->reply.route = route;
+	p->finished = true;
+	MHD_resume_connection(p->conn);
+	/* Resuming does not wake MHD's epoll fd in external mode: run the
+	 * daemon from the loop now, and http_access() sends the reply. */
+	event_active(p->l->ev_timer, EV_TIMEOUT, 0);
 }
 
 static int
@@ -421,7 +476,7 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 		}
 	}
 	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO |
-	    MHD_USE_ERROR_LOG, 0, NULL, NULL, http_access, l,
+	    MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, http_access, l,
 	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_MAX,

@@ -160,8 +160,10 @@ struct http_request {
 	const char *actor;	/* for the audit log: "uid:0", "token:<id>" */
 	const char *(*query)(const struct http_request *req, const char *key);
 	struct MHD_Connection *conn;	/* http.c's, for query() */
+	void *pending;			/* http.c's, for http_defer() */
 };
 struct blob;
+struct http_deferred;
 struct http_reply {
 	unsigned status;
 	json_t *json;		/* owned, serialised by http.c */
@@ -170,7 +172,15 @@ struct http_reply {
 	char location[128];
 	const char *allow;
 	const char *route;	/* route template, for metrics */
+	/* A handler that answers later sets this and keeps the handle it
+	 * got from http_defer(); the client waits (no thread blocks). */
+	bool deferred;
 };
+/* Called from a handler: the reply will come through http_finish(). */
+struct http_deferred *http_defer(const struct http_request *req,
+    struct http_reply *rep);
+/* Completes a deferred reply; takes ownership of rep's contents. */
+void http_finish(struct http_deferred *d, struct http_reply *rep);
 int http_init(struct hvd *hvd);
 void http_shutdown(void);
 uint16_t http_tcp_port(void);
@@ -252,6 +262,7 @@ int fleet_init(struct hvd *hvd);
 void fleet_shutdown(void);
 struct fleet_host *fleet_get(struct hvd *hvd, const struct host_row *h);
 struct fleet_host *fleet_find(const char *name);
+struct agent_conn *fleet_session(const struct fleet_host *fh);
 const char *fleet_name(const struct fleet_host *fh);
 bool fleet_is_up(const struct fleet_host *fh);
 /* Replay defence for handshake message 1: true if ts is newer. */
@@ -270,6 +281,12 @@ size_t fleet_sessions(void);
 int agents_init(struct hvd *hvd);
 void agents_shutdown(void);
 void agent_conn_close(struct agent_conn *ac, const char *why);
+/* Sends a request to the host's agent; cb runs exactly once with the
+ * result or an error object ({code, message}), also on disconnect,
+ * timeout (10 s) or shutdown.  Takes ownership of params. */
+typedef void (*agent_reply_cb)(void *arg, json_t *result, json_t *error);
+int agents_request(struct fleet_host *fh, const char *method, json_t *params,
+    agent_reply_cb cb, void *arg);
 uint16_t agents_port(void);
 
 /* api_host.c */
@@ -277,6 +294,7 @@ void api_hosts_list(struct hvd *, const struct http_request *, struct http_reply
 void api_hosts_create(struct hvd *, const struct http_request *, struct http_reply *);
 void api_host_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_host_telemetry(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_command(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 
 /* metrics.c */
 void metrics_count_request(const char *route, const char *method,

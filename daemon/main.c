@@ -212,8 +212,10 @@ main(int argc, char **argv)
 
 	event_base_dispatch(hvd.base);
 
-	http_shutdown();
+	/* Agents first: their pending commands finish deferred HTTP replies,
+	 * which must be resumed before libmicrohttpd stops. */
 	agents_shutdown();
+	http_shutdown();
 	fleet_shutdown();
 	keys_shutdown();
 	api_shutdown();

@@ -428,7 +428,8 @@ msg_dump(json_t *j)
 		errno = ENOMEM;
 		return NULL;
 	}
-	s = json_dumps(j, JSON_COMPACT);
+	/* Six significant digits: telemetry, not accounting. */
+	s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(j);
 	if (s == NULL)
 		errno = ENOMEM;

@@ -49,6 +49,15 @@ m=$(curl -s --unix-socket "$T/hvd.sock" http://localhost/metrics)
 expect "per-host gauge in /metrics" "$(echo "$m" | grep '^hvd_host_up{host="h1"}')" 'hvd_host_up{host="h1"} 1'
 expect "hvctl top --once" "$("$HVCTL" top --once | grep '^h1')" 'h1*up*connected'
 
+# --- hvd -> agent commands through the agent's dispatch table
+expect "host call ping" "$("$HVCTL" --json host call h1 ping | tr -d ' \n')" '*"method":"ping"*"result":{"boot_id":"*"}*'
+expect "host call config.apply" "$("$HVCTL" --json host call h1 config.apply '{"telemetry_ms":1000}' | tr -d ' \n')" '*"result":{"applied":true}*'
+expect "host call facts.refresh" "$("$HVCTL" --json host call h1 facts.refresh | tr -d ' \n')" '*"result":{*"cpu":{*"count":'"$(nproc)"'*'
+set +e
+out=$("$HVCTL" host call h1 config.apply '{"telemetry_ms":5}' 2>&1); rc=$?
+set -e
+expect "agent's error reaches the operator" "$rc:$out" "1:*agent answered failed: telemetry_ms must be in 1000..3600000 (HTTP 502)"
+
 # --- attacks from host namespace 2, with a separately enrolled probe key
 read -r PRIV PUB < <("$AGENT_PROBE" keygen)
 "$HVCTL" host add probe --pubkey "$PUB" >/dev/null

@@ -1290,6 +1290,41 @@ expect_json(json_t *got, const char *want)
 	json_decref(w);
 }
 
+/* Everything written to stderr while F(ARG) runs. */
+static void
+capture_stderr(void (*f)(void *), void *arg, char *out, size_t cap)
+{
+	FILE *tmp = tmpfile();
+	int saved = dup(2);
+	size_t n;
+
+	assert_non_null(tmp);
+	fflush(stderr);
+	dup2(fileno(tmp), 2);
+	f(arg);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(tmp);
+	n = fread(out, 1, cap - 1, tmp);
+	out[n] = '\0';
+	fclose(tmp);
+}
+
+struct sample_try {
+	struct telemetry *t;
+	int64_t now;
+	json_t *out;
+};
+
+static void
+sample_try(void *arg)
+{
+	struct sample_try *st = arg;
+
+	assert_int_equal(telemetry_sample(st->t, st->now, &st->out), 0);
+}
+
 /* Known counters under a fake /proc and /sys, samples at chosen times. */
 static void
 test_telemetry_fake_tree(void **state)
@@ -1386,9 +1421,19 @@ test_telemetry_fake_tree(void **state)
 	json_decref(s);
 
 	/* Nothing moved: no percent rather than a division by zero.  A
-	 * broken loadavg nulls its section only.  The walk finds temp3. */
+	 * broken loadavg nulls its section only, with one warning.  The walk
+	 * finds temp3. */
 	tree_put(root, "proc/loadavg", "garbage\n");
-	assert_int_equal(telemetry_sample(&t, 2000 + TELEMETRY_RESCAN_MS, &s), 0);
+	{
+		struct sample_try st = { &t, 2000 + TELEMETRY_RESCAN_MS, NULL };
+		char err[1024];
+
+		capture_stderr(sample_try, &st, err, sizeof(err));
+		assert_string_equal(err, "telemetry: /proc/loadavg: line 1: "
+		    "expected load 1 as N.NN, got 'garbage'; not reported until "
+		    "it recovers\n");
+		s = st.out;
+	}
 	expect_json(json_object_get(s, "cpu"), "{\"percent\": null, \"count\": 2}");
 	expect_json(json_object_get(s, "load"), "null");
 	assert_true(json_is_object(json_object_get(s, "memory")));
@@ -1400,8 +1445,17 @@ test_telemetry_fake_tree(void **state)
 	    "vif1.0"), "rx_bps"), "0");
 	json_decref(s);
 
-	/* The same time again: no interval, so no rates. */
-	assert_int_equal(telemetry_sample(&t, 2000 + TELEMETRY_RESCAN_MS, &s), 0);
+	/* The same time again: no interval, so no rates; and loadavg, still
+	 * broken, is not logged a second time. */
+	{
+		struct sample_try st = { &t, 2000 + TELEMETRY_RESCAN_MS, NULL };
+		char err[1024];
+
+		capture_stderr(sample_try, &st, err, sizeof(err));
+		assert_string_equal(err, "");
+		s = st.out;
+	}
+	expect_json(json_object_get(s, "load"), "null");
 	expect_json(json_object_get(find_by(json_object_get(s, "nics"), "name",
 	    "eth0"), "rx_bps"), "null");
 	json_decref(s);
@@ -1417,9 +1471,19 @@ test_telemetry_init_refusals(void **state)
 	json_t *s = (json_t *)1;
 
 	(void)state;
+	/* A zeroed struct (the caller's calloc) must not close fd 0. */
+	if (fcntl(0, F_GETFD) == -1)
+		assert_int_equal(open("/dev/null", O_RDONLY), 0);
+	memset(&t, 0, sizeof(t));
+	telemetry_dispose(&t);
+	assert_int_not_equal(fcntl(0, F_GETFD), -1);
+	assert_int_equal(telemetry_sample(&t, 0, &s), -EINVAL);
+
 	assert_int_equal(telemetry_init_at(&t, "/nonexistent-hv-agent-root"),
 	    -ENOENT);
 	assert_null(t.buf);
+	assert_false(t.live);
+	s = (json_t *)1;
 	assert_int_equal(telemetry_sample(&t, 0, &s), -EINVAL);
 	assert_null(s);
 	/* No proc/ under the root: refused. */
@@ -1433,27 +1497,6 @@ test_telemetry_init_refusals(void **state)
 	json_decref(s);
 	telemetry_dispose(&t);
 	tree_free(root);
-}
-
-/* Everything written to stderr while F(ARG) runs. */
-static void
-capture_stderr(void (*f)(void *), void *arg, char *out, size_t cap)
-{
-	FILE *tmp = tmpfile();
-	int saved = dup(2);
-	size_t n;
-
-	assert_non_null(tmp);
-	fflush(stderr);
-	dup2(fileno(tmp), 2);
-	f(arg);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	rewind(tmp);
-	n = fread(out, 1, cap - 1, tmp);
-	out[n] = '\0';
-	fclose(tmp);
 }
 
 struct xen_try {
