@@ -13,7 +13,8 @@ packages=(
 	# well-kept libraries used instead of hand-rolled code
 	libarchive-dev libcurl4-openssl-dev libsystemd-dev libcmocka-dev
 	# test drivers and side-by-side peers
-	curl sqlite3 wrk nginx-light iproute2 procps
+	curl sqlite3 wrk nginx-light iproute2 procps bc
+	prometheus-node-exporter
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -49,9 +50,10 @@ if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&
 	tail -n 40 "$log" >&2
 	exit 1
 fi
-# nginx is a benchmark peer only; never leave Debian's default site running.
+# nginx and node_exporter are benchmark peers only: never leave Debian's
+# default services running.
 if command -v systemctl >/dev/null 2>&1; then
-	systemctl disable --now nginx >/dev/null 2>&1 || true
+	systemctl disable --now nginx prometheus-node-exporter >/dev/null 2>&1 || true
 fi
 rm -f "$log"
 echo "deps.sh: done"
