@@ -22,21 +22,6 @@
 
 #include "hvd.h"
 
-int64_t
-hvd_now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
-int64_t
-hvd_now_wall(void)
-{
-	return (int64_t)time(NULL);
-}
-
 static void __attribute__((noreturn))
 usage(void)
 {
