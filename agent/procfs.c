@@ -297,7 +297,7 @@ loadavg_centi(struct scan *s, int i, uint32_t *out)
 static int
 loadavg_u32(struct scan *s, const char *what, uint32_t *out)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	int r;
 
 	if ((r = scan_num(s, what, &v)) < 0)
