@@ -32,7 +32,7 @@ struct config_ctx {
 	unsigned line;
 	char *err;
 	size_t errlen;
-	unsigned seen[24];	/* line each keyword was first set on */
+	unsigned seen[40];	/* line each keyword was first set on */
 };
 
 struct config_keyword {
@@ -247,6 +247,183 @@ set_telemetry_retention(struct config_ctx *ctx, char **argv)
 }
 
 static int
+config_listen(struct config_ctx *ctx, const char *key, const char *arg,
+    bool *on, char *host, size_t hostlen, uint16_t *port)
+{
+	char h[64];
+	int r;
+
+	if (strcmp(arg, "none") == 0) {
+		*on = false;
+		return 0;
+	}
+	if ((r = config_hostport(ctx, key, arg, h, sizeof(h), port)) < 0)
+		return r;
+	snprintf(host, hostlen, "%s", h);
+	*on = true;
+	return 0;
+}
+
+static int
+config_uint(struct config_ctx *ctx, const char *key, const char *s,
+    uint64_t min, uint64_t max, unsigned *out)
+{
+	uint64_t v;
+
+	if (parse_u64(s, min, max, &v) < 0)
+		return config_error(ctx, "%s: '%s' is not an integer in "
+		    "%llu..%llu", key, s, (unsigned long long)min,
+		    (unsigned long long)max);
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int
+config_ipv4(struct config_ctx *ctx, const char *key, const char *s, char *out,
+    size_t outlen)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return config_error(ctx, "%s: '%s' is not an IPv4 address", key, s);
+	snprintf(out, outlen, "%s", s);
+	return 0;
+}
+
+static int
+set_boot_root(struct config_ctx *ctx, char **argv)
+{
+	if (argv[0][0] != '/')
+		return config_error(ctx, "boot-root: '%s' is not an absolute path",
+		    argv[0]);
+	return config_copy(ctx, "boot-root", ctx->conf->boot_root,
+	    sizeof(ctx->conf->boot_root), argv[0]);
+}
+
+static int
+set_boot_server(struct config_ctx *ctx, char **argv)
+{
+	return config_ipv4(ctx, "boot-server", argv[0], ctx->conf->boot_server,
+	    sizeof(ctx->conf->boot_server));
+}
+
+static int
+set_boot_http_listen(struct config_ctx *ctx, char **argv)
+{
+	struct hvd_config *c = ctx->conf;
+
+	return config_listen(ctx, "boot-http-listen", argv[0], &c->boot_http,
+	    c->boot_http_host, sizeof(c->boot_http_host), &c->boot_http_port);
+}
+
+static int
+set_tftp_listen(struct config_ctx *ctx, char **argv)
+{
+	struct hvd_config *c = ctx->conf;
+
+	return config_listen(ctx, "tftp-listen", argv[0], &c->tftp, c->tftp_host,
+	    sizeof(c->tftp_host), &c->tftp_port);
+}
+
+static int
+set_tftp_blksize_max(struct config_ctx *ctx, char **argv)
+{
+	/* RFC 2348 bounds. */
+	return config_uint(ctx, "tftp-blksize-max", argv[0], 512, 65464,
+	    &ctx->conf->tftp_blksize_max);
+}
+
+static int
+set_tftp_windowsize_max(struct config_ctx *ctx, char **argv)
+{
+	return config_uint(ctx, "tftp-windowsize-max", argv[0], 1, 64,
+	    &ctx->conf->tftp_windowsize_max);
+}
+
+static int
+set_tftp_timeout_ms(struct config_ctx *ctx, char **argv)
+{
+	return config_uint(ctx, "tftp-timeout-ms", argv[0], 100, 255000,
+	    &ctx->conf->tftp_timeout_ms);
+}
+
+static int
+set_tftp_retries(struct config_ctx *ctx, char **argv)
+{
+	return config_uint(ctx, "tftp-retries", argv[0], 1, 20,
+	    &ctx->conf->tftp_retries);
+}
+
+static int
+set_dhcp_mode(struct config_ctx *ctx, char **argv)
+{
+	static const char *const modes[] = { "off", "proxy", "full" };
+
+	for (size_t i = 0; i < 3; i++) {
+		if (strcmp(argv[0], modes[i]) == 0) {
+			ctx->conf->dhcp_mode = (enum dhcp_mode)i;
+			return 0;
+		}
+	}
+	return config_error(ctx, "dhcp-mode: '%s' is not one of off, proxy, "
+	    "full", argv[0]);
+}
+
+static int
+set_dhcp_interface(struct config_ctx *ctx, char **argv)
+{
+	size_t n = strlen(argv[0]);
+
+	if (n == 0 || n >= sizeof(ctx->conf->dhcp_interface) ||
+	    strchr(argv[0], '/') != NULL)
+		return config_error(ctx, "dhcp-interface: '%s' is not an "
+		    "interface name", argv[0]);
+	memcpy(ctx->conf->dhcp_interface, argv[0], n + 1);
+	return 0;
+}
+
+static int
+set_dhcp_range(struct config_ctx *ctx, char **argv)
+{
+	struct hvd_config *c = ctx->conf;
+	struct in_addr a, b;
+	int r;
+
+	if ((r = config_ipv4(ctx, "dhcp-range", argv[0], c->dhcp_range_start,
+	    sizeof(c->dhcp_range_start))) < 0 ||
+	    (r = config_ipv4(ctx, "dhcp-range", argv[1], c->dhcp_range_end,
+	    sizeof(c->dhcp_range_end))) < 0)
+		return r;
+	inet_pton(AF_INET, argv[0], &a);
+	inet_pton(AF_INET, argv[1], &b);
+	if (ntohl(a.s_addr) > ntohl(b.s_addr))
+		return config_error(ctx, "dhcp-range: %s is after %s", argv[0],
+		    argv[1]);
+	return 0;
+}
+
+static int
+set_dhcp_router(struct config_ctx *ctx, char **argv)
+{
+	return config_ipv4(ctx, "dhcp-router", argv[0], ctx->conf->dhcp_router,
+	    sizeof(ctx->conf->dhcp_router));
+}
+
+static int
+set_dhcp_dns(struct config_ctx *ctx, char **argv)
+{
+	return config_ipv4(ctx, "dhcp-dns", argv[0], ctx->conf->dhcp_dns,
+	    sizeof(ctx->conf->dhcp_dns));
+}
+
+static int
+set_dhcp_lease_time(struct config_ctx *ctx, char **argv)
+{
+	return config_uint(ctx, "dhcp-lease-time", argv[0], 60, 7 * 86400,
+	    &ctx->conf->dhcp_lease_s);
+}
+
+static int
 set_api_body_max(struct config_ctx *ctx, char **argv)
 {
 	uint64_t v;
@@ -279,6 +456,20 @@ static const struct config_keyword config_keywords[] = {
 	{ "agent-heartbeat-ms", 1, set_agent_heartbeat },
 	{ "telemetry-step", 1, set_telemetry_step },
 	{ "telemetry-retention", 1, set_telemetry_retention },
+	{ "boot-root", 1, set_boot_root },
+	{ "boot-server", 1, set_boot_server },
+	{ "boot-http-listen", 1, set_boot_http_listen },
+	{ "tftp-listen", 1, set_tftp_listen },
+	{ "tftp-blksize-max", 1, set_tftp_blksize_max },
+	{ "tftp-windowsize-max", 1, set_tftp_windowsize_max },
+	{ "tftp-timeout-ms", 1, set_tftp_timeout_ms },
+	{ "tftp-retries", 1, set_tftp_retries },
+	{ "dhcp-mode", 1, set_dhcp_mode },
+	{ "dhcp-interface", 1, set_dhcp_interface },
+	{ "dhcp-range", 2, set_dhcp_range },
+	{ "dhcp-router", 1, set_dhcp_router },
+	{ "dhcp-dns", 1, set_dhcp_dns },
+	{ "dhcp-lease-time", 1, set_dhcp_lease_time },
 };
 
 struct hvd_config *
@@ -297,6 +488,13 @@ config_new(void)
 	c->heartbeat_ms = 5000;
 	c->telemetry_step_s = 60;
 	c->telemetry_retention_s = 6 * 3600;
+	snprintf(c->boot_root, sizeof(c->boot_root), "/var/lib/hypervisor/boot");
+	/* 1468 = a 1500-byte MTU minus IPv4, UDP and TFTP headers. */
+	c->tftp_blksize_max = 1468;
+	c->tftp_windowsize_max = 16;
+	c->tftp_timeout_ms = 1000;
+	c->tftp_retries = 5;
+	c->dhcp_lease_s = 3600;
 	return c;
 }
 
@@ -320,6 +518,7 @@ config_local(struct hvd_config *conf, const char *dir)
 	snprintf(conf->agent_listen_host, sizeof(conf->agent_listen_host),
 	    "127.0.0.1");
 	conf->agent_listen_port = 8471;
+	snprintf(conf->boot_root, sizeof(conf->boot_root), "%s/boot", dir);
 }
 
 /* Splits one line in place; returns the token count or -EINVAL. */
@@ -428,6 +627,16 @@ config_validate(const struct hvd_config *conf, const char *fname, char *err,
 		    "api-listen", fname);
 		return -EINVAL;
 	}
+	if (conf->dhcp_mode != DHCP_OFF && conf->dhcp_interface[0] == '\0') {
+		snprintf(err, errlen, "%s: dhcp-mode %s needs dhcp-interface",
+		    fname, conf->dhcp_mode == DHCP_PROXY ? "proxy" : "full");
+		return -EINVAL;
+	}
+	if (conf->dhcp_mode == DHCP_FULL && conf->dhcp_range_start[0] == '\0') {
+		snprintf(err, errlen, "%s: dhcp-mode full needs dhcp-range",
+		    fname);
+		return -EINVAL;
+	}
 	if (conf->telemetry_retention_s < conf->telemetry_step_s) {
 		snprintf(err, errlen, "%s: telemetry-retention (%us) is shorter "
 		    "than telemetry-step (%us)", fname, conf->telemetry_retention_s,
@@ -520,5 +729,17 @@ config_restart_needed(const struct hvd_config *old, const struct hvd_config *new
 	if (old->telemetry_step_s != new->telemetry_step_s ||
 	    old->telemetry_retention_s != new->telemetry_retention_s)
 		return "telemetry-step or telemetry-retention";
+	if (old->tftp != new->tftp || old->tftp_port != new->tftp_port ||
+	    strcmp(old->tftp_host, new->tftp_host) != 0)
+		return "tftp-listen";
+	if (old->boot_http != new->boot_http ||
+	    old->boot_http_port != new->boot_http_port ||
+	    strcmp(old->boot_http_host, new->boot_http_host) != 0)
+		return "boot-http-listen";
+	if (old->dhcp_mode != new->dhcp_mode ||
+	    strcmp(old->dhcp_interface, new->dhcp_interface) != 0)
+		return "dhcp-mode or dhcp-interface";
+	if (strcmp(old->boot_root, new->boot_root) != 0)
+		return "boot-root";
 	return NULL;
 }

@@ -47,6 +47,24 @@ struct hvd_config {
 	unsigned heartbeat_ms;			/* agents' telemetry interval */
 	unsigned telemetry_step_s;		/* history resolution */
 	unsigned telemetry_retention_s;		/* history length */
+	/* Network boot (issue 3). */
+	char boot_root[PATH_MAX];		/* served files: iPXE, xen, ... */
+	char boot_server[64];			/* address clients use, "" = auto */
+	bool boot_http;				/* boot-http-listen given */
+	char boot_http_host[64];
+	uint16_t boot_http_port;
+	bool tftp;				/* tftp-listen given */
+	char tftp_host[64];
+	uint16_t tftp_port;
+	unsigned tftp_blksize_max;
+	unsigned tftp_windowsize_max;
+	unsigned tftp_timeout_ms;
+	unsigned tftp_retries;
+	enum dhcp_mode { DHCP_OFF, DHCP_PROXY, DHCP_FULL } dhcp_mode;
+	char dhcp_interface[16];		/* IFNAMSIZ */
+	char dhcp_range_start[16], dhcp_range_end[16];	/* IPv4, full mode */
+	char dhcp_router[16], dhcp_dns[16];	/* "" = none */
+	unsigned dhcp_lease_s;
 };
 
 struct hvd {

@@ -50,6 +50,18 @@ static const struct config_case config_cases[] = {
 	{ "api-socket none\napi-listen none\n", "t.conf: no API listener: set api-socket or api-listen" },
 	{ "state-dir /s\napi-socket /s/hvd.sock\n", "t.conf: api-socket /s/hvd.sock is inside state-dir, where api-socket-mode 0660 cannot admit anyone but hvd's user" },
 	{ "state-dir /s\napi-socket /s/hvd.sock\napi-socket-mode 0600\n", NULL },
+	{ "tftp-listen 0.0.0.0:69\ntftp-blksize-max 8192\ntftp-windowsize-max 8\n"
+	    "boot-root /srv/boot\nboot-http-listen 0.0.0.0:80\nboot-server 10.0.0.1\n", NULL },
+	{ "dhcp-mode full\ndhcp-interface br0\ndhcp-range 10.0.0.100 10.0.0.200\n"
+	    "dhcp-router 10.0.0.1\ndhcp-dns 10.0.0.1\ndhcp-lease-time 600\n", NULL },
+	{ "dhcp-mode proxy\ndhcp-interface eth0\n", NULL },
+	{ "tftp-blksize-max 70000\n", "t.conf:1: tftp-blksize-max: '70000' is not an integer in 512..65464" },
+	{ "dhcp-mode relay\n", "t.conf:1: dhcp-mode: 'relay' is not one of off, proxy, full" },
+	{ "dhcp-range 10.0.0.9 10.0.0.1\n", "t.conf:1: dhcp-range: 10.0.0.9 is after 10.0.0.1" },
+	{ "dhcp-range 10.0.0.9\n", "t.conf:1: dhcp-range: expects 2 values, got 1" },
+	{ "dhcp-router fe80::1\n", "t.conf:1: dhcp-router: 'fe80::1' is not an IPv4 address" },
+	{ "dhcp-mode proxy\n", "t.conf: dhcp-mode proxy needs dhcp-interface" },
+	{ "dhcp-mode full\ndhcp-interface br0\n", "t.conf: dhcp-mode full needs dhcp-range" },
 };
 
 static void
