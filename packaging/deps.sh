@@ -15,6 +15,7 @@ packages=(
 	# test drivers and side-by-side peers
 	curl sqlite3 wrk nginx-light iproute2 procps bc
 	prometheus-node-exporter
+	tftp-hpa atftp tftpd-hpa dnsmasq-base busybox nftables
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -50,10 +51,10 @@ if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&
 	tail -n 40 "$log" >&2
 	exit 1
 fi
-# nginx and node_exporter are benchmark peers only: never leave Debian's
+# nginx, node_exporter and tftpd-hpa are benchmark peers only: never leave Debian's
 # default services running.
 if command -v systemctl >/dev/null 2>&1; then
-	systemctl disable --now nginx prometheus-node-exporter >/dev/null 2>&1 || true
+	systemctl disable --now nginx prometheus-node-exporter tftpd-hpa >/dev/null 2>&1 || true
 fi
 rm -f "$log"
 echo "deps.sh: done"
