@@ -552,6 +552,7 @@ EOF
 		track "$perf_pid"
 	fi
 	back_wall=$(wait_all_up "$t0" 60)
+	c1=$(cpu_ns "$hvd_pid")
 	[[ -n ${perf_pid:-} ]] && wait "$perf_pid"
 	sleep 2
 	f1=$(lg_field failures)
@@ -567,7 +568,7 @@ EOF
 	fi
 
 	grep '^loadgen: t=' "$lg_log" | tail -n 1 | sed 's/^/    /'
-	note "fan-in: restart: hvd stopped in $(calc 'a - b' -v a="$t0" -v b="$down_wall") s, answered $startup s after launch; agents back $restart s after launch ($outage s after SIGTERM)"
+	note "fan-in: restart: hvd stopped in $(calc 'a - b' -v a="$t0" -v b="$down_wall") s, answered $startup s after launch; agents back $restart s after launch ($outage s after SIGTERM); the new hvd used $(calc 'c / 1e9' -v c="$c1") CPU-s until then"
 	note "fan-in: hvd events: $(db_count "kind = 'agent.rejected'") agent.rejected, $(db_count "kind = 'host.down'") host.down, $(db_count "kind = 'host.up'") host.up"
 	note "fan-in: GET /api/v1/hosts: wrk $rps req/s, p50=$p50 ms, hvd $wrk_cores cores; paced 10 req/s: p50=$p50p ms p99=$p99p ms"
 	printf 'agent bench: fan-in %d agents, hvd cpu=%s cores, GET /api/v1/hosts p99=%s ms, all %d back in %s s after restart, failures=%d (goal <10 s, 0 failures)\n' \
