@@ -5,6 +5,32 @@
 
 #include "hvctl.h"
 
+/* The boot root's files, and loudly which ones are missing. */
+static void
+status_boot_files(const json_t *boot)
+{
+	const json_t *files = json_object_get(boot, "files"), *f;
+	const json_t *missing = json_object_get(boot, "missing");
+	size_t i;
+
+	if (boot == NULL)
+		return;
+	printf("boot root: %s\n", output_str(boot, "root"));
+	json_array_foreach(files, i, f) {
+		if (!json_is_true(json_object_get(f, "present")))
+			continue;
+		printf("           %-14s %lld bytes\n", output_str(f, "name"),
+		    (long long)json_integer_value(json_object_get(f, "size")));
+	}
+	if (json_array_size(missing) > 0) {
+		printf("MISSING:  ");
+		json_array_foreach(missing, i, f)
+			printf(" %s", json_string_value(f));
+		printf("  (hosts cannot boot without xen, vmlinuz and "
+		    "initramfs: hvctl boot import DIR)\n");
+	}
+}
+
 int
 cmd_status(struct hvctl *h, int argc, char **argv)
 {
@@ -34,6 +60,17 @@ cmd_status(struct hvctl *h, int argc, char **argv)
 		printf("socket:    %s\n", output_str(listen, "socket"));
 	if (output_str(listen, "tcp"))
 		printf("tcp:       %s\n", output_str(listen, "tcp"));
+	if (output_str(listen, "agents"))
+		printf("agents:    %s (%lld connected)\n", output_str(listen,
+		    "agents"), (long long)json_integer_value(json_object_get(
+		    rep.body, "agent_sessions")));
+	if (output_str(listen, "boot_http"))
+		printf("boot http: %s (clients use %s)\n", output_str(listen,
+		    "boot_http"), output_str(json_object_get(rep.body, "boot"),
+		    "url"));
+	if (output_str(listen, "tftp"))
+		printf("tftp:      %s\n", output_str(listen, "tftp"));
+	status_boot_files(json_object_get(rep.body, "boot"));
 	printf("your role: %s\n", output_str(rep.body, "your_role"));
 	printf("inventory: %lld hosts, %lld networks, %lld vms\n",
 	    (long long)json_integer_value(json_object_get(inv, "hosts")),

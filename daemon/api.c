@@ -116,6 +116,14 @@ api_status(struct hvd *hvd, const struct http_request *req,
 	    "vms", (json_int_t)vms);
 	json_object_set_new(rep->json, "agent_sessions",
 	    json_integer((json_int_t)fleet_sessions()));
+	json_object_set_new(rep->json, "boot", boot_status_json());
+	if (c->boot_http) {
+		char addr[96];
+
+		snprintf(addr, sizeof(addr), "%s:%u", c->boot_http_host,
+		    http_boot_port());
+		json_object_set_new(listen, "boot_http", json_string(addr));
+	}
 }
 
 static void

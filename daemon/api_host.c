@@ -21,7 +21,7 @@
 static json_t *
 api_host_json(const struct host_row *h)
 {
-	struct fleet_host *fh = fleet_find(h->name);
+	struct fleet_host *fh = fleet_by_id(h->id);
 	json_t *j;
 
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "name", h->name,

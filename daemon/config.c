@@ -301,6 +301,16 @@ set_boot_root(struct config_ctx *ctx, char **argv)
 }
 
 static int
+set_boot_templates(struct config_ctx *ctx, char **argv)
+{
+	if (argv[0][0] != '/')
+		return config_error(ctx, "boot-templates: '%s' is not an "
+		    "absolute path", argv[0]);
+	return config_copy(ctx, "boot-templates", ctx->conf->boot_templates,
+	    sizeof(ctx->conf->boot_templates), argv[0]);
+}
+
+static int
 set_boot_server(struct config_ctx *ctx, char **argv)
 {
 	return config_ipv4(ctx, "boot-server", argv[0], ctx->conf->boot_server,
@@ -458,6 +468,7 @@ static const struct config_keyword config_keywords[] = {
 	{ "telemetry-retention", 1, set_telemetry_retention },
 	{ "boot-root", 1, set_boot_root },
 	{ "boot-server", 1, set_boot_server },
+	{ "boot-templates", 1, set_boot_templates },
 	{ "boot-http-listen", 1, set_boot_http_listen },
 	{ "tftp-listen", 1, set_tftp_listen },
 	{ "tftp-blksize-max", 1, set_tftp_blksize_max },
@@ -489,6 +500,8 @@ config_new(void)
 	c->telemetry_step_s = 60;
 	c->telemetry_retention_s = 6 * 3600;
 	snprintf(c->boot_root, sizeof(c->boot_root), "/var/lib/hypervisor/boot");
+	snprintf(c->boot_templates, sizeof(c->boot_templates),
+	    "/etc/hypervisor/ipxe");
 	/* 1468 = a 1500-byte MTU minus IPv4, UDP and TFTP headers. */
 	c->tftp_blksize_max = 1468;
 	c->tftp_windowsize_max = 16;
@@ -615,6 +628,15 @@ config_parse(struct hvd_config *conf, const char *buf, size_t len,
 			return r;
 		pos = next;
 	}
+	/* The boot root lives in the state dir unless named, so backing up
+	 * state-dir backs up everything hvd serves. */
+	for (size_t k = 0; k < sizeof(config_keywords) / sizeof(*config_keywords); k++)
+		if (strcmp(config_keywords[k].name, "boot-root") == 0 &&
+		    ctx.seen[k] == 0 &&
+		    snprintf(conf->boot_root, sizeof(conf->boot_root), "%s/boot",
+		    conf->state_dir) >= (int)sizeof(conf->boot_root))
+			return config_error(&ctx, "state-dir: too long to hold "
+			    "boot/");
 	return 0;
 }
 

@@ -281,10 +281,15 @@ int
 db_ping(struct db *db)
 {
 	sqlite3_stmt *st = db_stmt(db, DB_S_PING, "SELECT 1");
+	int r;
 
 	if (st == NULL)
 		return -EIO;
-	return sqlite3_step(st) == SQLITE_ROW ? 0 : -EIO;
+	r = sqlite3_step(st) == SQLITE_ROW ? 0 : -EIO;
+	/* Reset at once: a statement left on a row holds a read snapshot,
+	 * which hides other writers' commits and blocks checkpoints. */
+	sqlite3_reset(st);
+	return r;
 }
 
 int
@@ -306,9 +311,12 @@ db_count(struct db *db, const char *table, int64_t *out)
 			continue;
 		if ((st = db_stmt(db, counts[i].slot, counts[i].sql)) == NULL)
 			return -EIO;
-		if (sqlite3_step(st) != SQLITE_ROW)
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			sqlite3_reset(st);
 			return db_err(db, sqlite3_errcode(db->sql), "count");
+		}
 		*out = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
 		return 0;
 	}
 	return -EINVAL;

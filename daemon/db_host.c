@@ -82,6 +82,19 @@ db_host_get(struct db *db, const char *name, struct host_row *out)
 }
 
 int
+db_host_by_mac(struct db *db, const char *mac, struct host_row *out)
+{
+	sqlite3_stmt *st = db_stmt(db, DB_S_HOST_BY_MAC,
+	    "SELECT " HOST_COLS " FROM hosts WHERE boot_mac = ? AND "
+	    "state != 'retired'");
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	return db_host_one(db, st, out);
+}
+
+int
 db_host_list(struct db *db, struct host_row **out, size_t *n)
 {
 	sqlite3_stmt *st = db_stmt(db, DB_S_HOST_LIST,

@@ -25,6 +25,7 @@
 
 struct fleet_host {
 	struct hvd *hvd;
+	struct fleet_host *next_by_id;	/* hash chain */
 	int64_t id;
 	char name[API_NAME_MAX + 1];
 	struct agent_conn *session;
@@ -43,6 +44,10 @@ struct fleet_host {
 
 static struct fleet_host **fleet_hosts;
 static size_t fleet_n, fleet_cap;
+/* Index by host id: the API joins every inventory row with its live
+ * state, which must not cost a scan per row. */
+static struct fleet_host **fleet_by_id_tab;
+static size_t fleet_buckets;	/* power of two */
 static const struct timeval *fleet_timeout;	/* 3 heartbeats, common queue */
 
 static void
@@ -75,9 +80,53 @@ fleet_host_free(struct fleet_host *fh)
 	free(fh);
 }
 
+static size_t
+fleet_bucket(int64_t id, size_t n)
+{
+	uint64_t x = (uint64_t)id * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(x >> 32) & (n - 1);
+}
+
+static int
+fleet_index_grow(void)
+{
+	size_t n = fleet_buckets ? fleet_buckets * 2 : 256;
+	struct fleet_host **tab = calloc(n, sizeof(*tab));
+
+	if (tab == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < fleet_n; i++) {
+		size_t b = fleet_bucket(fleet_hosts[i]->id, n);
+
+		fleet_hosts[i]->next_by_id = tab[b];
+		tab[b] = fleet_hosts[i];
+	}
+	free(fleet_by_id_tab);
+	fleet_by_id_tab = tab;
+	fleet_buckets = n;
+	return 0;
+}
+
+struct fleet_host *
+fleet_by_id(int64_t id)
+{
+	struct fleet_host *fh;
+
+	if (fleet_buckets == 0)
+		return NULL;
+	for (fh = fleet_by_id_tab[fleet_bucket(id, fleet_buckets)]; fh;
+	    fh = fh->next_by_id)
+		if (fh->id == id)
+			return fh;
+	return NULL;
+}
+
 static struct fleet_host *
 fleet_add(struct hvd *hvd, const struct host_row *h)
 {
+	size_t b;
+
 	struct fleet_host *fh, **tmp;
 	unsigned step = hvd->conf->telemetry_step_s;
 
@@ -103,7 +152,14 @@ fleet_add(struct hvd *hvd, const struct host_row *h)
 		fleet_host_free(fh);
 		return NULL;
 	}
+	if (fleet_n + 1 > fleet_buckets && fleet_index_grow() < 0) {
+		fleet_host_free(fh);
+		return NULL;
+	}
 	fleet_hosts[fleet_n++] = fh;
+	b = fleet_bucket(fh->id, fleet_buckets);
+	fh->next_by_id = fleet_by_id_tab[b];
+	fleet_by_id_tab[b] = fh;
 	return fh;
 }
 
@@ -146,8 +202,10 @@ fleet_shutdown(void)
 	for (size_t i = 0; i < fleet_n; i++)
 		fleet_host_free(fleet_hosts[i]);
 	free(fleet_hosts);
+	free(fleet_by_id_tab);
 	fleet_hosts = NULL;
-	fleet_n = fleet_cap = 0;
+	fleet_by_id_tab = NULL;
+	fleet_n = fleet_cap = fleet_buckets = 0;
 }
 
 struct fleet_host *
@@ -162,10 +220,9 @@ fleet_find(const char *name)
 struct fleet_host *
 fleet_get(struct hvd *hvd, const struct host_row *h)
 {
-	for (size_t i = 0; i < fleet_n; i++)
-		if (fleet_hosts[i]->id == h->id)
-			return fleet_hosts[i];
-	return fleet_add(hvd, h);
+	struct fleet_host *fh = fleet_by_id(h->id);
+
+	return fh ? fh : fleet_add(hvd, h);
 }
 
 struct agent_conn *

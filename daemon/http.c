@@ -31,7 +31,7 @@
 #define HTTP_CONN_MAX		1024
 #define HTTP_CONN_TIMEOUT_S	60
 
-enum http_kind { HTTP_UNIX, HTTP_TCP };
+enum http_kind { HTTP_UNIX, HTTP_TCP, HTTP_BOOT };
 
 struct http_listener {
 	struct hvd *hvd;
@@ -64,7 +64,7 @@ struct http_deferred {
 	struct http_pending p;
 };
 
-static struct http_listener *http_listeners[2];
+static struct http_listener *http_listeners[3];
 
 static void
 http_listener_free(struct http_listener *l)
@@ -189,6 +189,39 @@ http_query(const struct http_request *req, const char *key)
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+static const char *
+http_header(const struct http_request *req, const char *key)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, key);
+}
+
+struct http_query_iter {
+	void (*cb)(void *, const char *, const char *);
+	void *arg;
+};
+
+static enum MHD_Result
+http_query_iter_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct http_query_iter *it = cls;
+
+	(void)kind;
+	if (it->cb)
+		it->cb(it->arg, key, value);
+	return MHD_YES;
+}
+
+static int
+http_query_each(const struct http_request *req,
+    void (*cb)(void *, const char *, const char *), void *arg)
+{
+	struct http_query_iter it = { cb, arg };
+
+	return MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
+	    http_query_iter_cb, &it);
+}
+
 static void
 http_blob_free(void *cls)
 {
@@ -222,16 +255,37 @@ http_respond(struct MHD_Connection *conn, const char *method,
 		    http_blob_free, rep->blob);
 		if (resp)
 			rep->blob = NULL;	/* the response owns it now */
+	} else if (rep->file_fd > 0) {
+		/* Zero-copy: libmicrohttpd sends the range with sendfile and
+		 * closes the fd when the response is done. */
+		resp = MHD_create_response_from_fd_at_offset64(rep->file_len,
+		    rep->file_fd, rep->file_off);
+		if (resp)
+			rep->file_fd = 0;
 	} else {
 		resp = MHD_create_response_from_buffer(0, (void *)"",
 		    MHD_RESPMEM_PERSISTENT);
 	}
 	if (resp == NULL)
 		return MHD_NO;
+	for (size_t i = 0; i < HTTP_EXTRA_HEADERS && rep->header[i][0]; i++) {
+		char name[64];
+		const char *colon = strchr(rep->header[i], ':');
+		size_t n = colon ? (size_t)(colon - rep->header[i]) : 0;
+
+		if (n == 0 || n >= sizeof(name))
+			continue;
+		memcpy(name, rep->header[i], n);
+		name[n] = '\0';
+		if (MHD_add_response_header(resp, name, colon + 2) != MHD_YES) {
+			MHD_destroy_response(resp);
+			return MHD_NO;
+		}
+	}
 	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    rep->content_type ? rep->content_type : "application/json") != MHD_YES ||
-	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
-	    "no-store") != MHD_YES ||
+	    (rep->file_len == 0 && MHD_add_response_header(resp,
+	    MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES) ||
 	    (rep->location[0] && MHD_add_response_header(resp,
 	    MHD_HTTP_HEADER_LOCATION, rep->location) != MHD_YES) ||
 	    (rep->allow && MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
@@ -253,6 +307,8 @@ http_reply_dispose(struct http_reply *rep)
 {
 	json_decref(rep->json);
 	blob_unref(rep->blob);
+	if (rep->file_fd > 0)
+		close(rep->file_fd);
 }
 
 static enum MHD_Result
@@ -275,8 +331,10 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 		*con_cls = p;
 		if (l->kind == HTTP_UNIX)
 			http_auth_unix(l, conn, p);
-		else
+		else if (l->kind == HTTP_TCP)
 			http_auth_tcp(l, conn, p);
+		else
+			snprintf(p->actor, sizeof(p->actor), "boot");
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && (parse_u64(cl, 0, UINT64_MAX, &clen) < 0 ||
@@ -334,7 +392,13 @@ reply:
 		p->conn = conn;
 		p->l = l;
 		snprintf(p->method, sizeof(p->method), "%s", method);
-		api_handle(l->hvd, &req, &rep);
+		if (l->kind == HTTP_BOOT) {
+			req.header = http_header;
+			req.query_each = http_query_each;
+			boot_handle(l->hvd, &req, &rep);
+		} else {
+			api_handle(l->hvd, &req, &rep);
+		}
 		if (rep.deferred) {
 			p->deferred = true;
 			p->reply.route = rep.route;
@@ -465,12 +529,15 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 		}
 		snprintf(l->path, sizeof(l->path), "%s", c->api_socket);
 	} else {
-		fd = http_tcp_socket(c->api_listen_host, c->api_listen_port,
-		    &l->port);
-		if (fd < 0) {
+		const char *host = kind == HTTP_TCP ? c->api_listen_host :
+		    c->boot_http_host;
+		uint16_t port = kind == HTTP_TCP ? c->api_listen_port :
+		    c->boot_http_port;
+
+		if ((fd = http_tcp_socket(host, port, &l->port)) < 0) {
 			errno = -fd;
-			log_warn("api: listen %s:%u", c->api_listen_host,
-			    c->api_listen_port);
+			log_warn("%s: listen %s:%u", kind == HTTP_TCP ? "api" :
+			    "boot", host, port);
 			r = fd;
 			goto fail;
 		}
@@ -505,8 +572,10 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 	if (kind == HTTP_UNIX)
 		log_info("api: listening on %s (mode %04o)", l->path,
 		    c->api_socket_mode);
-	else
+	else if (kind == HTTP_TCP)
 		log_info("api: listening on %s:%u", c->api_listen_host, l->port);
+	else
+		log_info("boot: HTTP on %s:%u", c->boot_http_host, l->port);
 	*out = l;
 	return 0;
 fail:
@@ -525,13 +594,22 @@ http_init(struct hvd *hvd)
 	if (hvd->conf->api_tcp &&
 	    (r = http_listener_start(hvd, HTTP_TCP, &http_listeners[1])) < 0)
 		return r;
+	if (hvd->conf->boot_http &&
+	    (r = http_listener_start(hvd, HTTP_BOOT, &http_listeners[2])) < 0)
+		return r;
 	return 0;
+}
+
+uint16_t
+http_boot_port(void)
+{
+	return http_listeners[2] ? http_listeners[2]->port : 0;
 }
 
 void
 http_shutdown(void)
 {
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < 3; i++) {
 		http_listener_free(http_listeners[i]);
 		http_listeners[i] = NULL;
 	}

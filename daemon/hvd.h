@@ -24,6 +24,7 @@
 #include "log.h"
 
 #define HVD_CONF_DEFAULT	"/etc/hypervisor/hvd.conf"
+#define HVD_IPXE_DIR		"/usr/lib/ipxe"		/* Debian's ipxe package */
 #define HVD_CONF_MAX_BYTES	(1024 * 1024)
 #define HVD_SOCKET_PATH_MAX	(sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
@@ -49,6 +50,7 @@ struct hvd_config {
 	unsigned telemetry_retention_s;		/* history length */
 	/* Network boot (issue 3). */
 	char boot_root[PATH_MAX];		/* served files: iPXE, xen, ... */
+	char boot_templates[PATH_MAX];		/* operator's iPXE overrides */
 	char boot_server[64];			/* address clients use, "" = auto */
 	bool boot_http;				/* boot-http-listen given */
 	char boot_http_host[64];
@@ -177,6 +179,11 @@ struct http_request {
 	bool anonymous;		/* TCP without a valid token */
 	const char *actor;	/* for the audit log: "uid:0", "token:<id>" */
 	const char *(*query)(const struct http_request *req, const char *key);
+	const char *(*header)(const struct http_request *req, const char *key);
+	/* Calls cb for every query argument (cb may be NULL); returns the
+	 * number of arguments. */
+	int (*query_each)(const struct http_request *req,
+	    void (*cb)(void *arg, const char *key, const char *value), void *arg);
 	struct MHD_Connection *conn;	/* http.c's, for query() */
 	void *pending;			/* http.c's, for http_defer() */
 };
@@ -193,6 +200,11 @@ struct http_reply {
 	/* A handler that answers later sets this and keeps the handle it
 	 * got from http_defer(); the client waits (no thread blocks). */
 	bool deferred;
+	/* A file range sent zero-copy; file_fd (> 0) is owned and closed. */
+	int file_fd;
+	uint64_t file_off, file_len;
+#define HTTP_EXTRA_HEADERS 6
+	char header[HTTP_EXTRA_HEADERS][128];	/* "Name: value" */
 };
 /* Called from a handler: the reply will come through http_finish(). */
 struct http_deferred *http_defer(const struct http_request *req,
@@ -202,6 +214,7 @@ void http_finish(struct http_deferred *d, struct http_reply *rep);
 int http_init(struct hvd *hvd);
 void http_shutdown(void);
 uint16_t http_tcp_port(void);
+uint16_t http_boot_port(void);
 
 /* blob.c: refcounted immutable bytes, shared by cached responses. */
 struct blob *blob_new(const char *data, size_t len);
@@ -255,6 +268,7 @@ struct host_row {
 };
 int db_host_by_pubkey(struct db *db, const char *pubhex, struct host_row *out);
 int db_host_get(struct db *db, const char *name, struct host_row *out);
+int db_host_by_mac(struct db *db, const char *mac, struct host_row *out);
 int db_host_list(struct db *db, struct host_row **out, size_t *n);
 int db_host_register(struct db *db, const char *name, const char *pubhex,
     const uint8_t *token_hash, const char *actor, int64_t now,
@@ -280,6 +294,7 @@ int fleet_init(struct hvd *hvd);
 void fleet_shutdown(void);
 struct fleet_host *fleet_get(struct hvd *hvd, const struct host_row *h);
 struct fleet_host *fleet_find(const char *name);
+struct fleet_host *fleet_by_id(int64_t id);
 struct agent_conn *fleet_session(const struct fleet_host *fh);
 const char *fleet_name(const struct fleet_host *fh);
 bool fleet_is_up(const struct fleet_host *fh);
@@ -313,6 +328,30 @@ void api_hosts_create(struct hvd *, const struct http_request *, struct http_rep
 void api_host_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_host_telemetry(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_host_command(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+
+/* boot_parse.c: pure parsers behind HTTP boot (fuzzed). */
+struct boot_query {
+	unsigned present;
+	char mac[18];		/* aa:bb:cc:dd:ee:ff */
+	char uuid[37];		/* "" when the machine has none */
+	char serial[65], product[65];
+	char buildarch[12];
+};
+int boot_query_set(struct boot_query *q, const char *key, const char *value,
+    char *err, size_t errlen);
+int boot_query_check(const struct boot_query *q, char *err, size_t errlen);
+int boot_range_parse(const char *h, uint64_t size, uint64_t *off,
+    uint64_t *len);
+int boot_render(const char *tpl, const char *const *vars, char **out,
+    char *err, size_t errlen);
+
+/* boot.c: iPXE scripts and boot files over HTTP, the boot root. */
+int boot_init(struct hvd *hvd);
+void boot_shutdown(void);
+void boot_handle(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep);
+json_t *boot_status_json(void);
+const char *boot_url(void);
 
 /* metrics.c */
 void metrics_count_request(const char *route, const char *method,

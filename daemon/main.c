@@ -190,6 +190,8 @@ main(int argc, char **argv)
 		fatalx("cannot load the hosts");
 	if ((r = agents_init(&hvd)) < 0)
 		fatalx("cannot start the agent listener");
+	if ((r = boot_init(&hvd)) < 0)
+		fatalx("cannot set up the boot root %s", hvd.conf->boot_root);
 	if ((r = http_init(&hvd)) < 0)
 		fatalx("cannot start the REST API");
 	log_info("hvd %s ready: inventory %s", HV_VERSION, dbpath);
@@ -201,6 +203,7 @@ main(int argc, char **argv)
 	 * which must be resumed before libmicrohttpd stops. */
 	agents_shutdown();
 	http_shutdown();
+	boot_shutdown();
 	fleet_shutdown();
 	keys_shutdown();
 	api_shutdown();

@@ -16,6 +16,8 @@ packages=(
 	curl sqlite3 wrk nginx-light iproute2 procps bc
 	prometheus-node-exporter
 	tftp-hpa atftp tftpd-hpa dnsmasq-base busybox nftables
+	# iPXE binaries hvd installs into its boot root
+	ipxe
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -46,6 +46,8 @@ test_history_ring(void **state)
 	snprintf(row.name, sizeof(row.name), "h1");
 	assert_non_null(fh = fleet_get(&hvd, &row));
 	assert_ptr_equal(fleet_find("h1"), fh);
+	assert_ptr_equal(fleet_by_id(1), fh);
+	assert_null(fleet_by_id(2));
 	/* 200 s of one sample a second, starting at t = 1000. */
 	for (int t = 0; t < 200; t++) {
 		s = sample(t, t / 10.0, 100 + t);
@@ -96,6 +98,16 @@ test_timestamps_must_grow(void **state)
 	assert_false(fleet_accept_timestamp(fh, 100));	/* replay */
 	assert_false(fleet_accept_timestamp(fh, 99));	/* older */
 	assert_true(fleet_accept_timestamp(fh, 101));
+	/* The id index survives growth past its first table. */
+	for (int64_t id = 100; id < 1100; id++) {
+		struct host_row r = { .id = id };
+
+		snprintf(r.name, sizeof(r.name), "n%lld", (long long)id);
+		assert_non_null(fleet_get(&hvd, &r));
+	}
+	for (int64_t id = 100; id < 1100; id++)
+		assert_int_equal(fleet_name(fleet_by_id(id))[0], 'n');
+	assert_ptr_equal(fleet_by_id(2), fh);
 	fleet_shutdown();
 	config_free(hvd.conf);
 	event_base_free(hvd.base);

@@ -1,0 +1,15 @@
+# Turns ipxe/*.ipxe into a C table of templates compiled into hvd, so the
+# boot scripts work without installed files.  Run by cmake -P at build time.
+file(GLOB tpls "${IPXE_DIR}/*.ipxe")
+list(SORT tpls)
+set(body "")
+set(entries "")
+foreach(f IN LISTS tpls)
+	get_filename_component(name "${f}" NAME_WE)
+	file(READ "${f}" hex HEX)
+	string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+	string(APPEND body "static const char tpl_${name}[] = {${hex} 0};\n")
+	string(APPEND entries "\t{ \"${name}\", tpl_${name} },\n")
+endforeach()
+file(WRITE "${OUT}.tmp" "/* Generated from the ipxe/NAME.ipxe templates by ipxe/embed.cmake; do not edit. */\n#include <stddef.h>\n\nstruct ipxe_template { const char *name; const char *text; };\n${body}\nconst struct ipxe_template ipxe_templates[] = {\n${entries}\t{ NULL, NULL },\n};\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUT}.tmp" "${OUT}")
