@@ -70,6 +70,16 @@ cmd_status(struct hvctl *h, int argc, char **argv)
 		    "url"));
 	if (output_str(listen, "tftp"))
 		printf("tftp:      %s\n", output_str(listen, "tftp"));
+	if (json_object_get(rep.body, "topology")) {
+		const json_t *t = json_object_get(rep.body, "topology");
+
+		printf("network:   boot interface %s, %s/%lld\n",
+		    output_str(t, "boot_interface")[0] ?
+		    output_str(t, "boot_interface") : "(none)",
+		    output_str(t, "boot_address") ? output_str(t, "boot_address") :
+		    "no IPv4 address",
+		    (long long)json_integer_value(json_object_get(t, "boot_prefix")));
+	}
 	status_boot_files(json_object_get(rep.body, "boot"));
 	printf("your role: %s\n", output_str(rep.body, "your_role"));
 	printf("inventory: %lld hosts, %lld networks, %lld vms\n",

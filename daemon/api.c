@@ -117,6 +117,7 @@ api_status(struct hvd *hvd, const struct http_request *req,
 	json_object_set_new(rep->json, "agent_sessions",
 	    json_integer((json_int_t)fleet_sessions()));
 	json_object_set_new(rep->json, "boot", boot_status_json());
+	json_object_set_new(rep->json, "topology", topology_json());
 	if (c->boot_http) {
 		char addr[96];
 

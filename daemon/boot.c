@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -66,29 +65,6 @@ boot_openat(int dirfd, const char *name, int flags)
 	return (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
 }
 
-/* First IPv4 address that is up and not loopback: the fallback boot
- * server address when boot-server is not set and hvd listens on any. */
-static int
-boot_guess_address(char *out, size_t len)
-{
-	struct ifaddrs *ifa, *i;
-	int r = -ENOENT;
-
-	if (getifaddrs(&ifa) == -1)
-		return -errno;
-	for (i = ifa; i; i = i->ifa_next) {
-		if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET ||
-		    (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP))
-			continue;
-		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr,
-		    out, (socklen_t)len);
-		r = 0;
-		break;
-	}
-	freeifaddrs(ifa);
-	return r;
-}
-
 const char *
 boot_url(void)
 {
@@ -103,7 +79,9 @@ boot_url(void)
 	else if (strcmp(c->boot_http_host, "0.0.0.0") != 0 &&
 	    strcmp(c->boot_http_host, "::") != 0)
 		snprintf(addr, sizeof(addr), "%s", c->boot_http_host);
-	else if (boot_guess_address(addr, sizeof(addr)) < 0)
+	else if (topology_boot_address())
+		snprintf(addr, sizeof(addr), "%s", topology_boot_address());
+	else
 		snprintf(addr, sizeof(addr), "127.0.0.1");
 	snprintf(boot_url_buf, sizeof(boot_url_buf), strchr(addr, ':') ?
 	    "http://[%s]:%u" : "http://%s:%u", addr, http_boot_port());

@@ -345,6 +345,12 @@ int boot_range_parse(const char *h, uint64_t size, uint64_t *off,
 int boot_render(const char *tpl, const char *const *vars, char **out,
     char *err, size_t errlen);
 
+/* topology.c: this node's interfaces, addresses and routes via libnl. */
+int topology_init(struct hvd *hvd);
+void topology_shutdown(void);
+const char *topology_boot_address(void);
+json_t *topology_json(void);
+
 /* boot.c: iPXE scripts and boot files over HTTP, the boot root. */
 int boot_init(struct hvd *hvd);
 void boot_shutdown(void);

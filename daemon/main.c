@@ -190,6 +190,8 @@ main(int argc, char **argv)
 		fatalx("cannot load the hosts");
 	if ((r = agents_init(&hvd)) < 0)
 		fatalx("cannot start the agent listener");
+	if ((r = topology_init(&hvd)) < 0)
+		fatalx("cannot read the network topology");
 	if ((r = boot_init(&hvd)) < 0)
 		fatalx("cannot set up the boot root %s", hvd.conf->boot_root);
 	if ((r = http_init(&hvd)) < 0)
@@ -204,6 +206,7 @@ main(int argc, char **argv)
 	agents_shutdown();
 	http_shutdown();
 	boot_shutdown();
+	topology_shutdown();
 	fleet_shutdown();
 	keys_shutdown();
 	api_shutdown();
