@@ -72,6 +72,10 @@ int cmd_host_call(struct hvctl *h, int argc, char **argv);
 int host_table(const json_t *hosts);
 int cmd_top(struct hvctl *h, int argc, char **argv);
 
+/* cmd_boot.c */
+int cmd_boot_import(struct hvctl *h, int argc, char **argv);
+int cmd_boot_list(struct hvctl *h, int argc, char **argv);
+
 /* main.c */
 int hvctl_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

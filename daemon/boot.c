@@ -208,6 +208,30 @@ boot_shutdown(void)
 	boot_hvd = NULL;
 }
 
+/* Where a boot file came from: the .NAME.source line hvctl boot import
+ * wrote, or the iPXE package for the binaries hvd installed itself. */
+static const char *
+boot_source(const char *name)
+{
+	static char text[512];
+	char path[80];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), ".%s.source", name);
+	if ((fd = openat(boot_rootfd, path, O_RDONLY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1)
+		return strstr(name, "pxe") || strstr(name, ".efi") ?
+		    "Debian ipxe package (" HVD_IPXE_DIR ")" : NULL;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	text[n] = '\0';
+	text[strcspn(text, "\n")] = '\0';
+	return text;
+}
+
 json_t *
 boot_status_json(void)
 {
@@ -219,9 +243,10 @@ boot_status_json(void)
 		    boot_files[i], &st, 0) == 0 && S_ISREG(st.st_mode);
 
 		json_array_append_new(files, present ?
-		    json_pack("{s:s, s:b, s:I, s:I}", "name", boot_files[i],
+		    json_pack("{s:s, s:b, s:I, s:I, s:s?}", "name", boot_files[i],
 		    "present", 1, "size", (json_int_t)st.st_size,
-		    "mtime", (json_int_t)st.st_mtime) :
+		    "mtime", (json_int_t)st.st_mtime, "source",
+		    boot_source(boot_files[i])) :
 		    json_pack("{s:s, s:b}", "name", boot_files[i], "present", 0));
 		if (!present)
 			json_array_append_new(missing, json_string(boot_files[i]));

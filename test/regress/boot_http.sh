@@ -92,6 +92,25 @@ expect "hidden files not served" "$(get "$B/boot/files/.xen.source")" 404
 expect "unknown path" "$(get "$B/etc/passwd")" 404
 expect "no secret was served" "$(grep -c secret "$T/out" || true)" 0
 expect "still serving" "$(get "$B/boot/files/vmlinuz")" 200
+# --- hvctl boot import from an Alpine-style netboot directory
+mkdir -p "$T/netboot"
+head -c 2000000 /dev/urandom > "$T/xen.raw"
+gzip -c "$T/xen.raw" > "$T/netboot/xen.gz"
+head -c 700000 /dev/urandom > "$T/netboot/vmlinuz-lts"
+head -c 900000 /dev/urandom > "$T/netboot/initramfs-lts"
+head -c 400000 /dev/urandom > "$T/netboot/modloop-lts"
+out=$("$HVCTL" boot import "$T/netboot")
+expect "import reports each file" "$(echo "$out" | awk '{print $1}' | tr '\n' ' ')" 'xen vmlinuz initramfs modloop '
+expect "xen.gz imported decompressed" "$(cmp "$T/boot/xen" "$T/xen.raw" && echo same)" same
+expect "initramfs-lts imported as initramfs" "$(cmp "$T/boot/initramfs" "$T/netboot/initramfs-lts" && echo same)" same
+expect "served after import" "$(get "$B/boot/files/modloop"; cmp "$T/out" "$T/netboot/modloop-lts" && echo same)" '200same'
+expect "boot list says where xen came from" "$("$HVCTL" boot list | grep '^xen ')" "xen *2000000*$T/netboot/xen.gz sha256:$(sha256sum < "$T/xen.raw" | cut -d' ' -f1) 2000000 bytes, imported *"
+expect "nothing missing any more" "$("$HVCTL" status | grep -c MISSING || true)" 0
+set +e
+out=$("$HVCTL" boot import "$T/state" 2>&1); rc=$?
+set -e
+expect "import of a directory without boot files" "$rc:$out" "5:*nothing to import*"
+
 m=$(curl -s --unix-socket "$T/hvd.sock" http://localhost/metrics)
 expect "boot requests in /metrics" "$(echo "$m" | grep -c 'route="/boot/files/{}"')" '[1-9]*'
 finish
