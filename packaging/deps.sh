@@ -15,9 +15,11 @@ packages=(
 	# test drivers and side-by-side peers
 	curl sqlite3 wrk nginx-light iproute2 procps bc
 	prometheus-node-exporter
-	tftp-hpa atftp tftpd-hpa dnsmasq-base busybox nftables
+	tftp-hpa atftp tftpd-hpa dnsmasq-base nftables
 	# iPXE binaries hvd installs into its boot root
 	ipxe
+	# the QEMU lab: machines that netboot from hvd, payloads from Debian
+	qemu-system-x86 ipxe-qemu busybox-static cpio
 )
 
 if [ "$(id -u)" -ne 0 ]; then
