@@ -18,6 +18,38 @@ set -e
 expect "-n on a missing file" "$rc/$out" "1/$T/missing.conf: No such file or directory"
 expect "-n on the shipped example" "$("$HVD" -n -f "$(dirname "$0")/../../packaging/hvd.conf" 2>&1)" "*: configuration OK"
 
+# --- sd_notify: READY at start, RELOADING/READY on SIGHUP, STOPPING on exit
+python3 - "$T/notify.sock" > "$T/notify.log" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(20)
+try:
+    while True:
+        msg = s.recv(4096).decode()
+        print(msg.replace("\n", " "), flush=True)
+        if "STOPPING=1" in msg:
+            break
+except socket.timeout:
+    pass
+PY
+NOTIFY_PID=$!
+for _ in $(seq 1 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+write_conf
+NOTIFY_SOCKET=$T/notify.sock "$HVD" -d -f "$T/hvd.conf" >> "$T/hvd.log" 2>&1 &
+npid=$!
+for _ in $(seq 1 50); do grep -q READY "$T/notify.log" && break; sleep 0.1; done
+kill -HUP "$npid"
+for _ in $(seq 1 50); do [ "$(grep -c READY "$T/notify.log")" -ge 2 ] && break; sleep 0.1; done
+kill -TERM "$npid"; wait "$npid" || true
+wait "$NOTIFY_PID" || true
+expect "sd_notify READY" "$(sed -n 1p "$T/notify.log")" 'READY=1 STATUS=serving'
+expect "sd_notify RELOADING then READY" "$(sed -n '2,3p' "$T/notify.log" | tr '\n' '|')" 'RELOADING=1|READY=1|'
+expect "sd_notify STOPPING" "$(tail -1 "$T/notify.log")" 'STOPPING=1'
+expect "inventory in WAL mode" "$(sqlite3 "$T/state/hvd.db" 'PRAGMA journal_mode')" wal
+expect "state dir is private" "$(stat -c %a "$T/state")" 700
+expect "master key is private" "$(stat -c %a "$T/state/master.key")" 600
+
 # --- SIGHUP: a good reload swaps, a bad one keeps the old config
 write_conf "api-body-max 2048"
 start_hvd
