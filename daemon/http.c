@@ -549,6 +549,9 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_MAX,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
+	    /* main() ignores SIGPIPE; saying so lets libmicrohttpd send file
+	     * replies with sendfile() instead of pread() + send() per chunk. */
+	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
 	    MHD_OPTION_END);
 	if (l->mhd == NULL) {
 		log_warnx("api: libmicrohttpd failed to start");
