@@ -50,6 +50,7 @@ static const char *const boot_tpl_names[] = { "stage1", "stage2", "discovery",
     "missing" };
 
 static int boot_rootfd = -1;
+static int boot_mirrorfd = -1;		/* -1: no Alpine mirror */
 static char *boot_tpl[TPL__MAX];	/* owned copies */
 static char boot_url_buf[96];
 static struct hvd *boot_hvd;
@@ -190,6 +191,11 @@ boot_init(struct hvd *hvd)
 		return -errno;
 	}
 	boot_install_ipxe(HVD_IPXE_DIR);
+	/* The mirror is optional: served only when the directory exists. */
+	if ((boot_mirrorfd = open(c->alpine_mirror, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) != -1)
+		log_info("boot: serving the Alpine mirror %s at /alpine/",
+		    c->alpine_mirror);
 	if ((r = boot_templates_load(c->boot_templates)) < 0)
 		return r;
 	return 0;
@@ -204,7 +210,9 @@ boot_shutdown(void)
 	}
 	if (boot_rootfd != -1)
 		close(boot_rootfd);
-	boot_rootfd = -1;
+	if (boot_mirrorfd != -1)
+		close(boot_mirrorfd);
+	boot_rootfd = boot_mirrorfd = -1;
 	boot_hvd = NULL;
 }
 
@@ -251,9 +259,10 @@ boot_status_json(void)
 		if (!present)
 			json_array_append_new(missing, json_string(boot_files[i]));
 	}
-	return json_pack("{s:s, s:s?, s:o, s:o}", "root",
+	return json_pack("{s:s, s:s?, s:o, s:o, s:s?}", "root",
 	    boot_hvd ? boot_hvd->conf->boot_root : "", "url", boot_url(),
-	    "files", files, "missing", missing);
+	    "files", files, "missing", missing, "alpine_mirror",
+	    boot_mirrorfd != -1 ? boot_hvd->conf->alpine_mirror : NULL);
 }
 
 static void
@@ -336,7 +345,31 @@ boot_name_valid(const char *s)
 	if (n == 0 || n > 64 || s[0] == '.')
 		return false;
 	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789._-") == n;
+	    "0123456789._+-") == n;
+}
+
+/* A mirror path: names as above joined by single '/', nothing hidden. */
+static bool
+boot_path_valid(const char *s)
+{
+	char part[65];
+	size_t n;
+
+	if (strlen(s) > 512)
+		return false;
+	while (*s) {
+		n = strcspn(s, "/");
+		if (n == 0 || n >= sizeof(part))
+			return false;
+		memcpy(part, s, n);
+		part[n] = '\0';
+		if (!boot_name_valid(part))
+			return false;
+		s += n;
+		if (*s == '/' && *++s == '\0')
+			return false;
+	}
+	return true;
 }
 
 static void
@@ -359,7 +392,7 @@ boot_header(struct http_reply *rep, const char *fmt, ...)
 }
 
 static void
-boot_file(const struct http_request *req, struct http_reply *rep,
+boot_file(const struct http_request *req, struct http_reply *rep, int dirfd,
     const char *name)
 {
 	const char *inm, *ims, *range;
@@ -369,11 +402,12 @@ boot_file(const struct http_request *req, struct http_reply *rep,
 	struct tm tm;
 	int fd, r;
 
-	if (!boot_name_valid(name)) {
+	if (dirfd == boot_rootfd ? !boot_name_valid(name) :
+	    !boot_path_valid(name)) {
 		api_error(rep, MHD_HTTP_NOT_FOUND, "no such boot file");
 		return;
 	}
-	if ((fd = boot_openat(boot_rootfd, name, O_RDONLY | O_NOFOLLOW)) == -1) {
+	if ((fd = boot_openat(dirfd, name, O_RDONLY | O_NOFOLLOW)) == -1) {
 		if (errno == EXDEV || errno == ELOOP)
 			log_warnx("boot: refused %s: it leads out of the boot root",
 			    name);
@@ -460,7 +494,20 @@ boot_handle(struct hvd *hvd, const struct http_request *req,
 			api_error(rep, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only");
 			return;
 		}
-		boot_file(req, rep, url + 12);
+		boot_file(req, rep, boot_rootfd, url + 12);
+		return;
+	}
+	if (strncmp(url, "/alpine/", 8) == 0) {
+		rep->route = "/alpine/{}";
+		if (!get) {
+			rep->allow = "GET, HEAD";
+			api_error(rep, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only");
+		} else if (boot_mirrorfd == -1) {
+			api_error(rep, MHD_HTTP_NOT_FOUND, "hvd serves no Alpine "
+			    "mirror (create %s)", hvd->conf->alpine_mirror);
+		} else {
+			boot_file(req, rep, boot_mirrorfd, url + 8);
+		}
 		return;
 	}
 	api_error(rep, MHD_HTTP_NOT_FOUND, "no such resource");

@@ -311,6 +311,16 @@ set_boot_templates(struct config_ctx *ctx, char **argv)
 }
 
 static int
+set_alpine_mirror(struct config_ctx *ctx, char **argv)
+{
+	if (argv[0][0] != '/')
+		return config_error(ctx, "alpine-mirror: '%s' is not an absolute "
+		    "path", argv[0]);
+	return config_copy(ctx, "alpine-mirror", ctx->conf->alpine_mirror,
+	    sizeof(ctx->conf->alpine_mirror), argv[0]);
+}
+
+static int
 set_boot_server(struct config_ctx *ctx, char **argv)
 {
 	return config_ipv4(ctx, "boot-server", argv[0], ctx->conf->boot_server,
@@ -469,6 +479,7 @@ static const struct config_keyword config_keywords[] = {
 	{ "boot-root", 1, set_boot_root },
 	{ "boot-server", 1, set_boot_server },
 	{ "boot-templates", 1, set_boot_templates },
+	{ "alpine-mirror", 1, set_alpine_mirror },
 	{ "boot-http-listen", 1, set_boot_http_listen },
 	{ "tftp-listen", 1, set_tftp_listen },
 	{ "tftp-blksize-max", 1, set_tftp_blksize_max },
@@ -502,6 +513,8 @@ config_new(void)
 	snprintf(c->boot_root, sizeof(c->boot_root), "/var/lib/hypervisor/boot");
 	snprintf(c->boot_templates, sizeof(c->boot_templates),
 	    "/etc/hypervisor/ipxe");
+	snprintf(c->alpine_mirror, sizeof(c->alpine_mirror),
+	    "/var/lib/hypervisor/alpine");
 	/* 1468 = a 1500-byte MTU minus IPv4, UDP and TFTP headers. */
 	c->tftp_blksize_max = 1468;
 	c->tftp_windowsize_max = 16;
@@ -532,6 +545,8 @@ config_local(struct hvd_config *conf, const char *dir)
 	    "127.0.0.1");
 	conf->agent_listen_port = 8471;
 	snprintf(conf->boot_root, sizeof(conf->boot_root), "%s/boot", dir);
+	snprintf(conf->alpine_mirror, sizeof(conf->alpine_mirror), "%s/alpine",
+	    dir);
 }
 
 /* Splits one line in place; returns the token count or -EINVAL. */
@@ -628,6 +643,13 @@ config_parse(struct hvd_config *conf, const char *buf, size_t len,
 			return r;
 		pos = next;
 	}
+	for (size_t k = 0; k < sizeof(config_keywords) / sizeof(*config_keywords); k++)
+		if (strcmp(config_keywords[k].name, "alpine-mirror") == 0 &&
+		    ctx.seen[k] == 0 &&
+		    snprintf(conf->alpine_mirror, sizeof(conf->alpine_mirror),
+		    "%s/alpine", conf->state_dir) >= (int)sizeof(conf->alpine_mirror))
+			return config_error(&ctx, "state-dir: too long to hold "
+			    "alpine/");
 	/* The boot root lives in the state dir unless named, so backing up
 	 * state-dir backs up everything hvd serves. */
 	for (size_t k = 0; k < sizeof(config_keywords) / sizeof(*config_keywords); k++)

@@ -42,6 +42,9 @@ expect "dom0 args carry BOOTIF and the .gz overlay URL" "$(grep '^module.*vmlinu
 now=$(date +%s)
 sqlite3 "$T/state/hvd.db" "INSERT INTO hosts (name, fingerprint, state, boot_mac, created_at, updated_at) VALUES ('h7', 'fp7', 'adopted', '52:54:00:12:34:56', $now, $now)"
 expect "known machine gets its stage 2" "$(get "$B/boot/ipxe?$Q"; sed -n 2p "$T/out")" '200# hypervisor stage 2 for host h7 (52:54:00:12:34:56)*'
+expect "no Alpine mirror yet" "$(get "$B/alpine/v3.20/main/x86_64/APKINDEX.tar.gz"; cat "$T/out")" "404{\"error\":\"hvd serves no Alpine mirror (create $T/state/alpine)\"}"
+mkdir -p "$T/state/alpine/v3.20/main/x86_64"
+head -c 4096 /dev/urandom > "$T/state/alpine/v3.20/main/x86_64/APKINDEX.tar.gz"
 # An operator template overrides the built-in one.
 printf '#!ipxe\necho custom stage 2 for {{host}}\n' > "$T/tpl/stage2.ipxe"
 kill "$HVD_PID"; wait "$HVD_PID" || true; HVD_PID=
@@ -49,6 +52,11 @@ start_hvd
 BP=$(curl -s --unix-socket "$T/hvd.sock" http://localhost/api/v1/status |
 	sed -n 's/.*"boot_http":"127.0.0.1:\([0-9]*\)".*/\1/p'); B="http://127.0.0.1:$BP"
 expect "operator template from boot-templates" "$(get "$B/boot/ipxe?$Q"; tail -1 "$T/out")" '200echo custom stage 2 for h7'
+
+expect "Alpine mirror served for alpine_repo=" "$(get "$B/alpine/v3.20/main/x86_64/APKINDEX.tar.gz"; cmp "$T/out" "$T/state/alpine/v3.20/main/x86_64/APKINDEX.tar.gz" && echo same)" '200same'
+expect "mirror: .. refused" "$(get --path-as-is "$B/alpine/v3.20/../../hvd.db")" 404
+expect "mirror: hidden refused" "$(get "$B/alpine/v3.20/.x")" 404
+expect "mirror: trailing slash refused" "$(get "$B/alpine/v3.20/")" 404
 
 # --- bad queries: 400 naming the parameter
 expect "bad mac" "$(get "$B/boot/ipxe?mac=zz-54-00-12-34-56"; cat "$T/out")" "400{\"error\":\"query 'mac' must be six hex octets like 52-54-00-12-34-56\"}"
