@@ -103,6 +103,13 @@ api_status(struct hvd *hvd, const struct http_request *req,
 		    "[%s]:%u" : "%s:%u", c->api_listen_host, http_tcp_port());
 		json_object_set_new(listen, "tcp", json_string(addr));
 	}
+	if (c->tftp) {
+		char addr[96];
+
+		snprintf(addr, sizeof(addr), strchr(c->tftp_host, ':') ?
+		    "[%s]:%u" : "%s:%u", c->tftp_host, tftp_port());
+		json_object_set_new(listen, "tftp", json_string(addr));
+	}
 	rep->status = MHD_HTTP_OK;
 	rep->json = json_pack("{s:s, s:I, s:I, s:s, s:s, s:o, s:{s:I, s:I, s:I}}",
 	    "version", HV_VERSION,

@@ -190,10 +190,16 @@ main(int argc, char **argv)
 		fatalx("cannot load the hosts");
 	if ((r = agents_init(&hvd)) < 0)
 		fatalx("cannot start the agent listener");
+	if ((r = dhcp_init(&hvd)) < 0)
+		fatalx("cannot start DHCP on %s", hvd.conf->dhcp_interface);
 	if ((r = topology_init(&hvd)) < 0)
 		fatalx("cannot read the network topology");
 	if ((r = boot_init(&hvd)) < 0)
 		fatalx("cannot set up the boot root %s", hvd.conf->boot_root);
+	/* After boot_init, which creates the boot root on first start. */
+	if ((r = tftp_init(&hvd)) < 0)
+		fatalx("cannot start TFTP on %s:%u", hvd.conf->tftp_host,
+		    hvd.conf->tftp_port);
 	if ((r = http_init(&hvd)) < 0)
 		fatalx("cannot start the REST API");
 	log_info("hvd %s ready: inventory %s", HV_VERSION, dbpath);
@@ -204,6 +210,8 @@ main(int argc, char **argv)
 	/* Agents first: their pending commands finish deferred HTTP replies,
 	 * which must be resumed before libmicrohttpd stops. */
 	agents_shutdown();
+	tftp_shutdown();
+	dhcp_shutdown();
 	http_shutdown();
 	boot_shutdown();
 	topology_shutdown();

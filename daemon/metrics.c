@@ -136,6 +136,8 @@ metrics_render(struct hvd *hvd, char **out, size_t *len)
 	    "# TYPE process_start_time_seconds gauge\n"
 	    "process_start_time_seconds %lld\n", (long long)hvd->started_wall);
 	fleet_metrics(f);
+	dhcp_metrics(f);
+	tftp_metrics(f);
 	metrics_process(f);
 	if (fclose(f) != 0) {
 		free(buf);

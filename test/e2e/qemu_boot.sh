@@ -12,10 +12,10 @@ payload=${HV_E2E_DIR:-$here/../../build/e2e}
 command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 missing"; exit 77; }
 bash "$here/tiny-linux.sh" "$payload"
 
-mkns ns q
-ip -n "$ns" tuntap add dev hvtap0 mode tap
-ip -n "$ns" addr add 10.88.0.1/24 dev hvtap0
-ip -n "$ns" link set hvtap0 up
+mkns qns q
+ip -n "$qns" tuntap add dev hvtap0 mode tap
+ip -n "$qns" addr add 10.88.0.1/24 dev hvtap0
+ip -n "$qns" link set hvtap0 up
 mkdir -p "$T/boot" "$T/tpl"
 cp "$payload/vmlinuz" "$payload/initramfs" "$T/boot/"
 : > "$T/boot/xen"	# stage 2 checks for it; this test boots plain Linux
@@ -44,7 +44,7 @@ dhcp-router 10.88.0.1
 log-level debug
 CONF
 export HVCTL_SOCKET=$T/hvd.sock
-bg "$ns" "$T/hvd.log" "$HVD" -d -f "$T/hvd.conf"
+bg "$qns" "$T/hvd.log" "$HVD" -d -f "$T/hvd.conf"
 wait_for 10 "$HVCTL" status >/dev/null
 
 uuid=6b2f0c1e-3c1d-4f8e-9d7a-5e4f3a2b1c0d
@@ -52,7 +52,7 @@ mac=52:54:00:e2:e0:01
 accel="-accel tcg"
 [ "${HV_E2E_KVM:-0}" = 1 ] && accel="-accel kvm -cpu host"
 start=$(date +%s)
-bg "$ns" "$T/qemu.log" timeout 180 qemu-system-x86_64 $accel -m 256 \
+bg "$qns" "$T/qemu.log" timeout 180 qemu-system-x86_64 $accel -m 256 \
 	-machine graphics=off -display none -monitor none -no-reboot \
 	-uuid "$uuid" -serial "file:$T/serial.log" \
 	-netdev tap,id=n0,ifname=hvtap0,script=no,downscript=no \
@@ -64,7 +64,8 @@ echo "serial console (tail):"; tail -n 15 "$T/serial.log" 2>/dev/null | sed 's/^
 expect "QEMU booted the kernel and initramfs through hvd (s)" "$t" '[0-9]*.[0-9]'
 expect "the kernel got stage 2's command line" "$(grep -a -o 'hv.host=discovery' "$T/serial.log" | head -1)" 'hv.host=discovery'
 expect "SMBIOS UUID reached the guest" "$(grep -a -c "HV-E2E-UUID: $uuid" "$T/serial.log")" 1
-expect "iPXE fetched stage 1 and stage 2 from hvd" "$(grep -c 'boot: stage 2 for discovery (52:54:00:e2:e0:01, uuid '"$uuid"', x86_64)' "$T/hvd.log")" '[1-9]*'
+# QEMU's BIOS iPXE reports buildarch i386 (it runs in 32-bit mode).
+expect "iPXE fetched stage 1 and stage 2 from hvd" "$(grep -c 'boot: stage 2 for discovery (52:54:00:e2:e0:01, uuid '"$uuid"', i386)' "$T/hvd.log")" '[1-9]*'
 expect "hvd leased the address in SQLite" "$(sqlite3 "$T/state/hvd.db" "SELECT ip FROM dhcp_leases WHERE mac = '$mac'")" '10.88.0.1[0-9][0-9]'
 wait "$QEMU" 2>/dev/null || true
 echo "qemu run took $(( $(date +%s) - start )) s"
