@@ -147,6 +147,37 @@ db_text(char *dst, size_t dstlen, sqlite3_stmt *st, int col)
 }
 
 int
+db_collect(struct db *db, sqlite3_stmt *st, size_t rowsize,
+    void (*fill)(sqlite3_stmt *st, void *row), const char *what, void **out,
+    size_t *n)
+{
+	char *rows = NULL, *tmp;
+	size_t cap = 0, cnt = 0;
+	int rc, r;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 32;
+			if ((tmp = reallocarray(rows, cap, rowsize)) == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			rows = tmp;
+		}
+		fill(st, rows + cnt++ * rowsize);
+	}
+	r = rc == SQLITE_NOMEM ? -ENOMEM : db_err(db, rc, what);
+	sqlite3_reset(st);
+	if (r < 0) {
+		free(rows);
+		return r;
+	}
+	*out = rows;
+	*n = cnt;
+	return 0;
+}
+
+int
 db_user_version(struct db *db)
 {
 	sqlite3_stmt *st = NULL;

@@ -31,15 +31,25 @@ db_event_add(struct db *db, const char *kind, const char *subject,
 	return r;
 }
 
+static void
+db_event_fill(sqlite3_stmt *st, void *row)
+{
+	struct event_row *e = row;
+
+	e->id = sqlite3_column_int64(st, 0);
+	e->time = sqlite3_column_int64(st, 1);
+	db_text(e->kind, sizeof(e->kind), st, 2);
+	db_text(e->subject, sizeof(e->subject), st, 3);
+	db_text(e->actor, sizeof(e->actor), st, 4);
+	db_text(e->detail, sizeof(e->detail), st, 5);
+}
+
 /* Newest first, at most limit rows, optionally for one subject. */
 int
 db_event_list(struct db *db, const char *subject, unsigned limit,
     struct event_row **out, size_t *n)
 {
 	sqlite3_stmt *st;
-	struct event_row *rows = NULL, *tmp;
-	size_t cap = 0, cnt = 0;
-	int rc, r = 0;
 
 	if (subject)
 		st = db_stmt(db, DB_S_EVENT_LIST_SUBJECT,
@@ -57,31 +67,6 @@ db_event_list(struct db *db, const char *subject, unsigned limit,
 	} else {
 		sqlite3_bind_int(st, 1, (int)limit);
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 16;
-			if ((tmp = reallocarray(rows, cap, sizeof(*rows))) == NULL) {
-				r = -ENOMEM;
-				goto out;
-			}
-			rows = tmp;
-		}
-		rows[cnt].id = sqlite3_column_int64(st, 0);
-		rows[cnt].time = sqlite3_column_int64(st, 1);
-		db_text(rows[cnt].kind, sizeof(rows[cnt].kind), st, 2);
-		db_text(rows[cnt].subject, sizeof(rows[cnt].subject), st, 3);
-		db_text(rows[cnt].actor, sizeof(rows[cnt].actor), st, 4);
-		db_text(rows[cnt].detail, sizeof(rows[cnt].detail), st, 5);
-		cnt++;
-	}
-	r = db_err(db, rc, "event list");
-out:
-	sqlite3_reset(st);
-	if (r < 0) {
-		free(rows);
-		return r;
-	}
-	*out = rows;
-	*n = cnt;
-	return 0;
+	return db_collect(db, st, sizeof(**out), db_event_fill, "event list",
+	    (void **)out, n);
 }

@@ -94,37 +94,22 @@ db_host_by_mac(struct db *db, const char *mac, struct host_row *out)
 	return db_host_one(db, st, out);
 }
 
+static void
+db_host_fill(sqlite3_stmt *st, void *row)
+{
+	db_host_row(st, row);
+}
+
 int
 db_host_list(struct db *db, struct host_row **out, size_t *n)
 {
 	sqlite3_stmt *st = db_stmt(db, DB_S_HOST_LIST,
 	    "SELECT " HOST_COLS " FROM hosts ORDER BY name, id");
-	struct host_row *rows = NULL, *tmp;
-	size_t cap = 0, cnt = 0;
-	int rc, r;
 
 	if (st == NULL)
 		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 64;
-			if ((tmp = reallocarray(rows, cap, sizeof(*rows))) == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			rows = tmp;
-		}
-		db_host_row(st, &rows[cnt++]);
-	}
-	r = rc == SQLITE_NOMEM ? -ENOMEM : db_err(db, rc, "host list");
-	sqlite3_reset(st);
-	if (r < 0) {
-		free(rows);
-		return r;
-	}
-	*out = rows;
-	*n = cnt;
-	return 0;
+	return db_collect(db, st, sizeof(**out), db_host_fill, "host list",
+	    (void **)out, n);
 }
 
 int

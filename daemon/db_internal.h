@@ -46,5 +46,11 @@ void db_rollback(struct db *db);
 int db_event_add(struct db *db, const char *kind, const char *subject,
     const char *actor, const char *detail, int64_t now);
 void db_text(char *dst, size_t dstlen, sqlite3_stmt *st, int col);
+/* Steps st to the end, converting each row with fill into a growing array
+ * of rowsize-byte elements; resets st.  *out is malloc'd (the caller frees
+ * it), or NULL with *n = 0 for no rows. */
+int db_collect(struct db *db, sqlite3_stmt *st, size_t rowsize,
+    void (*fill)(sqlite3_stmt *st, void *row), const char *what, void **out,
+    size_t *n);
 
 #endif

@@ -59,37 +59,22 @@ db_network_get(struct db *db, const char *key, struct network *out)
 	return r;
 }
 
+static void
+db_network_fill(sqlite3_stmt *st, void *row)
+{
+	db_network_row(st, row);
+}
+
 int
 db_network_list(struct db *db, struct network **out, size_t *n)
 {
 	sqlite3_stmt *st = db_stmt(db, DB_S_NET_LIST,
 	    "SELECT " NET_COLS " FROM networks ORDER BY vni");
-	struct network *rows = NULL, *tmp;
-	size_t cap = 0, cnt = 0;
-	int rc, r;
 
 	if (st == NULL)
 		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 64;
-			if ((tmp = reallocarray(rows, cap, sizeof(*rows))) == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			rows = tmp;
-		}
-		db_network_row(st, &rows[cnt++]);
-	}
-	r = rc == SQLITE_NOMEM ? -ENOMEM : db_err(db, rc, "network list");
-	sqlite3_reset(st);
-	if (r < 0) {
-		free(rows);
-		return r;
-	}
-	*out = rows;
-	*n = cnt;
-	return 0;
+	return db_collect(db, st, sizeof(**out), db_network_fill,
+	    "network list", (void **)out, n);
 }
 
 int

@@ -99,38 +99,23 @@ db_token_touch(struct db *db, const char *id, int64_t now)
 	return r;
 }
 
+static void
+db_token_fill(sqlite3_stmt *st, void *row)
+{
+	db_token_row(st, row);
+}
+
 int
 db_token_list(struct db *db, struct token_row **out, size_t *n)
 {
 	sqlite3_stmt *st = db_stmt(db, DB_S_TOKEN_LIST,
 	    "SELECT id, secret_hash, role, name, created_at, "
 	    "coalesce(last_used_at, 0) FROM api_tokens ORDER BY created_at, id");
-	struct token_row *rows = NULL, *tmp;
-	size_t cap = 0, cnt = 0;
-	int rc, r;
 
 	if (st == NULL)
 		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 8;
-			if ((tmp = reallocarray(rows, cap, sizeof(*rows))) == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			rows = tmp;
-		}
-		db_token_row(st, &rows[cnt++]);
-	}
-	r = rc == SQLITE_NOMEM ? -ENOMEM : db_err(db, rc, "token list");
-	sqlite3_reset(st);
-	if (r < 0) {
-		free(rows);
-		return r;
-	}
-	*out = rows;
-	*n = cnt;
-	return 0;
+	return db_collect(db, st, sizeof(**out), db_token_fill, "token list",
+	    (void **)out, n);
 }
 
 int
