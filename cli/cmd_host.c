@@ -149,25 +149,29 @@ host_cells(const json_t *host, char cpu[16], char mem[48], char load[16],
 int
 host_table(const json_t *hosts)
 {
-	static const char *const headers[] = { "NAME", "STATE", "CPU",
-	    "MEMORY", "LOAD", "SESSION" };
-	struct table *t = table_new(headers, 6);
+	static const char *const headers[] = { "NAME", "STATE", "FINGERPRINT",
+	    "BOOT MAC", "UNDERLAY", "CPU", "MEMORY", "LOAD", "SESSION" };
+	struct table *t = table_new(headers, 9);
 	const json_t *host;
 	size_t i;
 
 	json_array_foreach(hosts, i, host) {
-		char cpu[16], mem[48], load[16];
+		char cpu[16], mem[48], load[16], fp[16];
 		const char *state;
 		const json_t *live = json_object_get(host, "live");
-		const char *cells[6];
+		const char *cells[9];
 
 		host_cells(host, cpu, mem, load, &state);
-		cells[0] = output_str(host, "name");
+		snprintf(fp, sizeof(fp), "%.12s", output_cell(host, "fingerprint"));
+		cells[0] = output_cell(host, "name");
 		cells[1] = state;
-		cells[2] = cpu;
-		cells[3] = mem;
-		cells[4] = load;
-		cells[5] = json_is_true(json_object_get(live, "connected")) ?
+		cells[2] = fp;
+		cells[3] = output_cell(host, "boot_mac");
+		cells[4] = output_cell(host, "underlay_ip");
+		cells[5] = cpu;
+		cells[6] = mem;
+		cells[7] = load;
+		cells[8] = json_is_true(json_object_get(live, "connected")) ?
 		    "connected" : "-";
 		table_add(t, cells);
 	}
@@ -198,19 +202,42 @@ cmd_host_list(struct hvctl *h, int argc, char **argv)
 }
 
 int
-cmd_host_show(struct hvctl *h, int argc, char **argv)
+cmd_host_telemetry(struct hvctl *h, int argc, char **argv)
 {
 	struct hvctl_reply rep;
 	char path[128];
 	int r;
 
 	if (argc != 2)
-		return hvctl_usage_error("host show", "expects one NAME");
+		return hvctl_usage_error("host telemetry", "expects one NAME");
 	if (strspn(argv[1], "abcdefghijklmnopqrstuvwxyz0123456789-") !=
 	    strlen(argv[1]) || argv[1][0] == '\0')
-		return hvctl_usage_error("host show", "'%s' is not a host name",
-		    argv[1]);
+		return hvctl_usage_error("host telemetry", "'%s' is not a host "
+		    "name", argv[1]);
 	snprintf(path, sizeof(path), "/api/v1/hosts/%s/telemetry", argv[1]);
+	if ((r = client_call(h, "GET", path, NULL, &rep)) != HVCTL_OK)
+		return r;
+	if ((r = client_check(&rep, "host telemetry")) == HVCTL_OK)
+		output_json(rep.body);
+	client_reply_dispose(&rep);
+	return r;
+}
+
+int
+cmd_host_show(struct hvctl *h, int argc, char **argv)
+{
+	struct hvctl_reply rep;
+	char path[160];
+	int r;
+
+	if (argc != 2)
+		return hvctl_usage_error("host show", "expects one NAME, "
+		    "FINGERPRINT or MAC");
+	if (strspn(argv[1], "abcdefghijklmnopqrstuvwxyzABCDEF0123456789-:") !=
+	    strlen(argv[1]) || argv[1][0] == '\0' || strlen(argv[1]) > 80)
+		return hvctl_usage_error("host show", "'%s' is not a host name, "
+		    "fingerprint or MAC", argv[1]);
+	snprintf(path, sizeof(path), "/api/v1/hosts/%s", argv[1]);
 	if ((r = client_call(h, "GET", path, NULL, &rep)) != HVCTL_OK)
 		return r;
 	if ((r = client_check(&rep, "host show")) == HVCTL_OK)

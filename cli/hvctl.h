@@ -51,6 +51,7 @@ void table_print(struct table *t);
 void table_free(struct table *t);
 void output_json(const json_t *j);
 const char *output_str(const json_t *obj, const char *key);
+const char *output_cell(const json_t *obj, const char *key);
 const char *output_time(const json_t *obj, const char *key, char *buf,
     size_t len);
 
@@ -69,6 +70,12 @@ int cmd_host_add(struct hvctl *h, int argc, char **argv);
 int cmd_host_list(struct hvctl *h, int argc, char **argv);
 int cmd_host_show(struct hvctl *h, int argc, char **argv);
 int cmd_host_call(struct hvctl *h, int argc, char **argv);
+int cmd_host_telemetry(struct hvctl *h, int argc, char **argv);
+/* cmd_host_ident.c */
+int cmd_host_adopt(struct hvctl *h, int argc, char **argv);
+int cmd_host_replace(struct hvctl *h, int argc, char **argv);
+int cmd_host_retire(struct hvctl *h, int argc, char **argv);
+int cmd_host_edit(struct hvctl *h, int argc, char **argv);
 int host_table(const json_t *hosts);
 int cmd_top(struct hvctl *h, int argc, char **argv);
 

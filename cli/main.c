@@ -33,10 +33,24 @@ static const struct hvctl_cmd hvctl_cmds[] = {
 	{ "host", "add", "NAME (--out DIR | --pubkey HEX)",
 	    "enrol a host: issue agent credentials, or register a key",
 	    cmd_host_add },
-	{ "host", "list", "", "list hosts with state, CPU and memory",
-	    cmd_host_list },
-	{ "host", "show", "NAME", "a host's latest telemetry and history",
-	    cmd_host_show },
+	{ "host", "list", "", "list hosts (discovered ones too) with state, "
+	    "CPU and memory", cmd_host_list },
+	{ "host", "show", "NAME|FINGERPRINT|MAC", "a host's identity, settings, "
+	    "facts and live state", cmd_host_show },
+	{ "host", "telemetry", "NAME", "a host's latest telemetry and history",
+	    cmd_host_telemetry },
+	{ "host", "adopt", "FINGERPRINT|MAC --name NAME [--net VNI]... "
+	    "[--label K=V]... [--ssh-keys FILE] [--mount SRC:PATH[:FS[:OPTS]]]...",
+	    "adopt a discovered machine as host NAME", cmd_host_adopt },
+	{ "host", "replace", "NAME --fingerprint FP", "move host NAME (its "
+	    "underlay IP, networks, settings) onto new hardware",
+	    cmd_host_replace },
+	{ "host", "retire", "NAME", "take a host out of service for good",
+	    cmd_host_retire },
+	{ "host", "edit", "NAME [--net VNI]... [--no-nets] [--label K=V]... "
+	    "[--no-labels] [--ssh-keys FILE] [--mount ...]... [--no-mounts]",
+	    "change a host's networks, labels, SSH keys or mounts",
+	    cmd_host_edit },
 	{ "host", "call", "NAME METHOD [PARAMS-JSON]",
 	    "run ping, facts.refresh or config.apply on a host's agent",
 	    cmd_host_call },

@@ -100,6 +100,15 @@ output_str(const json_t *obj, const char *key)
 	return json_string_value(json_object_get(obj, key));
 }
 
+/* For display: "-" when the value is missing or null. */
+const char *
+output_cell(const json_t *obj, const char *key)
+{
+	const char *s = output_str(obj, key);
+
+	return s ? s : "-";
+}
+
 /* Unix seconds as local "YYYY-MM-DD HH:MM", or "-" for 0 or missing. */
 const char *
 output_time(const json_t *obj, const char *key, char *buf, size_t len)

@@ -21,16 +21,45 @@
 static json_t *
 api_host_json(const struct host_row *h)
 {
-	struct fleet_host *fh = fleet_by_id(h->id);
+	struct fleet_host *fh = h->name[0] ? fleet_by_id(h->id) : NULL;
 	json_t *j;
 
-	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "name", h->name,
-	    "state", h->state, "fingerprint", h->fingerprint,
-	    "agent_pubkey", h->agent_pubkey, "boot_id", h->boot_id,
-	    "last_seen_at", (json_int_t)h->last_seen_at);
+	j = json_pack("{s:s?, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, "
+	    "s:s?, s:I, s:I, s:s, s:s}",
+	    "name", h->name[0] ? h->name : NULL, "state", h->state,
+	    "fingerprint", h->fingerprint, "boot_mac", h->boot_mac,
+	    "uuid", h->uuid, "serial", h->serial[0] ? h->serial : NULL,
+	    "product", h->product[0] ? h->product : NULL,
+	    "underlay_ip", h->underlay_ip[0] ? h->underlay_ip : NULL,
+	    "boot_ip", h->boot_ip[0] ? h->boot_ip : NULL,
+	    "agent_pubkey", h->agent_pubkey[0] ? h->agent_pubkey : NULL,
+	    "boot_at", (json_int_t)h->boot_at,
+	    "last_seen_at", (json_int_t)h->last_seen_at,
+	    "boot_id", h->boot_id, "overlay", h->boot_at == 0 ? "none" :
+	    h->ovl_served_at ? "served" : "pending");
 	if (j && fh)
 		json_object_set_new(j, "live", fleet_host_json(fh));
 	return j;
+}
+
+/* The operator's settings and the agent's facts, for `host show`. */
+void
+api_host_show_config(struct hvd *hvd, const struct host_row *h, json_t *j)
+{
+	struct host_config c;
+	json_t *vnis;
+
+	if (db_host_config(hvd->db, h->id, &c) < 0)
+		return;
+	vnis = json_array();
+	for (size_t i = 0; i < c.nvnis; i++)
+		json_array_append_new(vnis, json_integer(c.vnis[i]));
+	json_object_set_new(j, "networks", vnis);
+	json_object_set_new(j, "labels", json_loads(c.labels, 0, NULL));
+	json_object_set_new(j, "mounts", json_loads(c.mounts, 0, NULL));
+	json_object_set_new(j, "ssh_keys", json_string(c.ssh_keys));
+	json_object_set_new(j, "facts", json_loads(c.facts, 0, NULL));
+	host_config_free(&c);
 }
 
 void
@@ -49,8 +78,7 @@ api_hosts_list(struct hvd *hvd, const struct http_request *req,
 	}
 	arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		if (rows[i].name[0])
-			json_array_append_new(arr, api_host_json(&rows[i]));
+		json_array_append_new(arr, api_host_json(&rows[i]));
 	free(rows);
 	rep->status = MHD_HTTP_OK;
 	rep->json = json_pack("{s:o}", "hosts", arr);
@@ -64,14 +92,16 @@ api_host_show(struct hvd *hvd, const struct http_request *req,
 	int r;
 
 	(void)req;
-	if ((r = db_host_get(hvd->db, key, &h)) < 0) {
+	if ((r = db_host_find(hvd->db, key, &h)) < 0) {
 		api_error(rep, r == -ENOENT ? MHD_HTTP_NOT_FOUND :
 		    MHD_HTTP_INTERNAL_SERVER_ERROR, r == -ENOENT ?
-		    "no host '%s'" : "database error", key);
+		    "no host '%s' (by name, fingerprint or boot MAC)" :
+		    "database error", key);
 		return;
 	}
 	rep->status = MHD_HTTP_OK;
 	rep->json = api_host_json(&h);
+	api_host_show_config(hvd, &h, rep->json);
 }
 
 void

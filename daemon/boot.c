@@ -308,6 +308,7 @@ boot_stage2(struct hvd *hvd, const struct http_request *req,
 	    NULL, "missing", "", NULL };
 	struct stat st;
 	bool known;
+	int r;
 
 	req->query_each(req, boot_query_cb, &c);
 	if (c.r == 0)
@@ -316,7 +317,20 @@ boot_stage2(struct hvd *hvd, const struct http_request *req,
 		api_error(rep, MHD_HTTP_BAD_REQUEST, "%s", c.err);
 		return;
 	}
-	known = db_host_by_mac(hvd->db, c.q.mac, &h) == 0 && h.name[0];
+	if ((r = ident_boot(hvd, &c.q, req->peer, true, &h)) == -EPERM) {
+		log_warnx("boot: %s (uuid %s): refused: its fingerprint was "
+		    "retired or replaced", c.q.mac, c.q.uuid[0] ? c.q.uuid : "none");
+		db_event_record(hvd->db, "boot.refused", c.q.mac, "boot",
+		    "stage 2 refused: retired fingerprint", hvd_now_wall());
+		api_error(rep, MHD_HTTP_FORBIDDEN, "this machine was retired or "
+		    "replaced; ask the operator");
+		return;
+	}
+	if (r < 0) {
+		api_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error");
+		return;
+	}
+	known = h.name[0] && strcmp(h.state, "retired") != 0;
 	name = known ? h.name : "discovery";
 	vars[3] = name;
 	vars[5] = c.q.mac;
@@ -495,6 +509,10 @@ boot_handle(struct hvd *hvd, const struct http_request *req,
 			return;
 		}
 		boot_file(req, rep, boot_rootfd, url + 12);
+		return;
+	}
+	if (strncmp(url, "/ovl/", 5) == 0) {
+		ident_handle_ovl(hvd, req, rep);
 		return;
 	}
 	if (strncmp(url, "/alpine/", 8) == 0) {

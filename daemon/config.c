@@ -456,6 +456,19 @@ set_api_body_max(struct config_ctx *ctx, char **argv)
 }
 
 static int
+set_lab_auto_adopt(struct config_ctx *ctx, char **argv)
+{
+	if (strcmp(argv[0], "yes") == 0)
+		ctx->conf->lab_auto_adopt = true;
+	else if (strcmp(argv[0], "no") == 0)
+		ctx->conf->lab_auto_adopt = false;
+	else
+		return config_error(ctx, "lab-auto-adopt: '%s' is not yes or no",
+		    argv[0]);
+	return 0;
+}
+
+static int
 set_log_level(struct config_ctx *ctx, char **argv)
 {
 	if (log_level_parse(argv[0], &ctx->conf->log_level) < 0)
@@ -492,6 +505,7 @@ static const struct config_keyword config_keywords[] = {
 	{ "dhcp-router", 1, set_dhcp_router },
 	{ "dhcp-dns", 1, set_dhcp_dns },
 	{ "dhcp-lease-time", 1, set_dhcp_lease_time },
+	{ "lab-auto-adopt", 1, set_lab_auto_adopt },
 };
 
 struct hvd_config *

@@ -11,6 +11,7 @@
  * that may hold secrets.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,55 @@ db_exec(struct db *db, const char *sql, const char *what)
 		return -EIO;
 	}
 	return 0;
+}
+
+/*
+ * Runs the statement in slot once with the arguments described by types:
+ * 't' a string (NULL binds NULL), 'i' an int64_t, 'h' a hash of
+ * AUTH_HASH_LEN bytes (NULL binds NULL).  Returns 0 or -errno; *changes
+ * (may be NULL) gets the number of rows changed.
+ */
+int
+db_run(struct db *db, enum db_slot slot, const char *sql, int *changes,
+    const char *types, ...)
+{
+	sqlite3_stmt *st = db_stmt(db, slot, sql);
+	va_list ap;
+	int r;
+
+	if (st == NULL)
+		return -EIO;
+	va_start(ap, types);
+	for (int i = 0; types[i]; i++) {
+		const char *s;
+		const uint8_t *h;
+
+		switch (types[i]) {
+		case 't':
+			if ((s = va_arg(ap, const char *)) != NULL)
+				sqlite3_bind_text(st, i + 1, s, -1, SQLITE_TRANSIENT);
+			else
+				sqlite3_bind_null(st, i + 1);
+			break;
+		case 'i':
+			sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+			break;
+		case 'h':
+			if ((h = va_arg(ap, const uint8_t *)) != NULL)
+				sqlite3_bind_blob(st, i + 1, h, AUTH_HASH_LEN,
+				    SQLITE_TRANSIENT);
+			else
+				sqlite3_bind_null(st, i + 1);
+			break;
+		}
+	}
+	va_end(ap);
+	r = db_err(db, sqlite3_step(st), sql);
+	if (changes)
+		*changes = sqlite3_changes(db->sql);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
 }
 
 int

@@ -14,12 +14,7 @@
 
 #include "db_internal.h"
 
-#define HOST_COLS "id, coalesce(name, ''), fingerprint, state, " \
-    "coalesce(agent_pubkey, ''), boot_token_hash, " \
-    "boot_token_used_at IS NOT NULL, coalesce(underlay_ip, ''), " \
-    "coalesce(last_seen_at, 0), coalesce(boot_id, '')"
-
-static void
+void
 db_host_row(sqlite3_stmt *st, struct host_row *h)
 {
 	const void *tok;
@@ -39,9 +34,16 @@ db_host_row(sqlite3_stmt *st, struct host_row *h)
 	db_text(h->underlay_ip, sizeof(h->underlay_ip), st, 7);
 	h->last_seen_at = sqlite3_column_int64(st, 8);
 	db_text(h->boot_id, sizeof(h->boot_id), st, 9);
+	db_text(h->boot_mac, sizeof(h->boot_mac), st, 10);
+	db_text(h->uuid, sizeof(h->uuid), st, 11);
+	db_text(h->serial, sizeof(h->serial), st, 12);
+	db_text(h->product, sizeof(h->product), st, 13);
+	db_text(h->boot_ip, sizeof(h->boot_ip), st, 14);
+	h->boot_at = sqlite3_column_int64(st, 15);
+	h->ovl_served_at = sqlite3_column_int64(st, 16);
 }
 
-static int
+int
 db_host_one(struct db *db, sqlite3_stmt *st, struct host_row *out)
 {
 	int rc = sqlite3_step(st), r;

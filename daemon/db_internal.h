@@ -14,7 +14,7 @@ struct db {
 	char path[PATH_MAX];
 	uint64_t generation;		/* bumped by every committed change */
 	char conflict[64];		/* "networks.vni" after -EEXIST */
-	sqlite3_stmt *stmts[64];	/* lazily prepared, keyed by slot */
+	sqlite3_stmt *stmts[128];	/* lazily prepared, keyed by slot */
 };
 
 /* Each caller owns a fixed slot so its statement is prepared once. */
@@ -33,14 +33,26 @@ enum db_slot {
 	DB_S_HOST_BY_MAC,
 	DB_S_LEASE_HOST_IP, DB_S_LEASE_GET, DB_S_LEASE_USED, DB_S_LEASE_CLAIM,
 	DB_S_LEASE_PUT, DB_S_LEASE_RELEASE, DB_S_LEASE_DROP,
+	DB_S_HOST_BY_FP, DB_S_FP_RETIRED, DB_S_HOST_SEEN_UPDATE,
+	DB_S_HOST_SEEN_INSERT, DB_S_HOST_BOOT_OPEN, DB_S_HOST_OVL_CLAIM,
+	DB_S_HOST_ADOPT, DB_S_HOST_IP_TAKEN, DB_S_MEMBER_CLEAR, DB_S_MEMBER_ADD,
+	DB_S_FP_RETIRE, DB_S_HOST_DELETE, DB_S_HOST_REBIND, DB_S_LEASE_FORGET,
+	DB_S_HOST_RETIRE, DB_S_HOST_EDIT_LABELS, DB_S_HOST_EDIT_KEYS,
+	DB_S_HOST_EDIT_MOUNTS, DB_S_HOST_CONFIG, DB_S_HOST_VNIS,
+	DB_S_HOST_FACTS, DB_S_HOST_UNDERLAY, DB_S_HOST_BY_ID,
+	DB_S_MESH_MEMBERS, DB_S_NET_VNIS,
 	DB_S__MAX
 };
+_Static_assert(DB_S__MAX <= sizeof(((struct db *)0)->stmts) /
+    sizeof(((struct db *)0)->stmts[0]), "db: more slots than statements");
 
 /* Returns the reset statement for slot, or NULL after logging. */
 sqlite3_stmt *db_stmt(struct db *db, enum db_slot slot, const char *sql);
 /* Translates a sqlite3 result code into -errno, logging unexpected ones. */
 int db_err(struct db *db, int rc, const char *what);
 int db_begin(struct db *db);
+int db_run(struct db *db, enum db_slot slot, const char *sql, int *changes,
+    const char *types, ...);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
 int db_event_add(struct db *db, const char *kind, const char *subject,
@@ -52,5 +64,17 @@ void db_text(char *dst, size_t dstlen, sqlite3_stmt *st, int col);
 int db_collect(struct db *db, sqlite3_stmt *st, size_t rowsize,
     void (*fill)(sqlite3_stmt *st, void *row), const char *what, void **out,
     size_t *n);
+
+/* db_host.c: the columns of struct host_row, in db_host_row()'s order. */
+#define HOST_COLS "id, coalesce(name, ''), fingerprint, state, " \
+    "coalesce(agent_pubkey, ''), boot_token_hash, " \
+    "boot_token_used_at IS NOT NULL, coalesce(underlay_ip, ''), " \
+    "coalesce(last_seen_at, 0), coalesce(boot_id, ''), boot_mac, " \
+    "coalesce(smbios_uuid, ''), coalesce(serial, ''), coalesce(product, ''), " \
+    "coalesce(boot_ip, ''), coalesce(boot_at, 0), coalesce(ovl_served_at, 0)"
+
+void db_host_row(sqlite3_stmt *st, struct host_row *h);
+/* Steps st once: 0 and *out, -ENOENT, or -errno; resets st. */
+int db_host_one(struct db *db, sqlite3_stmt *st, struct host_row *out);
 
 #endif

@@ -217,6 +217,15 @@ fleet_find(const char *name)
 	return NULL;
 }
 
+/* The identity left its hardware (replaced or retired): no liveness is
+ * tracked until a new session comes. */
+void
+fleet_reset(struct fleet_host *fh)
+{
+	evtimer_del(fh->ev_liveness);
+	fh->up = false;
+}
+
 struct fleet_host *
 fleet_get(struct hvd *hvd, const struct host_row *h)
 {

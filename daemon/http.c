@@ -51,6 +51,7 @@ struct http_pending {
 	bool anonymous;
 	enum api_role role;
 	char actor[48];
+	char peer[INET6_ADDRSTRLEN];	/* boot listener: the client's address */
 	/* A deferred reply: the connection is suspended until finished. */
 	struct http_listener *l;
 	struct MHD_Connection *conn;
@@ -212,6 +213,33 @@ http_query_iter_cb(void *cls, enum MHD_ValueKind kind, const char *key,
 	return MHD_YES;
 }
 
+/* The boot listener's clients are anonymous; the overlay route needs
+ * their address (an overlay goes only to the address that booted). */
+static void
+http_boot_peer(struct MHD_Connection *conn, struct http_pending *p)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	p->peer[0] = '\0';
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+		    p->peer, sizeof(p->peer));
+	else if (sa && sa->sa_family == AF_INET6) {
+		const struct in6_addr *a =
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+		/* A v4-mapped client on a dual-stack socket is its v4 address. */
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, &a->s6_addr[12], p->peer, sizeof(p->peer));
+		else
+			inet_ntop(AF_INET6, a, p->peer, sizeof(p->peer));
+	}
+	snprintf(p->actor, sizeof(p->actor), "boot:%s", p->peer[0] ? p->peer :
+	    "unknown");
+}
+
 static int
 http_query_each(const struct http_request *req,
     void (*cb)(void *, const char *, const char *), void *arg)
@@ -334,7 +362,7 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 		else if (l->kind == HTTP_TCP)
 			http_auth_tcp(l, conn, p);
 		else
-			snprintf(p->actor, sizeof(p->actor), "boot");
+			http_boot_peer(conn, p);
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && (parse_u64(cl, 0, UINT64_MAX, &clen) < 0 ||
@@ -395,6 +423,7 @@ reply:
 		if (l->kind == HTTP_BOOT) {
 			req.header = http_header;
 			req.query_each = http_query_each;
+			req.peer = p->peer;
 			boot_handle(l->hvd, &req, &rep);
 		} else {
 			api_handle(l->hvd, &req, &rep);

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "apkovl.h"
 #include "log.h"
 
 #define HVD_CONF_DEFAULT	"/etc/hypervisor/hvd.conf"
@@ -68,6 +69,7 @@ struct hvd_config {
 	char dhcp_range_start[16], dhcp_range_end[16];	/* IPv4, full mode */
 	char dhcp_router[16], dhcp_dns[16];	/* "" = none */
 	unsigned dhcp_lease_s;
+	bool lab_auto_adopt;			/* adopt unknown hosts (labs only) */
 };
 
 struct hvd {
@@ -179,6 +181,7 @@ struct http_request {
 	enum api_role role;
 	bool anonymous;		/* TCP without a valid token */
 	const char *actor;	/* for the audit log: "uid:0", "token:<id>" */
+	const char *peer;	/* boot listener: client address, else NULL */
 	const char *(*query)(const struct http_request *req, const char *key);
 	const char *(*header)(const struct http_request *req, const char *key);
 	/* Calls cb for every query argument (cb may be NULL); returns the
@@ -266,6 +269,11 @@ struct host_row {
 	char underlay_ip[46];
 	int64_t last_seen_at;
 	char boot_id[65];
+	char boot_mac[18];
+	char uuid[37], serial[65], product[65];
+	char boot_ip[46];		/* who opened the current boot */
+	int64_t boot_at;		/* when; 0: never booted */
+	int64_t ovl_served_at;		/* 0: this boot's overlay not served */
 };
 int db_host_by_pubkey(struct db *db, const char *pubhex, struct host_row *out);
 int db_host_get(struct db *db, const char *name, struct host_row *out);
@@ -281,6 +289,49 @@ int db_host_session_start(struct db *db, const struct host_row *h,
     const char *peer, int64_t now);
 int db_event_record(struct db *db, const char *kind, const char *subject,
     const char *actor, const char *detail, int64_t now);
+
+/* db_ident.c: host identity (discovery, boots, adoption, replacement). */
+struct host_seen {		/* what a boot request tells about a machine */
+	char fingerprint[HOST_FP_HEX];
+	char mac[18], uuid[37], serial[65], product[65];
+	char ip[46];		/* the requester */
+	bool stage2;		/* the stage-2 script request opens a boot */
+};
+struct host_config {		/* the operator's per-host settings */
+	char *labels, *mounts, *ssh_keys, *facts, *macs;	/* JSON text */
+	uint32_t vnis[API_HOST_NETS_MAX];	/* explicit memberships */
+	size_t nvnis;
+};
+int db_host_by_id(struct db *db, int64_t id, struct host_row *out);
+int db_host_find(struct db *db, const char *key, struct host_row *out);
+/* 1 (and the identity's last name) if fp was replaced or retired. */
+int db_fingerprint_retired(struct db *db, const char *fp, char *name,
+    size_t namelen);
+/* Records a boot request: discovers an unknown fingerprint, refreshes a
+ * known one, opens a boot on stage 2.  -EPERM: a retired fingerprint. */
+int db_host_seen(struct db *db, const struct host_seen *s, int64_t now,
+    struct host_row *out);
+/* Claims the open boot's overlay: -EALREADY if it was served already. */
+int db_host_ovl_claim(struct db *db, const struct host_row *h, const char *ip,
+    const char *pubhex, const uint8_t token_hash[AUTH_HASH_LEN], int64_t now);
+/* -EBUSY: h is not discovered; -EEXIST: the name is taken; -ENXIO: a VNI
+ * names no network. */
+int db_host_adopt(struct db *db, const struct host_row *h,
+    const struct api_host_spec *hs, const char *underlay_ip,
+    const char *actor, int64_t now, struct host_row *out);
+/* The discovered hardware hw takes over h's identity. */
+int db_host_replace(struct db *db, const struct host_row *h,
+    const struct host_row *hw, const char *actor, int64_t now,
+    struct host_row *out);
+int db_host_retire(struct db *db, const struct host_row *h, const char *actor,
+    int64_t now);
+int db_host_edit(struct db *db, const struct host_row *h,
+    const struct api_host_spec *hs, const char *actor, int64_t now);
+int db_host_config(struct db *db, int64_t id, struct host_config *c);
+void host_config_free(struct host_config *c);
+int db_host_set_underlay(struct db *db, int64_t id, const char *ip);
+int db_host_set_facts(struct db *db, int64_t id, const char *facts,
+    const char *macs, int64_t now);
 
 /* fleet.c: the live state of every host (sessions, liveness, telemetry). */
 struct fleet_host;
@@ -305,6 +356,7 @@ bool fleet_accept_timestamp(struct fleet_host *fh, uint64_t ts);
 void fleet_session_up(struct fleet_host *fh, struct agent_conn *ac);
 void fleet_session_gone(struct fleet_host *fh, struct agent_conn *ac);
 void fleet_heartbeat(struct fleet_host *fh);
+void fleet_reset(struct fleet_host *fh);
 void fleet_telemetry(struct fleet_host *fh, json_t *sample, int64_t now);
 json_t *fleet_host_json(const struct fleet_host *fh);
 json_t *fleet_telemetry_json(const struct fleet_host *fh);
@@ -329,6 +381,12 @@ void api_hosts_create(struct hvd *, const struct http_request *, struct http_rep
 void api_host_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_host_telemetry(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_host_command(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_show_config(struct hvd *hvd, const struct host_row *h, json_t *j);
+/* api_host_ident.c */
+void api_host_adopt(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_replace(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_retire(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_edit(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 
 /* boot_parse.c: pure parsers behind HTTP boot (fuzzed). */
 struct boot_query {
@@ -345,6 +403,40 @@ int boot_range_parse(const char *h, uint64_t size, uint64_t *off,
     uint64_t *len);
 int boot_render(const char *tpl, const char *const *vars, char **out,
     char *err, size_t errlen);
+
+/* ident.c: host identity at boot time and the overlay route. */
+/* Records a boot request of the machine q names (from ip); in lab mode
+ * adopts an unknown one.  -EPERM: its fingerprint was retired. */
+int ident_boot(struct hvd *hvd, const struct boot_query *q, const char *ip,
+    bool stage2, struct host_row *h);
+/* The underlay address h gets: its lease in full DHCP mode, else the
+ * address it booted from; NULL if unknown. */
+const char *ident_underlay(struct hvd *hvd, const struct host_row *h);
+int ident_overlay(struct hvd *hvd, const struct host_row *h,
+    const char *agent_key_hex, const char *token, unsigned char **out,
+    size_t *len, char *err, size_t errlen);
+void ident_handle_ovl(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep);
+
+/* db_mesh.c */
+struct mesh_member {		/* a host in a network, with an underlay IP */
+	uint32_t vni;
+	int64_t host_id;
+	char ip[46], state[16], name[API_NAME_MAX + 1];
+};
+int db_mesh_members(struct db *db, struct mesh_member **out, size_t *n);
+int db_network_vnis(struct db *db, uint32_t **out, size_t *n);
+
+/* mesh.c: the desired VXLAN mesh of each member, from the inventory. */
+/* h's mesh as mesh.json text (malloc'd), NULL without an underlay IP. */
+char *mesh_host_json(struct hvd *hvd, const struct host_row *h);
+const char *mesh_anchor_ip(struct hvd *hvd);
+/* The inventory changed in a way that may change some member's mesh:
+ * recompute and push to every member (coalesced, after this event). */
+void mesh_changed(struct hvd *hvd, const char *why);
+json_t *mesh_sync_json(int64_t host_id);
+int mesh_init(struct hvd *hvd);
+void mesh_shutdown(void);
 
 /* topology.c: this node's interfaces, addresses and routes via libnl. */
 int topology_init(struct hvd *hvd);

@@ -202,6 +202,8 @@ main(int argc, char **argv)
 		    hvd.conf->tftp_port);
 	if ((r = http_init(&hvd)) < 0)
 		fatalx("cannot start the REST API");
+	if ((r = mesh_init(&hvd)) < 0)
+		fatalx("cannot start the mesh");
 	log_info("hvd %s ready: inventory %s", HV_VERSION, dbpath);
 	sd_notify(0, "READY=1\nSTATUS=serving");
 
@@ -210,6 +212,7 @@ main(int argc, char **argv)
 	/* Agents first: their pending commands finish deferred HTTP replies,
 	 * which must be resumed before libmicrohttpd stops. */
 	agents_shutdown();
+	mesh_shutdown();
 	tftp_shutdown();
 	dhcp_shutdown();
 	http_shutdown();

@@ -59,6 +59,42 @@ int api_token_request_decode(const char *body, size_t len,
     struct api_token_request *out, char *err, size_t errlen);
 int api_host_request_decode(const char *body, size_t len,
     struct api_host_request *out, char *err, size_t errlen);
+/* Host identity operations (proto/api_host.c). */
+#define API_FP_HEX		64	/* host fingerprint, lowercase hex */
+#define API_HOST_NETS_MAX	64
+#define API_HOST_LABELS_MAX	32
+#define API_LABEL_MAX		63
+#define API_HOST_MOUNTS_MAX	16
+#define API_SSH_KEYS_MAX	8192
+enum api_host_op { API_HOST_ADOPT, API_HOST_EDIT, API_HOST_REPLACE };
+enum {
+	API_HS_NAME = 1 << 0,
+	API_HS_FINGERPRINT = 1 << 1,
+	API_HS_NETWORKS = 1 << 2,
+	API_HS_LABELS = 1 << 3,
+	API_HS_SSH_KEYS = 1 << 4,
+	API_HS_MOUNTS = 1 << 5,
+};
+struct api_mount {
+	char source[96];	/* UUID=... or LABEL=... */
+	char path[128];		/* absolute mount point */
+	char fstype[16];	/* default "auto" */
+	char options[64];	/* default "defaults" */
+};
+struct api_host_spec {
+	unsigned present;	/* API_HS_* */
+	char name[API_NAME_MAX + 1];
+	char fingerprint[API_FP_HEX + 1];
+	uint32_t vnis[API_HOST_NETS_MAX];
+	size_t nvnis;
+	char labels[4096];	/* canonical JSON object, "{}" if absent */
+	char ssh_keys[API_SSH_KEYS_MAX + 1];
+	struct api_mount mounts[API_HOST_MOUNTS_MAX];
+	size_t nmounts;
+};
+bool api_fingerprint_valid(const char *s);
+int api_host_spec_decode(const char *body, size_t len, enum api_host_op op,
+    struct api_host_spec *hs, char *err, size_t errlen);
 const char *api_role_name(enum api_role role);
 int api_role_parse(const char *s, enum api_role *out);
 

@@ -39,8 +39,7 @@ expect "unknown machine gets the discovery profile" "$(get "$B/boot/ipxe?$Q"; gr
 expect "discovery loads xen over HTTP" "$(grep '^kernel' "$T/out")" "kernel http://10.9.8.7:$BP/boot/files/xen *"
 expect "dom0 args carry BOOTIF and the .gz overlay URL" "$(grep '^module.*vmlinuz' "$T/out" | grep -o 'BOOTIF=01-${mac:hexhyp} apkovl=http://10.9.8.7:'"$BP"'/ovl/{UUID}/{MAC}.apkovl.tar.gz')" \
 	'BOOTIF=01-${mac:hexhyp} apkovl=http://10.9.8.7:'"$BP"'/ovl/{UUID}/{MAC}.apkovl.tar.gz'
-now=$(date +%s)
-sqlite3 "$T/state/hvd.db" "INSERT INTO hosts (name, fingerprint, state, boot_mac, created_at, updated_at) VALUES ('h7', 'fp7', 'adopted', '52:54:00:12:34:56', $now, $now)"
+"$HVCTL" host adopt 52:54:00:12:34:56 --name h7 >/dev/null
 expect "known machine gets its stage 2" "$(get "$B/boot/ipxe?$Q"; sed -n 2p "$T/out")" '200# hypervisor stage 2 for host h7 (52:54:00:12:34:56)*'
 expect "no Alpine mirror yet" "$(get "$B/alpine/v3.20/main/x86_64/APKINDEX.tar.gz"; cat "$T/out")" "404{\"error\":\"hvd serves no Alpine mirror (create $T/state/alpine)\"}"
 mkdir -p "$T/state/alpine/v3.20/main/x86_64"

@@ -86,6 +86,18 @@ expect() {
 	fi
 }
 
+# expect_eq NAME ACTUAL WANT: exact comparison (WANT may hold [ ] * ?).
+expect_eq() {
+	if [ "$2" = "$3" ]; then
+		echo "ok   $1"
+	else
+		echo "FAIL $1"
+		echo "     got:  $2"
+		echo "     want: $3"
+		failures=$((failures + 1))
+	fi
+}
+
 finish() {
 	local rc=0
 	if [ -n "$HVD_PID" ]; then

@@ -1,0 +1,288 @@
+/*
+ * The VXLAN mesh as the inventory wants it (DESIGN section 2, step 6): for
+ * each member of each network, the remote VTEPs of its flood list.  hvd is
+ * a member of every network (the anchor), and only hosts that are up are
+ * flooded to: a down host leaves the others' lists.
+ *
+ * The result is the mesh.json document lib/mesh.h defines: the overlay
+ * carries it, and the agent link pushes it as `mesh.apply`.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "hvd.h"
+
+/* hvd's own VTEP address: the boot address, where hosts reach it. */
+const char *
+mesh_anchor_ip(struct hvd *hvd)
+{
+	if (hvd->conf->boot_server[0])
+		return hvd->conf->boot_server;
+	return topology_boot_address();
+}
+
+/* Builds the document for host_id (0: the anchor) at local. */
+static json_t *
+mesh_doc(struct hvd *hvd, int64_t host_id, const char *local,
+    const struct mesh_member *m, size_t n)
+{
+	const char *anchor = mesh_anchor_ip(hvd);
+	json_t *nets = json_array();
+	uint32_t *vnis = NULL;
+	size_t nvnis = 0;
+
+	if (host_id == 0 && db_network_vnis(hvd->db, &vnis, &nvnis) < 0) {
+		json_decref(nets);
+		return NULL;
+	}
+	for (size_t i = 0; i < n;) {
+		uint32_t vni = m[i].vni;
+		bool member = host_id == 0;
+		size_t j;
+		json_t *vteps = json_array();
+
+		for (j = i; j < n && m[j].vni == vni; j++) {
+			if (m[j].host_id == host_id) {
+				member = true;
+				continue;
+			}
+			if (strcmp(m[j].state, "up") == 0 &&
+			    strcmp(m[j].ip, local) != 0)
+				json_array_append_new(vteps, json_string(m[j].ip));
+		}
+		if (member && host_id != 0 && anchor && strcmp(anchor, local) != 0)
+			json_array_append_new(vteps, json_string(anchor));
+		if (member)
+			json_array_append_new(nets, json_pack("{s:I, s:o, s:[]}",
+			    "vni", (json_int_t)vni, "vteps", vteps, "macs"));
+		else
+			json_decref(vteps);
+		i = j;
+	}
+	/* The anchor has every network, members or not. */
+	for (size_t k = 0; k < nvnis; k++) {
+		bool have = false;
+		size_t idx;
+		json_t *e;
+
+		json_array_foreach(nets, idx, e)
+			if (json_integer_value(json_object_get(e, "vni")) ==
+			    (json_int_t)vnis[k])
+				have = true;
+		if (!have)
+			json_array_append_new(nets, json_pack("{s:I, s:[], s:[]}",
+			    "vni", (json_int_t)vnis[k], "vteps", "macs"));
+	}
+	free(vnis);
+	return json_pack("{s:i, s:s, s:s, s:o}", "version", 1, "local", local,
+	    "underlay", "", "networks", nets);
+}
+
+char *
+mesh_host_json(struct hvd *hvd, const struct host_row *h)
+{
+	struct mesh_member *m = NULL;
+	const char *local = h->underlay_ip[0] ? h->underlay_ip :
+	    ident_underlay(hvd, h);
+	size_t n = 0;
+	json_t *doc;
+	char *text;
+
+	if (local == NULL || db_mesh_members(hvd->db, &m, &n) < 0)
+		return NULL;
+	doc = mesh_doc(hvd, h->id, local, m, n);
+	free(m);
+	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	return text;
+}
+
+/*
+ * Pushes.  A change marks the mesh dirty; one pass after the current event
+ * recomputes every member's document and sends it to each connected agent
+ * (`mesh.apply`), so a burst of changes costs one pass.  Each member's
+ * last push and its answer are kept for `hvctl net show`.
+ */
+struct mesh_sync {
+	int64_t host_id;
+	uint64_t pushed, applied;	/* pass numbers */
+	char error[128];		/* the agent's last error, "" if none */
+	int64_t at;			/* wall time of the last answer */
+};
+
+static struct event *mesh_ev;
+static struct hvd *mesh_hvd;
+static uint64_t mesh_pass;
+static struct mesh_sync *mesh_syncs;
+static size_t mesh_nsyncs, mesh_capsyncs;
+
+static struct mesh_sync *
+mesh_sync_of(int64_t host_id)
+{
+	struct mesh_sync *tmp;
+
+	for (size_t i = 0; i < mesh_nsyncs; i++)
+		if (mesh_syncs[i].host_id == host_id)
+			return &mesh_syncs[i];
+	if (mesh_nsyncs == mesh_capsyncs) {
+		size_t cap = mesh_capsyncs ? mesh_capsyncs * 2 : 64;
+
+		if ((tmp = reallocarray(mesh_syncs, cap, sizeof(*tmp))) == NULL)
+			return NULL;
+		mesh_syncs = tmp;
+		mesh_capsyncs = cap;
+	}
+	memset(&mesh_syncs[mesh_nsyncs], 0, sizeof(*mesh_syncs));
+	mesh_syncs[mesh_nsyncs].host_id = host_id;
+	return &mesh_syncs[mesh_nsyncs++];
+}
+
+struct mesh_push {
+	int64_t host_id;
+	uint64_t pass;
+};
+
+static void
+mesh_push_done(void *arg, json_t *result, json_t *error)
+{
+	struct mesh_push *p = arg;
+	struct mesh_sync *s = mesh_sync_of(p->host_id);
+
+	if (s) {
+		s->at = hvd_now_wall();
+		if (result) {
+			if (p->pass > s->applied)
+				s->applied = p->pass;
+			s->error[0] = '\0';
+		} else {
+			snprintf(s->error, sizeof(s->error), "%s: %s",
+			    json_string_value(json_object_get(error, "code")) ?: "?",
+			    json_string_value(json_object_get(error, "message")) ?: "");
+		}
+	}
+	free(p);
+}
+
+/* TEMPORARY until daemon/mesh_priv.c lands. */
+static void
+mesh_anchor_push(struct hvd *hvd, json_t *doc)
+{
+	(void)hvd;
+	(void)doc;
+	log_debug("mesh: anchor not wired yet");
+}
+
+/* The anchor: hvd's own devices, through the privileged helper. */
+static void
+mesh_anchor_apply(struct hvd *hvd, const struct mesh_member *m, size_t n)
+{
+	const char *local = mesh_anchor_ip(hvd);
+	json_t *doc;
+
+	if (local == NULL)
+		return;
+	if ((doc = mesh_doc(hvd, 0, local, m, n)) == NULL)
+		return;
+	mesh_anchor_push(hvd, doc);
+	json_decref(doc);
+}
+
+static void
+mesh_push_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hvd *hvd = arg;
+	struct mesh_member *m = NULL;
+	size_t n = 0;
+
+	(void)fd;
+	(void)what;
+	if (db_mesh_members(hvd->db, &m, &n) < 0) {
+		log_warnx("mesh: cannot read the members; will retry on the next "
+		    "change");
+		return;
+	}
+	mesh_pass++;
+	for (size_t i = 0; i < n; i++) {
+		struct fleet_host *fh = fleet_by_id(m[i].host_id);
+		struct mesh_sync *s;
+		struct mesh_push *p;
+		json_t *doc;
+
+		/* Once per host: members are sorted by VNI, not host. */
+		if (fh == NULL || fleet_session(fh) == NULL ||
+		    (s = mesh_sync_of(m[i].host_id)) == NULL ||
+		    s->pushed == mesh_pass)
+			continue;
+		s->pushed = mesh_pass;
+		if ((doc = mesh_doc(hvd, m[i].host_id, m[i].ip, m, n)) == NULL ||
+		    (p = calloc(1, sizeof(*p))) == NULL) {
+			json_decref(doc);
+			continue;
+		}
+		p->host_id = m[i].host_id;
+		p->pass = mesh_pass;
+		if (agents_request(fh, "mesh.apply", doc, mesh_push_done, p) < 0) {
+			snprintf(s->error, sizeof(s->error), "could not send");
+			free(p);
+		}
+	}
+	mesh_anchor_apply(hvd, m, n);
+	free(m);
+}
+
+void
+mesh_changed(struct hvd *hvd, const char *why)
+{
+	(void)hvd;
+	log_debug("mesh: recompute: %s", why);
+	if (mesh_ev)
+		event_active(mesh_ev, EV_TIMEOUT, 0);
+}
+
+/* {"state": "synced"|"pending"|"error"|"offline", ...} for one member. */
+json_t *
+mesh_sync_json(int64_t host_id)
+{
+	struct fleet_host *fh = fleet_by_id(host_id);
+	struct mesh_sync *s = NULL;
+
+	for (size_t i = 0; i < mesh_nsyncs; i++)
+		if (mesh_syncs[i].host_id == host_id)
+			s = &mesh_syncs[i];
+	if (fh == NULL || fleet_session(fh) == NULL)
+		return json_pack("{s:s}", "state", "offline");
+	if (s == NULL || s->pushed == 0)
+		return json_pack("{s:s}", "state", "pending");
+	if (s->error[0])
+		return json_pack("{s:s, s:s, s:I}", "state", "error", "error",
+		    s->error, "at", (json_int_t)s->at);
+	return json_pack("{s:s, s:I}", "state", s->applied == s->pushed ?
+	    "synced" : "pending", "at", (json_int_t)s->at);
+}
+
+int
+mesh_init(struct hvd *hvd)
+{
+	mesh_hvd = hvd;
+	if ((mesh_ev = event_new(hvd->base, -1, 0, mesh_push_cb, hvd)) == NULL)
+		return -ENOMEM;
+	/* The anchor's devices follow the inventory from the start. */
+	event_active(mesh_ev, EV_TIMEOUT, 0);
+	return 0;
+}
+
+void
+mesh_shutdown(void)
+{
+	if (mesh_ev)
+		event_free(mesh_ev);
+	mesh_ev = NULL;
+	free(mesh_syncs);
+	mesh_syncs = NULL;
+	mesh_nsyncs = mesh_capsyncs = 0;
+	mesh_hvd = NULL;
+}
