@@ -227,4 +227,32 @@ int xen_physinfo(struct xen *x, json_t **out);
 /* NULL-safe. */
 void xen_close(struct xen *x);
 
+/* mesh.c */
+/*
+ * The host's side of the VXLAN mesh (lib/mesh.h): the state last received
+ * (or read from mesh-file at start) is applied now and again every
+ * interval, so a hand-deleted FDB entry comes back within one period.
+ */
+struct event_base;
+struct agent_mesh;
+/*
+ * Reads PATH (a missing file means nothing to apply yet), applies it at
+ * once, synchronously, and arms the reconcile timer.  NULL only when out
+ * of memory; every other failure is logged and retried by the timer.
+ */
+struct agent_mesh *agent_mesh_new(struct event_base *base, const char *path,
+    unsigned interval_s);
+/* NULL-safe. */
+void agent_mesh_free(struct agent_mesh *am);
+/* The mesh.apply params check (error code "invalid"): 0 or -EINVAL. */
+int agent_mesh_check(const json_t *params, char *err, size_t errlen);
+/*
+ * mesh.apply: applies PARAMS, keeps them as the state to reconcile and
+ * writes them to the mesh file atomically.  Returns {"applied":true,
+ * "stats":{...}}, or NULL with err set when the apply failed (the state
+ * is still kept, and the timer retries it).
+ */
+json_t *agent_mesh_apply(struct agent_mesh *am, json_t *params, char *err,
+    size_t errlen);
+
 #endif

@@ -20,6 +20,8 @@ struct agent_conf {
 	char boot_token[69];		/* "" when none */
 	char key_file[256];
 	char session_file[256];
+	char mesh_file[256];		/* missing file: no mesh to apply */
+	uint32_t mesh_interval_s;	/* reconcile period, 1..3600 */
 };
 void agent_conf_defaults(struct agent_conf *c);
 int agent_conf_parse(struct agent_conf *c, const char *buf, size_t len,
@@ -36,6 +38,9 @@ struct agent_link *agent_link_new(struct event_base *base,
     const struct agent_conf *conf, const uint8_t key[32]);
 void agent_link_start(struct agent_link *al);
 void agent_link_free(struct agent_link *al);
+struct agent_mesh;
+/* Borrowed: serves mesh.apply; NULL (the default) answers it "failed". */
+void agent_link_set_mesh(struct agent_link *al, struct agent_mesh *am);
 /* Delay before reconnect attempt n (1-based), PROTOCOL.md section 10;
  * rnd is uniform in [0, 1). */
 unsigned agent_backoff_ms(unsigned attempt, double rnd);

@@ -30,7 +30,7 @@ struct conf_ctx {
 	unsigned line;
 	char *err;
 	size_t errlen;
-	unsigned seen[8];
+	unsigned seen[16];
 };
 
 static int conf_error(struct conf_ctx *ctx, const char *fmt, ...)
@@ -140,6 +140,22 @@ set_session_file(struct conf_ctx *ctx, const char *v)
 	    sizeof(ctx->c->session_file), v);
 }
 
+static int
+set_mesh_file(struct conf_ctx *ctx, const char *v)
+{
+	return set_path(ctx, "mesh-file", ctx->c->mesh_file,
+	    sizeof(ctx->c->mesh_file), v);
+}
+
+static int
+set_mesh_interval(struct conf_ctx *ctx, const char *v)
+{
+	if (parse_u32(v, 1, 3600, &ctx->c->mesh_interval_s) < 0)
+		return conf_error(ctx, "mesh-interval: '%.32s' is not a number "
+		    "of seconds in 1..3600", v);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*set)(struct conf_ctx *, const char *);
@@ -150,6 +166,8 @@ static const struct {
 	{ "boot-token", set_boot_token },
 	{ "key-file", set_key_file },
 	{ "session-file", set_session_file },
+	{ "mesh-file", set_mesh_file },
+	{ "mesh-interval", set_mesh_interval },
 };
 
 void
@@ -158,6 +176,8 @@ agent_conf_defaults(struct agent_conf *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->key_file, sizeof(c->key_file), "/etc/hv/agent.key");
 	snprintf(c->session_file, sizeof(c->session_file), "/run/hv/session");
+	snprintf(c->mesh_file, sizeof(c->mesh_file), "/etc/hv/mesh.json");
+	c->mesh_interval_s = 30;
 }
 
 int

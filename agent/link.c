@@ -55,6 +55,7 @@ struct agent_link {
 	bool token_spent;
 	struct telemetry tm;
 	struct xen *xen;
+	struct agent_mesh *mesh;	/* borrowed, may be NULL */
 };
 
 static uint8_t al_frame[LINK_FRAME_MAX];
@@ -242,14 +243,28 @@ cmd_config_apply(struct agent_link *al, json_t *params, char *err,
 	return json_pack("{s:b}", "applied", 1);
 }
 
+static json_t *
+cmd_mesh_apply(struct agent_link *al, json_t *params, char *err,
+    size_t errlen)
+{
+	return agent_mesh_apply(al->mesh, params, err, errlen);
+}
+
+/*
+ * A method's params pass msg_check() against its schema, or, where the
+ * table names one, the method's own strict parser (the mesh state is a
+ * lib/ format with its own rules).
+ */
 static const struct {
 	const char *method;
 	enum msg_schema schema;
 	json_t *(*run)(struct agent_link *, json_t *, char *, size_t);
+	int (*check)(const json_t *, char *, size_t);
 } al_commands[] = {
-	{ "ping", MSG_S_EMPTY, cmd_ping },
-	{ "facts.refresh", MSG_S_EMPTY, cmd_facts_refresh },
-	{ "config.apply", MSG_S_CONFIG_APPLY, cmd_config_apply },
+	{ "ping", MSG_S_EMPTY, cmd_ping, NULL },
+	{ "facts.refresh", MSG_S_EMPTY, cmd_facts_refresh, NULL },
+	{ "config.apply", MSG_S_CONFIG_APPLY, cmd_config_apply, NULL },
+	{ "mesh.apply", MSG_S_EMPTY, cmd_mesh_apply, agent_mesh_check },
 };
 
 static void
@@ -261,8 +276,9 @@ al_on_request(struct agent_link *al, struct msg *m)
 	for (size_t i = 0; i < sizeof(al_commands) / sizeof(*al_commands); i++) {
 		if (strcmp(al_commands[i].method, m->method) != 0)
 			continue;
-		if (msg_check(al_commands[i].schema, m->params, err,
-		    sizeof(err)) < 0) {
+		if ((al_commands[i].check ? al_commands[i].check(m->params,
+		    err, sizeof(err)) : msg_check(al_commands[i].schema,
+		    m->params, err, sizeof(err))) < 0) {
 			(void)al_send(al, msg_encode_error(m->id, "invalid", "%s",
 			    err));
 			return;
@@ -499,6 +515,12 @@ agent_link_new(struct event_base *base, const struct agent_conf *conf,
 fail:
 	agent_link_free(al);
 	return NULL;
+}
+
+void
+agent_link_set_mesh(struct agent_link *al, struct agent_mesh *am)
+{
+	al->mesh = am;
 }
 
 void

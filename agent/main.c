@@ -1,7 +1,8 @@
 /*
  * hv-agent: runs in dom0 of every Xen host.  Reads /etc/hv/agent.conf and
- * its key, then keeps a session with hvd on one libevent loop: telemetry
- * every heartbeat, answers to hvd's requests, reconnects with backoff.
+ * its key, applies the mesh file, then keeps a session with hvd on one
+ * libevent loop: telemetry every heartbeat, answers to hvd's requests, the
+ * mesh reconciled every mesh-interval, reconnects with backoff.
  *
  * fatal() only at start-up.  Never forks; OpenRC or systemd supervises it.
  */
@@ -47,6 +48,7 @@ main(int argc, char **argv)
 	bool foreground = false, check = false, verbose = false;
 	struct agent_conf conf;
 	struct agent_link *al;
+	struct agent_mesh *am;
 	struct event_base *base;
 	struct event *ev_term, *ev_int;
 	uint8_t *key;
@@ -95,8 +97,13 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
+	/* The mesh first: VM networks come up without waiting for hvd. */
+	if ((am = agent_mesh_new(base, conf.mesh_file,
+	    conf.mesh_interval_s)) == NULL)
+		fatalx("cannot set up the mesh");
 	if ((al = agent_link_new(base, &conf, key)) == NULL)
 		fatalx("cannot set up the agent");
+	agent_link_set_mesh(al, am);
 	sodium_free(key);
 	ev_term = evsignal_new(base, SIGTERM, agent_signal, base);
 	ev_int = evsignal_new(base, SIGINT, agent_signal, base);
@@ -108,6 +115,7 @@ main(int argc, char **argv)
 	agent_link_start(al);
 	event_base_dispatch(base);
 	agent_link_free(al);
+	agent_mesh_free(am);
 	event_free(ev_term);
 	event_free(ev_int);
 	event_base_free(base);

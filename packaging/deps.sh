@@ -13,7 +13,7 @@ packages=(
 	# well-kept libraries used instead of hand-rolled code
 	libarchive-dev libcurl4-openssl-dev libsystemd-dev libcmocka-dev
 	# test drivers and side-by-side peers
-	curl sqlite3 wrk nginx-light iproute2 procps bc
+	curl sqlite3 wrk nginx-light iproute2 iputils-ping procps bc
 	prometheus-node-exporter
 	tftp-hpa atftp tftpd-hpa dnsmasq-base nftables
 	# iPXE binaries hvd installs into its boot root
