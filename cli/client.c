@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -141,6 +142,84 @@ out:
 	curl_easy_cleanup(c);
 	free(payload);
 	free(buf.data);
+	return r;
+}
+
+struct client_sink {
+	CURL *c;
+	int fd;
+	long status;			/* 0 until the first body bytes */
+	struct client_buf err;		/* a non-2xx body */
+	bool failed;
+};
+
+/* Sends a 2xx body to the file, anything else to the error buffer: the
+ * status is known by the time the first body bytes arrive. */
+static size_t
+client_write_sink(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct client_sink *k = arg;
+	size_t n = size * nmemb, done = 0;
+	ssize_t w;
+
+	if (k->status == 0)
+		curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &k->status);
+	if (k->status < 200 || k->status >= 300)
+		return client_write(ptr, size, nmemb, &k->err);
+	while (done < n) {
+		if ((w = write(k->fd, ptr + done, n - done)) <= 0) {
+			k->failed = true;
+			return 0;
+		}
+		done += (size_t)w;
+	}
+	return n;
+}
+
+/*
+ * GET path into fd (a 2xx body, any size); a 4xx/5xx body is read as the
+ * API's JSON error into out->body instead.  Local socket only.
+ */
+int
+client_download(struct hvctl *h, const char *path, int fd,
+    struct hvctl_reply *out)
+{
+	struct client_sink k = { .fd = fd };
+	char url[1024];
+	long oserr = 0;
+	CURLcode cc;
+	int r = HVCTL_FAIL;
+
+	out->status = 0;
+	out->body = NULL;
+	if (h->url) {
+		fprintf(stderr, "hvctl: this is only taken over the local socket\n");
+		return HVCTL_USAGE;
+	}
+	if ((k.c = curl_easy_init()) == NULL)
+		return HVCTL_FAIL;
+	snprintf(url, sizeof(url), "http://localhost%s", path);
+	curl_easy_setopt(k.c, CURLOPT_UNIX_SOCKET_PATH, h->socket);
+	curl_easy_setopt(k.c, CURLOPT_URL, url);
+	curl_easy_setopt(k.c, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(k.c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(k.c, CURLOPT_WRITEFUNCTION, client_write_sink);
+	curl_easy_setopt(k.c, CURLOPT_WRITEDATA, &k);
+	cc = curl_easy_perform(k.c);
+	if (cc != CURLE_OK) {
+		curl_easy_getinfo(k.c, CURLINFO_OS_ERRNO, &oserr);
+		r = k.failed ? (fprintf(stderr, "hvctl: cannot write the "
+		    "download: %s\n", strerror(errno)), HVCTL_FAIL) :
+		    client_transport_error(h, cc, oserr);
+		goto out;
+	}
+	curl_easy_getinfo(k.c, CURLINFO_RESPONSE_CODE, &out->status);
+	if (k.err.len > 0)
+		out->body = json_loadb(k.err.data, k.err.len, 0, NULL);
+	r = HVCTL_OK;
+out:
+	curl_easy_cleanup(k.c);
+	free(k.err.data);
 	return r;
 }
 

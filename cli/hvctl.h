@@ -39,6 +39,8 @@ struct hvctl_reply {
 int client_call(struct hvctl *h, const char *method, const char *path,
     json_t *body, struct hvctl_reply *out);
 int client_check(const struct hvctl_reply *r, const char *what);
+int client_download(struct hvctl *h, const char *path, int fd,
+    struct hvctl_reply *out);
 void client_reply_dispose(struct hvctl_reply *r);
 void client_global_init(void);
 void client_global_cleanup(void);
@@ -78,6 +80,9 @@ int cmd_host_retire(struct hvctl *h, int argc, char **argv);
 int cmd_host_edit(struct hvctl *h, int argc, char **argv);
 int host_table(const json_t *hosts);
 int cmd_top(struct hvctl *h, int argc, char **argv);
+
+/* cmd_backup.c */
+int cmd_backup(struct hvctl *h, int argc, char **argv);
 
 /* cmd_boot.c */
 int cmd_boot_import(struct hvctl *h, int argc, char **argv);

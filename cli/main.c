@@ -30,6 +30,8 @@ static const struct hvctl_cmd hvctl_cmds[] = {
 	{ "net", "list", "", "list networks", cmd_net_list },
 	{ "net", "show", "NAME|VNI", "show one network", cmd_net_show },
 	{ "net", "delete", "NAME|VNI", "delete a network", cmd_net_delete },
+	{ "backup", NULL, "FILE", "write the inventory and master key to FILE "
+	    "(mode 0600) for hvd --restore", cmd_backup },
 	{ "host", "add", "NAME (--out DIR | --pubkey HEX)",
 	    "enrol a host: issue agent credentials, or register a key",
 	    cmd_host_add },

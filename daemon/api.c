@@ -192,6 +192,7 @@ static const struct api_route api_routes[] = {
 	{ "GET", "/api/v1/version", API_ROLE_READ, api_version, NULL },
 	{ "GET", "/api/v1/status", API_ROLE_READ, api_status, NULL },
 	{ "GET", "/api/v1/events", API_ROLE_READ, api_events, NULL },
+	{ "GET", "/api/v1/backup", API_ROLE_ADMIN, api_backup, NULL },
 	{ "GET", "/api/v1/networks", API_ROLE_READ, api_networks_list, NULL },
 	{ "POST", "/api/v1/networks", API_ROLE_ADMIN, api_networks_create, NULL },
 	{ "GET", "/api/v1/networks/{}", API_ROLE_READ, NULL, api_network_show },

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "db_internal.h"
 #include "schema.h"
@@ -356,6 +357,37 @@ db_schema_dump(struct db *db, char **out)
 	}
 	*out = buf;
 	return 0;
+}
+
+/* An online backup of the whole database into a new file at path. */
+int
+db_backup_to(struct db *db, const char *path)
+{
+	sqlite3_backup *b;
+	sqlite3 *dst;
+	int rc;
+
+	if ((rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE, NULL)) != SQLITE_OK) {
+		log_warnx("db: backup to %s: %s", path, sqlite3_errstr(rc));
+		sqlite3_close(dst);
+		return -EIO;
+	}
+	if ((b = sqlite3_backup_init(dst, "main", db->sql, "main")) == NULL) {
+		log_warnx("db: backup: %s", sqlite3_errmsg(dst));
+		sqlite3_close(dst);
+		return -EIO;
+	}
+	rc = sqlite3_backup_step(b, -1);
+	sqlite3_backup_finish(b);
+	if (rc != SQLITE_DONE) {
+		log_warnx("db: backup: %s", sqlite3_errstr(rc));
+		sqlite3_close(dst);
+		return -EIO;
+	}
+	rc = sqlite3_close(dst);
+	chmod(path, 0600);
+	return rc == SQLITE_OK ? 0 : -EIO;
 }
 
 int

@@ -127,6 +127,8 @@ int db_schema_dump(struct db *db, char **out);
 uint64_t db_generation(struct db *db);
 const char *db_conflict(struct db *db);
 int db_ping(struct db *db);
+int db_backup_to(struct db *db, const char *path);
+
 
 /* db_event.c */
 struct event_row {
@@ -244,6 +246,12 @@ void api_network_shutdown(void);
 void api_tokens_list(struct hvd *, const struct http_request *, struct http_reply *);
 void api_tokens_create(struct hvd *, const struct http_request *, struct http_reply *);
 void api_token_delete(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+
+/* backup.c: one file holds the inventory and the master key. */
+void api_backup(struct hvd *, const struct http_request *, struct http_reply *);
+/* Unpacks a backup into conf's state-dir, which must hold no inventory. */
+int backup_restore(const struct hvd_config *conf, const char *file, char *err,
+    size_t errlen);
 
 /* keys.c: hvd's own keys, sealed at rest with state-dir/master.key. */
 int keys_init(struct hvd *hvd);

@@ -9,6 +9,7 @@
  * the operator's shell) supervises hvd directly.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,11 +29,15 @@ usage(void)
 	fprintf(stderr,
 	    "usage: hvd [-dnv] [-f file]\n"
 	    "       hvd [-dv] -L dir\n"
+	    "       hvd [-f file | -L dir] --restore backup-file\n"
 	    "  -d        stay in the foreground and log to stderr\n"
 	    "  -f file   configuration file (default %s)\n"
 	    "  -L dir    local mode: the built-in config, with state, socket\n"
 	    "            and TCP port 127.0.0.1:8470 under dir (the demo)\n"
 	    "  -n        check the configuration and exit\n"
+	    "  --restore backup-file\n"
+	    "            unpack a backup (hvctl backup) into the state directory,\n"
+	    "            which must hold no inventory yet, check it, and exit\n"
 	    "  -v        verbose: log debug messages\n", HVD_CONF_DEFAULT);
 	exit(2);
 }
@@ -99,19 +104,60 @@ hvd_mkdir(const char *path, mode_t mode)
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+/* --restore: unpack, then prove the result opens: the inventory migrates
+ * and integrity-checks, and the master key opens the sealed keys. */
+static int
+hvd_restore(struct hvd *hvd, const char *file)
+{
+	char err[512], dbpath[PATH_MAX + 16];
+	int64_t hosts = 0;
+	int r;
+
+	if ((r = backup_restore(hvd->conf, file, err, sizeof(err))) < 0) {
+		fprintf(stderr, "hvd: restore: %s\n", err);
+		return 1;
+	}
+	snprintf(dbpath, sizeof(dbpath), "%s/hvd.db", hvd->conf->state_dir);
+	if (db_open(dbpath, &hvd->db) < 0 || db_ping(hvd->db) < 0) {
+		fprintf(stderr, "hvd: restore: %s does not open as an inventory\n",
+		    dbpath);
+		return 1;
+	}
+	if (keys_init(hvd) < 0) {
+		fprintf(stderr, "hvd: restore: the master key does not open the "
+		    "inventory's keys\n");
+		return 1;
+	}
+	db_count(hvd->db, "hosts", &hosts);
+	db_event_record(hvd->db, "hvd.restored", "hvd", "hvd", file,
+	    hvd_now_wall());
+	keys_shutdown();
+	db_close(hvd->db);
+	printf("hvd: restored %s into %s (%lld hosts); start hvd normally\n",
+	    file, hvd->conf->state_dir, (long long)hosts);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct hvd hvd = { 0 };
 	struct event *ev_sig[3] = { NULL };
 	const int sigs[3] = { SIGTERM, SIGINT, SIGHUP };
-	const char *conf_path = NULL, *local_dir = NULL;
+	static const struct option longopts[] = {
+		{ "restore", required_argument, NULL, 'R' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *conf_path = NULL, *local_dir = NULL, *restore = NULL;
 	bool foreground = false, check_only = false, verbose = false;
 	char err[512], dbpath[PATH_MAX + 16];
 	int ch, r;
 
-	while ((ch = getopt(argc, argv, "df:L:nv")) != -1) {
+	while ((ch = getopt_long(argc, argv, "df:L:nv", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'R':
+			restore = optarg;
+			break;
 		case 'd':
 			foreground = true;
 			break;
@@ -166,6 +212,11 @@ main(int argc, char **argv)
 	    "hvd");
 	if (sodium_init() < 0)
 		fatalx("libsodium failed to initialise");
+	if (restore) {
+		r = hvd_restore(&hvd, restore);
+		config_free(hvd.conf);
+		return r;
+	}
 	signal(SIGPIPE, SIG_IGN);
 
 	hvd.started_wall = time(NULL);

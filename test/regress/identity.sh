@@ -146,6 +146,33 @@ alpine_fetch $MAC2 $UUID2 "$T/h1b/root"
 expect "its overlay: same identity, fresh key" "$(cat "$T/h1b/root/etc/hostname") $(cmp -s "$T/h1b/root/etc/hv/agent.key" "$R/etc/hv/agent.key" && echo same-key || echo new-key)" "h1 new-key"
 expect "replacement event" "$(curl -s --unix-socket "$T/hvd.sock" 'http://localhost/api/v1/events?subject=h1' | grep -c '"host.replaced"')" 1
 
+# --- backup, then restore into a fresh state directory
+expect "hvctl backup" "$("$HVCTL" backup "$T/backup.tar")" "backup written to $T/backup.tar (* bytes, mode 0600)*"
+expect "backup file is 0600" "$(stat -c %a "$T/backup.tar")" 600
+expect "backup holds the inventory and the master key" "$(tar -tf "$T/backup.tar" | tr '\n' ' ')" "MANIFEST hvd.db master.key "
+expect "backup refused over TCP even to an admin token" "$(tcp "$("$HVCTL" --json token create --role admin | field 'd["token"]')" GET /api/v1/backup | cut -c1-3)" 403
+hosts_json | field 'sorted((h["name"], h["fingerprint"], h["state"], h["boot_mac"], h["underlay_ip"]) for h in d["hosts"])' > "$T/hosts.before"
+stop_hvd
+write_conf "boot-root $T/boot" "boot-http-listen 127.0.0.1:$BP" "boot-server 127.0.0.1" \
+	"agent-listen $AGENT_ADDR" "agent-heartbeat-ms 500"
+sed -i "s|^state-dir .*|state-dir $T/state2|" "$T/hvd.conf"
+expect "hvd --restore into a fresh directory" "$("$HVD" -f "$T/hvd.conf" --restore "$T/backup.tar" 2>&1)" "hvd: restored $T/backup.tar into $T/state2 (1 hosts)*"
+expect "restore refuses a directory that has an inventory" "$("$HVD" -f "$T/hvd.conf" --restore "$T/backup.tar" 2>&1; echo "rc=$?")" "*already exists*rc=1"
+head -c 100 /dev/urandom > "$T/junk.tar"
+expect "restore refuses a file that is not a backup" "$(sed -i "s|^state-dir .*|state-dir $T/state3|" "$T/hvd.conf"; "$HVD" -f "$T/hvd.conf" --restore "$T/junk.tar" 2>&1; echo "rc=$?"; ls "$T/state3")" "hvd: restore: *rc=1"
+sed -i "s|^state-dir .*|state-dir $T/state2|" "$T/hvd.conf"
+expect "restored master key is 0600" "$(stat -c %a "$T/state2/master.key")" 600
+start_hvd
+expect_eq "restored hvd knows the same hosts" "$(hosts_json | field 'sorted((h["name"], h["fingerprint"], h["state"], h["boot_mac"], h["underlay_ip"]) for h in d["hosts"])')" "$(cat "$T/hosts.before")"
+expect "restored hvd: stage 2 for h1" "$(stage2 $MAC2 $UUID2; sed -n 2p "$T/out")" '200# hypervisor stage 2 for host h1*'
+alpine_fetch $MAC2 $UUID2 "$T/h1c/root"
+for r in "$T/h1b/root" "$T/h1c/root"; do
+	sed -i '/^boot-token /d' "$r/etc/hv/agent.conf"
+	mv "$r/etc/hv/agent.key" "$r/../agent.key"
+done
+expect "restored hvd serves an equivalent overlay (same files and contents but key and token)" "$(diff -r --no-dereference "$T/h1b/root" "$T/h1c/root" && echo same)" same
+expect "with a fresh per-boot key" "$(cmp -s "$T/h1b/agent.key" "$T/h1c/agent.key" && echo same || echo fresh)" fresh
+
 # --- edit and retire
 expect_eq "edit networks and labels" "$("$HVCTL" host edit h1 --no-nets --label rack=r2 >/dev/null; "$HVCTL" host show h1 | field '(d["networks"], d["labels"])')" "([], {'rack': 'r2'})"
 expect "retire h1" "$("$HVCTL" host retire h1)" "retired h1: *"
