@@ -689,4 +689,29 @@ void tftp_shutdown(void);
 uint16_t tftp_port(void);
 void tftp_metrics(FILE *f);
 
+/* mesh_priv.c: the anchor's privileged netlink path (DESIGN section 5). */
+struct mesh_state;
+/*
+ * Before the loop starts: forks a helper that keeps only CAP_NET_ADMIN and
+ * runs mesh_apply() on each state it is sent, then drops CAP_NET_ADMIN
+ * from hvd.  Without CAP_NET_ADMIN it logs that the anchor is disabled and
+ * returns 0 (mesh_priv_apply() then returns -EPERM).  0 or -errno.
+ */
+int mesh_priv_init(struct hvd *hvd);
+/* Closes the helper's socket (it exits) and reaps it; pending callbacks
+ * get -ECANCELED. */
+void mesh_priv_shutdown(void);
+/*
+ * RESULT: 0 or -errno from the helper (or -EPIPE when it died); DETAIL:
+ * on success the stats as JSON text ({"links_added":0,...}), else the
+ * error message.  DETAIL is valid only during the call.
+ */
+typedef void (*mesh_priv_cb)(void *arg, int result, const char *detail);
+/*
+ * Sends ST (copied) to the helper; CB runs once, from the loop, when it
+ * answers.  Requests are answered in order.  0, or -EPERM (anchor
+ * disabled), -EPIPE (helper gone), -ENOMEM, -EMSGSIZE: then CB never runs.
+ */
+int mesh_priv_apply(const struct mesh_state *st, mesh_priv_cb cb, void *arg);
+
 #endif

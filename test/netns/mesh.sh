@@ -9,7 +9,7 @@
 # Then the real hv-agent with a mesh-file: applied at start, a hand-deleted
 # entry restored within mesh-interval (no hvd: the agent keeps retrying).
 . "$(dirname "$0")/lib.sh"
-: "${MESH_APPLY:?}" "${HV_AGENT:?}"
+: "${MESH_APPLY:?}" "${HV_AGENT:?}" "${MESH_PRIV_PROBE:?}"
 command -v nft >/dev/null || { echo "SKIP: needs nft (nftables) to count VXLAN packets"; exit 77; }
 command -v bridge >/dev/null || { echo "SKIP: needs iproute2's bridge"; exit 77; }
 
@@ -126,6 +126,21 @@ expect "the underlay survives" "$(ip -n "${H[1]}" link show ul0 >/dev/null && ec
 echo '{"version":1,"local":"10.78.0.1","networks":[{"vni":5,"vteps":["10.78.0.2","10.78.0.2"]}]}' > "$T/bad.json"
 set +e; out=$(ip netns exec "${H[1]}" "$MESH_APPLY" "$T/bad.json" 2>&1); rc=$?; set -e
 expect "bad state refused with its path" "$rc:$out" '2:*networks?0?.vteps: 10.78.0.2 is listed twice*'
+
+# --- hvd's privileged path (daemon/mesh_priv.c) on h3: the helper keeps
+# CAP_NET_ADMIN alone, the caller drops it; without it, the anchor is off.
+out=$(ip netns exec "${H[3]}" "$MESH_PRIV_PROBE" "$T/s3.json" 2>>"$T/apply.log" || true)
+expect "privileged helper applies (state unchanged: 4 kept)" "$out" 'result=0 detail=*"fdb_unchanged":4*'
+self=$(echo "$out" | sed -n 's/.*self_capeff=\([0-9a-f]*\).*/\1/p')
+expect "caller dropped CAP_NET_ADMIN" "$(( 0x${self:-1000} & 0x1000 ))" 0
+expect "helper holds CAP_NET_ADMIN and nothing else" "$out" '*helper_capeff=0000000000001000'
+ip netns exec "${H[3]}" bridge fdb del 00:00:00:00:00:00 dev vxlan100 dst 10.78.0.1
+out=$(ip netns exec "${H[3]}" "$MESH_PRIV_PROBE" "$T/s3.json" 2>>"$T/apply.log" || true)
+expect "privileged helper repairs a deleted entry" "$out" 'result=0 detail=*"fdb_added":1*'
+if command -v setpriv >/dev/null; then
+	out=$(ip netns exec "${H[3]}" setpriv --inh-caps=-all --bounding-set=-net_admin "$MESH_PRIV_PROBE" "$T/s3.json" 2>&1 || true)
+	expect "without CAP_NET_ADMIN the anchor is disabled" "$out" '*anchor is disabled*result=-1 *'
+fi
 
 # --- the real agent on h1: mesh-file at start, reconcile every 2 s.
 mkdir -p "$T/agent"
