@@ -22,6 +22,8 @@ struct agent_conf {
 	char session_file[256];
 	char mesh_file[256];		/* missing file: no mesh to apply */
 	uint32_t mesh_interval_s;	/* reconcile period, 1..3600 */
+	char discovery_url[256];	/* set: discovery mode, no session */
+	bool discovery_reboot;		/* reboot once adopted */
 };
 void agent_conf_defaults(struct agent_conf *c);
 int agent_conf_parse(struct agent_conf *c, const char *buf, size_t len,
@@ -30,6 +32,13 @@ int agent_conf_load(struct agent_conf *c, const char *path, char *err,
     size_t errlen);
 int agent_key_load(const char *path, uint8_t key[32], char *err,
     size_t errlen);
+
+struct event_base;
+/* discover.c: discovery mode (an unadopted machine's agent). */
+struct agent_discover;
+struct agent_discover *agent_discover_new(struct event_base *base,
+    const struct agent_conf *conf);
+void agent_discover_free(struct agent_discover *ad);
 
 /* link.c */
 struct event_base;

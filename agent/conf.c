@@ -156,6 +156,35 @@ set_mesh_interval(struct conf_ctx *ctx, const char *v)
 	return 0;
 }
 
+/* http://ADDR[:PORT]/PATH with a numeric address: the discovery agent
+ * resolves no names. */
+static int
+set_discovery_url(struct conf_ctx *ctx, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (strncmp(v, "http://", 7) != 0 || n >= sizeof(ctx->c->discovery_url) ||
+	    strchr(v + 7, '/') == NULL || strspn(v, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:/.-_[]?=&") != n)
+		return conf_error(ctx, "discovery-url: '%.64s' is not "
+		    "http://ADDR[:PORT]/PATH[?QUERY]", v);
+	memcpy(ctx->c->discovery_url, v, n + 1);
+	return 0;
+}
+
+static int
+set_discovery_reboot(struct conf_ctx *ctx, const char *v)
+{
+	if (strcmp(v, "yes") == 0)
+		ctx->c->discovery_reboot = true;
+	else if (strcmp(v, "no") == 0)
+		ctx->c->discovery_reboot = false;
+	else
+		return conf_error(ctx, "discovery-reboot: '%.16s' is not yes or "
+		    "no", v);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*set)(struct conf_ctx *, const char *);
@@ -168,6 +197,8 @@ static const struct {
 	{ "session-file", set_session_file },
 	{ "mesh-file", set_mesh_file },
 	{ "mesh-interval", set_mesh_interval },
+	{ "discovery-url", set_discovery_url },
+	{ "discovery-reboot", set_discovery_reboot },
 };
 
 void

@@ -41,6 +41,30 @@ agent_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* An unadopted machine: report facts to hvd, hold no session. */
+static int
+agent_run_discovery(struct event_base *base, const struct agent_conf *conf,
+    uint8_t *key)
+{
+	struct agent_discover *ad;
+	struct event *ev_term, *ev_int;
+
+	sodium_free(key);
+	if ((ad = agent_discover_new(base, conf)) == NULL)
+		fatalx("cannot start discovery mode");
+	ev_term = evsignal_new(base, SIGTERM, agent_signal, base);
+	ev_int = evsignal_new(base, SIGINT, agent_signal, base);
+	if (ev_term == NULL || ev_int == NULL || event_add(ev_term, NULL) ||
+	    event_add(ev_int, NULL))
+		fatalx("cannot watch signals");
+	event_base_dispatch(base);
+	agent_discover_free(ad);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_base_free(base);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -84,7 +108,8 @@ main(int argc, char **argv)
 	if ((key = sodium_malloc(32)) == NULL)
 		fatalx("out of memory");
 	if (agent_conf_load(&conf, path, err, sizeof(err)) < 0 ||
-	    agent_key_load(conf.key_file, key, err, sizeof(err)) < 0) {
+	    (conf.discovery_url[0] == '\0' &&
+	    agent_key_load(conf.key_file, key, err, sizeof(err)) < 0)) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
@@ -97,6 +122,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
+	if (conf.discovery_url[0])
+		return agent_run_discovery(base, &conf, key);
 	/* The mesh first: VM networks come up without waiting for hvd. */
 	if ((am = agent_mesh_new(base, conf.mesh_file,
 	    conf.mesh_interval_s)) == NULL)

@@ -217,6 +217,37 @@ agent_hello_version(const json_t *versions)
 	return best;
 }
 
+/*
+ * The agent's facts refine the inventory: the host's MACs, and, when no
+ * DHCP lease gave it one, its underlay address (the address its session
+ * comes from).
+ */
+static void
+agent_refine_host(struct agent_conn *ac, json_t *facts, const char *facts_text)
+{
+	json_t *macs = json_array(), *nic;
+	char ip[INET6_ADDRSTRLEN + 8], *colon, *text;
+	size_t i;
+
+	json_array_foreach(json_object_get(facts, "nics"), i, nic) {
+		const char *mac = json_string_value(json_object_get(nic, "mac"));
+
+		if (mac && strcmp(mac, "00:00:00:00:00:00") != 0)
+			json_array_append_new(macs, json_string(mac));
+	}
+	text = json_dumps(macs, JSON_COMPACT);
+	json_decref(macs);
+	(void)db_host_set_facts(ac->hvd->db, ac->host.id, facts_text, text,
+	    hvd_now_wall());
+	free(text);
+	snprintf(ip, sizeof(ip), "%s", ac->peer);
+	if (ip[0] != '[' && (colon = strrchr(ip, ':')) != NULL) {
+		*colon = '\0';
+		if (ac->host.underlay_ip[0] == '\0')
+			(void)db_host_set_underlay(ac->hvd->db, ac->host.id, ip);
+	}
+}
+
 static int
 agent_on_hello(struct agent_conn *ac, struct msg *m)
 {
@@ -267,6 +298,8 @@ agent_on_hello(struct agent_conn *ac, struct msg *m)
 	facts = json_dumps(json_object_get(m->params, "facts"), JSON_COMPACT);
 	r = db_host_session_start(ac->hvd->db, &ac->host, boot_id, token != NULL,
 	    facts, ac->peer, hvd_now_wall());
+	if (r == 0)
+		agent_refine_host(ac, json_object_get(m->params, "facts"), facts);
 	free(facts);
 	if (r == -EALREADY) {
 		agent_reject(ac, "boot token already used");
@@ -293,6 +326,8 @@ agent_on_hello(struct agent_conn *ac, struct msg *m)
 		agent_conn_close(ac, "could not send the hello reply");
 		return -1;
 	}
+	/* Its peers flood to it now, and it needs its own mesh. */
+	mesh_changed(ac->hvd, "host up");
 	return 0;
 }
 

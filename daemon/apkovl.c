@@ -349,7 +349,16 @@ check_input(const struct apkovl_input *in, char *err, size_t errlen)
 		if (in->agent_key_hex != NULL || in->boot_token != NULL)
 			return ovl_err(err, errlen, -EINVAL, "a discovery overlay "
 			    "takes no agent key and no boot token");
+		if (in->discovery_query != NULL &&
+		    (strlen(in->discovery_query) > 96 ||
+		    strspn(in->discovery_query, "0123456789abcdef:=&-muid") !=
+		    strlen(in->discovery_query)))
+			return ovl_err(err, errlen, -EINVAL, "discovery_query may "
+			    "hold only mac=, uuid= and lowercase hex");
 	} else {
+		if (in->discovery_query != NULL)
+			return ovl_err(err, errlen, -EINVAL, "discovery_query is for "
+			    "discovery overlays only");
 		if (!is_hex64(in->agent_key_hex))
 			return ovl_err(err, errlen, -EINVAL, "agent_key_hex must be "
 			    "64 lowercase hex digits");
@@ -534,9 +543,14 @@ ovl_agent_conf(struct ovl *o, const struct apkovl_input *in)
 	if ((e = ovl_add(o, AE_IFREG, 0600, "etc/hv/agent.conf")) == NULL)
 		return;
 	if (in->discovery) {
+		/* The agent reports facts and waits; once adopted it reboots
+		 * into the host's own overlay. */
 		sbuf_printf(&e->data, "# discovery overlay: no credentials\n"
-		    "hvd %s\nhvd-key %s\nhost %s\ndiscovery-url %s/boot/discover\n",
-		    in->hvd_agent, in->hvd_key_hex, in->hostname, in->hvd_url);
+		    "hvd %s\nhvd-key %s\nhost %s\ndiscovery-url %s/boot/discover"
+		    "%s%s\ndiscovery-reboot yes\n", in->hvd_agent,
+		    in->hvd_key_hex, in->hostname, in->hvd_url,
+		    in->discovery_query ? "?" : "",
+		    in->discovery_query ? in->discovery_query : "");
 		return;
 	}
 	sbuf_printf(&e->data, "# written by hvd for this boot of %s\n"

@@ -54,6 +54,10 @@ struct apkovl_input {
 	const char *hvd_key_hex;	/* hvd's agent-link public key, 64 hex */
 	const char *agent_key_hex;	/* per-boot private key; NULL if discovery */
 	const char *boot_token;	/* "hvb_" + 64 hex; NULL if discovery */
+	/* Discovery only: "mac=..&uuid=.." for discovery-url, or NULL.  Only
+	 * [0-9a-f:=&-] and the words mac and uuid; the caller builds it from
+	 * parsed values. */
+	const char *discovery_query;
 	const char *mesh_json;	/* etc/hv/mesh.json verbatim; NULL = no file */
 	const char *ssh_keys;	/* authorized_keys; NULL or "" = no file */
 	const struct apkovl_mount *mounts;

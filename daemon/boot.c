@@ -511,6 +511,10 @@ boot_handle(struct hvd *hvd, const struct http_request *req,
 		boot_file(req, rep, boot_rootfd, url + 12);
 		return;
 	}
+	if (strcmp(url, "/boot/discover") == 0) {
+		ident_handle_discover(hvd, req, rep);
+		return;
+	}
 	if (strncmp(url, "/ovl/", 5) == 0) {
 		ident_handle_ovl(hvd, req, rep);
 		return;

@@ -66,6 +66,8 @@ fleet_liveness_cb(evutil_socket_t fd, short what, void *arg)
 		agent_conn_close(fh->session, "heartbeat timeout");
 	(void)db_host_set_state(fh->hvd->db, fh->id, fh->name, "down", cause,
 	    "hvd", hvd_now_wall());
+	/* A down host leaves the others' flood lists. */
+	mesh_changed(fh->hvd, "host down");
 }
 
 static void

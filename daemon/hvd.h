@@ -425,6 +425,8 @@ int ident_overlay(struct hvd *hvd, const struct host_row *h,
     size_t *len, char *err, size_t errlen);
 void ident_handle_ovl(struct hvd *hvd, const struct http_request *req,
     struct http_reply *rep);
+void ident_handle_discover(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep);
 
 /* db_mesh.c */
 struct mesh_member {		/* a host in a network, with an underlay IP */

@@ -160,7 +160,7 @@ ident_overlay(struct hvd *hvd, const struct host_row *h,
 	struct apkovl_mount mounts[API_HOST_MOUNTS_MAX];
 	struct apkovl_input in = { 0 };
 	struct host_config cfg = { 0 };
-	char agent[80], hvdkey[65], hostname[API_NAME_MAX + 1];
+	char agent[80], hvdkey[65], hostname[API_NAME_MAX + 1], query[96];
 	char *mesh = NULL;
 	int r;
 
@@ -171,9 +171,13 @@ ident_overlay(struct hvd *hvd, const struct host_row *h,
 	ident_agent_addr(hvd, agent, sizeof(agent));
 	sodium_bin2hex(hvdkey, sizeof(hvdkey), keys_link_public(), 32);
 	in.discovery = agent_key_hex == NULL;
-	if (in.discovery)
+	if (in.discovery) {
 		snprintf(hostname, sizeof(hostname), "discovered-%.8s",
 		    h->fingerprint);
+		snprintf(query, sizeof(query), "mac=%s&uuid=%s", h->boot_mac,
+		    h->uuid);
+		in.discovery_query = query;
+	}
 	else
 		snprintf(hostname, sizeof(hostname), "%s", h->name);
 	in.hostname = hostname;
@@ -296,4 +300,91 @@ ident_handle_ovl(struct hvd *hvd, const struct http_request *req,
 	sodium_memzero(priv, sizeof(priv));
 	sodium_memzero(privhex, sizeof(privhex));
 	sodium_memzero(token, sizeof(token));
+}
+
+struct ident_query {
+	struct boot_query q;
+	char err[160];
+	int r;
+};
+
+static void
+ident_query_cb(void *arg, const char *key, const char *value)
+{
+	struct ident_query *c = arg;
+
+	if (c->r == 0)
+		c->r = boot_query_set(&c->q, key, value, c->err, sizeof(c->err));
+}
+
+/* POST /boot/discover?mac=..&uuid=.. {"facts": {...}}: a discovery agent's
+ * report.  Refines a discovered record; tells an adopted machine who it is
+ * now, so it can reboot into its own overlay. */
+void
+ident_handle_discover(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep)
+{
+	struct ident_query c = { 0 };
+	char fp[HOST_FP_HEX], *facts = NULL, *macs = NULL;
+	struct host_row h;
+	json_error_t jerr;
+	json_t *body, *f, *arr, *nic;
+	size_t i;
+
+	rep->route = "/boot/discover";
+	if (strcmp(req->method, "POST") != 0) {
+		rep->allow = "POST";
+		api_error(rep, MHD_HTTP_METHOD_NOT_ALLOWED, "POST only");
+		return;
+	}
+	req->query_each(req, ident_query_cb, &c);
+	if (c.r == 0 && c.q.mac[0] == '\0') {
+		snprintf(c.err, sizeof(c.err), "query 'mac' is required");
+		c.r = -EINVAL;
+	}
+	if (c.r < 0) {
+		api_error(rep, MHD_HTTP_BAD_REQUEST, "%s", c.err);
+		return;
+	}
+	body = json_loadb(req->body ? req->body : "", req->body_len,
+	    JSON_REJECT_DUPLICATES, &jerr);
+	f = json_object_get(body, "facts");
+	if (!json_is_object(body) || json_object_size(body) != 1 ||
+	    !json_is_object(f)) {
+		api_error(rep, MHD_HTTP_BAD_REQUEST, "body must be {\"facts\": "
+		    "object}");
+		json_decref(body);
+		return;
+	}
+	host_fingerprint(c.q.uuid, c.q.mac, fp);
+	if (db_host_find(hvd->db, fp, &h) < 0) {
+		api_error(rep, MHD_HTTP_NOT_FOUND, "this machine has not booted "
+		    "from hvd");
+		json_decref(body);
+		return;
+	}
+	if (strcmp(h.state, "discovered") == 0) {
+		arr = json_array();
+		json_array_foreach(json_object_get(f, "nics"), i, nic)
+			if (json_is_string(json_object_get(nic, "mac")))
+				json_array_append(arr, json_object_get(nic, "mac"));
+		facts = json_dumps(f, JSON_COMPACT);
+		macs = json_dumps(arr, JSON_COMPACT);
+		json_decref(arr);
+		if (facts == NULL || db_host_set_facts(hvd->db, h.id, facts, macs,
+		    hvd_now_wall()) < 0) {
+			api_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			    "database error");
+			goto out;
+		}
+		log_info("discover: facts from %s (%s)", h.boot_mac, req->peer ?
+		    req->peer : "?");
+	}
+	rep->status = MHD_HTTP_OK;
+	rep->json = json_pack("{s:s, s:s?, s:s}", "state", h.state, "name",
+	    h.name[0] ? h.name : NULL, "fingerprint", h.fingerprint);
+out:
+	free(facts);
+	free(macs);
+	json_decref(body);
 }

@@ -65,6 +65,21 @@ alpine_fetch $MAC1 $UUID1 "$T/disc/root"
 expect "discovery overlay fetched and unpacked" "$(cat "$T/disc/root/etc/hostname")" "discovered-${FP1:0:8}"
 expect "discovery overlay holds no key" "$(ls "$T/disc/root/etc/hv/")" "agent.conf"
 expect "discovery overlay holds no boot token" "$(grep -c boot-token "$T/disc/root/etc/hv/agent.conf" || true)" 0
+# The discovery agent reports facts.  Never let it reboot this machine.
+D=$T/disc/root/etc/hv/agent.conf
+sed -i 's/^discovery-reboot yes$/discovery-reboot no/' "$D"
+expect "discovery overlay: agent in discovery mode, reboot turned off here" "$(grep -c '^discovery-url http://127.0.0.1:'"$BP"'/boot/discover?mac='"$MAC1"'&uuid='"$UUID1"'$' "$D") $(grep -c '^discovery-reboot no$' "$D")" "1 1"
+grep -q '^discovery-reboot no$' "$D" || { echo "refusing to run an agent that could reboot"; exit 1; }
+"$HV_AGENT" -d -f "$D" >> "$T/agent-disc.log" 2>&1 &
+DISC_PID=$!
+for _ in $(seq 1 100); do
+	[ "$("$HVCTL" host show "$FP1" | field 'd["facts"].get("cpu", {}).get("count", 0) > 0')" = True ] && break
+	sleep 0.1
+done
+kill "$DISC_PID"; wait "$DISC_PID" 2>/dev/null || true
+expect "discovery agent's facts refine the record" "$("$HVCTL" host show "$FP1" | field '(d["facts"]["cpu"]["count"] > 0, d["state"])')" "(True, 'discovered')"
+expect "discover without a MAC: 400" "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"facts":{}}' "$B/boot/discover")" 400
+expect "discover with a bad body: 400" "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"facts":1}' "$B/boot/discover?mac=$MAC1")" 400
 expect "discovery overlay can be fetched again (no secret)" "$(stage2 $MAC1 $UUID1; alpine_fetch $MAC1 $UUID1 "$T/disc/root" && echo ok)" '200ok'
 expect "booting again updates the same record" "$(hosts_json | field 'len(d["hosts"])')" 1
 
@@ -91,6 +106,7 @@ set -e
 expect_eq "host show by fingerprint" "$("$HVCTL" host show "$FP1" | field '(d["name"], d["networks"], d["labels"], d["mounts"][0]["path"])')" \
 	"('h1', [100], {'rack': 'r1'}, '/var/lib/hv')"
 
+expect "a discovery agent learns it was adopted" "$(curl -s -X POST -d '{"facts":{}}' "$B/boot/discover?mac=$MAC1&uuid=$UUID1")" '{"state":"adopted","name":"h1","fingerprint":"'"$FP1"'"}'
 # --- the per-boot overlay: bound to the booting address, served once
 expect "adopted machine: stage 2 for h1" "$(stage2 $MAC1 $UUID1; sed -n 2p "$T/out")" '200# hypervisor stage 2 for host h1*'
 expect "fetch from another address: refused" "$(alpine_fetch $MAC1 $UUID1 "$T/h1/root" 127.0.0.2 && echo served || echo refused)" refused
