@@ -28,6 +28,40 @@ net_row(struct table *t, const json_t *n)
 	table_add(t, cells);
 }
 
+/* net show: each member's VTEP and whether it applied its latest mesh. */
+static void
+net_print_members(const json_t *n)
+{
+	static const char *const headers[] = { "MEMBER", "VTEP", "STATE",
+	    "SYNC" };
+	const json_t *anchor = json_object_get(n, "anchor"), *m;
+	struct table *t = table_new(headers, 4);
+	const char *cells[4];
+	char sync[160];
+	size_t i;
+
+	cells[0] = "(hvd anchor)";
+	cells[1] = output_cell(anchor, "ip");
+	cells[2] = "-";
+	cells[3] = output_cell(anchor, "state");
+	table_add(t, cells);
+	json_array_foreach(json_object_get(n, "members"), i, m) {
+		const json_t *s = json_object_get(m, "sync");
+
+		snprintf(sync, sizeof(sync), "%s%s%s", output_cell(s, "state"),
+		    output_str(s, "error") ? ": " : "",
+		    output_str(s, "error") ? output_str(s, "error") : "");
+		cells[0] = output_cell(m, "host");
+		cells[1] = output_cell(m, "vtep");
+		cells[2] = output_cell(m, "state");
+		cells[3] = sync;
+		table_add(t, cells);
+	}
+	printf("\n");
+	table_print(t);
+	table_free(t);
+}
+
 static const char *const net_headers[] = { "NAME", "VNI", "MEMBERS",
     "DESCRIPTION" };
 
@@ -44,6 +78,8 @@ net_print_one(struct hvctl *h, const json_t *n)
 	net_row(t, n);
 	table_print(t);
 	table_free(t);
+	if (json_object_get(n, "members"))
+		net_print_members(n);
 	return HVCTL_OK;
 }
 
@@ -54,12 +90,14 @@ cmd_net_create(struct hvctl *h, int argc, char **argv)
 		{ "vni", required_argument, NULL, 'v' },
 		{ "description", required_argument, NULL, 'd' },
 		{ "members-only", no_argument, NULL, 'm' },
+		{ "member", required_argument, NULL, 'M' },
+		{ "all-hosts", no_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hvctl_reply rep;
 	const char *desc = NULL, *vni_s = NULL;
-	bool members_only = false;
-	json_t *body;
+	bool members_only = false, all_hosts = false;
+	json_t *body, *members = json_array();
 	uint64_t vni;
 	int ch, r;
 
@@ -74,20 +112,41 @@ cmd_net_create(struct hvctl *h, int argc, char **argv)
 		case 'm':
 			members_only = true;
 			break;
+		case 'M':
+			json_array_append_new(members, json_string(optarg));
+			break;
+		case 'a':
+			all_hosts = true;
+			break;
 		default:
+			json_decref(members);
 			return HVCTL_USAGE;
 		}
 	}
-	if (optind + 1 != argc)
-		return hvctl_usage_error("net create", "expects one NAME");
-	if (vni_s == NULL)
-		return hvctl_usage_error("net create", "--vni is required");
+	if (all_hosts && (members_only || json_array_size(members))) {
+		json_decref(members);
+		return hvctl_usage_error("net create", "--all-hosts excludes "
+		    "--member and --members-only");
+	}
+	if (optind + 1 != argc || vni_s == NULL) {
+		json_decref(members);
+		return hvctl_usage_error("net create", optind + 1 != argc ?
+		    "expects one NAME" : "--vni is required");
+	}
 	/* Any integer goes through; the API says if it is out of range. */
-	if (parse_u64(vni_s, 0, UINT32_MAX, &vni) < 0)
+	if (parse_u64(vni_s, 0, UINT32_MAX, &vni) < 0) {
+		json_decref(members);
 		return hvctl_usage_error("net create", "--vni '%s' is not a "
 		    "number", vni_s);
-	body = json_pack("{s:s, s:I, s:b}", "name", argv[optind], "vni",
-	    (json_int_t)vni, "all_hosts", !members_only);
+	}
+	body = json_pack("{s:s, s:I}", "name", argv[optind], "vni",
+	    (json_int_t)vni);
+	if (json_array_size(members))
+		json_object_set_new(body, "members", members);
+	else {
+		json_object_set_new(body, "all_hosts", json_boolean(!members_only));
+		json_decref(members);
+	}
 	if (desc)
 		json_object_set_new(body, "description", json_string(desc));
 	r = client_call(h, "POST", "/api/v1/networks", body, &rep);

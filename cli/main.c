@@ -25,10 +25,13 @@ struct hvctl_cmd {
 static const struct hvctl_cmd hvctl_cmds[] = {
 	{ "status", NULL, "", "show hvd's version, listeners and inventory",
 	    cmd_status },
-	{ "net", "create", "NAME --vni N [--description TEXT] [--members-only]",
-	    "create a VXLAN network", cmd_net_create },
+	{ "net", "create", "NAME --vni N [--description TEXT] [--all-hosts | "
+	    "--member HOST... | --members-only]",
+	    "create a VXLAN network (default: all hosts are members)",
+	    cmd_net_create },
 	{ "net", "list", "", "list networks", cmd_net_list },
-	{ "net", "show", "NAME|VNI", "show one network", cmd_net_show },
+	{ "net", "show", "NAME|VNI", "show one network with its members, their "
+	    "VTEPs and mesh sync state", cmd_net_show },
 	{ "net", "delete", "NAME|VNI", "delete a network", cmd_net_delete },
 	{ "backup", NULL, "FILE", "write the inventory and master key to FILE "
 	    "(mode 0600) for hvd --restore", cmd_backup },

@@ -74,6 +74,44 @@ api_network_db_error(struct hvd *hvd, struct http_reply *rep, int r,
 	}
 }
 
+/* Every listed member must be a host: 400 naming the first that is not. */
+static bool
+api_members_exist(struct hvd *hvd, const struct api_network *in,
+    struct http_reply *rep)
+{
+	struct host_row h;
+
+	for (size_t i = 0; i < in->nmembers; i++)
+		if (db_host_get(hvd->db, in->members[i], &h) < 0) {
+			api_error(rep, MHD_HTTP_BAD_REQUEST, "members: no host "
+			    "named '%s'", in->members[i]);
+			return false;
+		}
+	return true;
+}
+
+/* The members of n with their VTEP address and sync state, and the anchor. */
+static void
+api_network_members_json(struct hvd *hvd, const struct network *n, json_t *j)
+{
+	struct mesh_member *m = NULL;
+	size_t cnt = 0;
+	json_t *arr = json_array();
+
+	if (db_mesh_members(hvd->db, &m, &cnt) == 0) {
+		for (size_t i = 0; i < cnt; i++) {
+			if (m[i].vni != n->vni)
+				continue;
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:o}",
+			    "host", m[i].name, "vtep", m[i].ip, "state", m[i].state,
+			    "sync", mesh_sync_json(m[i].host_id)));
+		}
+		free(m);
+	}
+	json_object_set_new(j, "members", arr);
+	json_object_set_new(j, "anchor", mesh_anchor_json(hvd));
+}
+
 void
 api_networks_list(struct hvd *hvd, const struct http_request *req,
     struct http_reply *rep)
@@ -135,11 +173,21 @@ api_networks_create(struct hvd *hvd, const struct http_request *req,
 	n.vni = in.vni;
 	snprintf(n.description, sizeof(n.description), "%s", in.description);
 	n.all_hosts = in.all_hosts;
+	if (!api_members_exist(hvd, &in, rep))
+		return;
 	if ((r = db_network_create(hvd->db, &n, req->actor, hvd_now_wall())) < 0) {
 		api_network_db_error(hvd, rep, r, n.name, &n);
 		return;
 	}
+	if ((in.present & API_NET_MEMBERS) && (r = db_network_set_members(hvd->db,
+	    n.id, in.members, in.nmembers, req->actor, hvd_now_wall())) < 0) {
+		api_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "network %s created "
+		    "but its members could not be set (%d); set them again with "
+		    "PATCH", n.name, r);
+		return;
+	}
 	log_info("network %s: created (vni %u) by %s", n.name, n.vni, req->actor);
+	mesh_changed(hvd, "network created");
 	rep->status = MHD_HTTP_CREATED;
 	rep->json = api_network_json(&n);
 	snprintf(rep->location, sizeof(rep->location), "/api/v1/networks/%s",
@@ -160,6 +208,7 @@ api_network_show(struct hvd *hvd, const struct http_request *req,
 	}
 	rep->status = MHD_HTTP_OK;
 	rep->json = api_network_json(&n);
+	api_network_members_json(hvd, &n, rep->json);
 }
 
 void
@@ -182,15 +231,25 @@ api_network_patch(struct hvd *hvd, const struct http_request *req,
 		    "delete the network and create it again");
 		return;
 	}
+	if (!api_members_exist(hvd, &in, rep))
+		return;
 	snprintf(n.name, sizeof(n.name), "%s", in.name);
 	if ((r = db_network_update(hvd->db, key, &in, &n, req->actor,
 	    hvd_now_wall())) < 0) {
 		api_network_db_error(hvd, rep, r, key, &n);
 		return;
 	}
+	if ((in.present & API_NET_MEMBERS) && (r = db_network_set_members(hvd->db,
+	    n.id, in.members, in.nmembers, req->actor, hvd_now_wall())) < 0) {
+		api_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error "
+		    "setting the members");
+		return;
+	}
 	log_info("network %s: updated by %s", n.name, req->actor);
+	mesh_changed(hvd, "network updated");
 	rep->status = MHD_HTTP_OK;
 	rep->json = api_network_json(&n);
+	api_network_members_json(hvd, &n, rep->json);
 }
 
 void
@@ -204,6 +263,7 @@ api_network_delete(struct hvd *hvd, const struct http_request *req,
 		return;
 	}
 	log_info("network %s: deleted by %s", key, req->actor);
+	mesh_changed(hvd, "network deleted");
 	rep->status = MHD_HTTP_NO_CONTENT;
 }
 

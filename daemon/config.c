@@ -469,6 +469,19 @@ set_lab_auto_adopt(struct config_ctx *ctx, char **argv)
 }
 
 static int
+set_mesh_anchor(struct config_ctx *ctx, char **argv)
+{
+	if (strcmp(argv[0], "on") == 0)
+		ctx->conf->mesh_anchor = true;
+	else if (strcmp(argv[0], "off") == 0)
+		ctx->conf->mesh_anchor = false;
+	else
+		return config_error(ctx, "mesh-anchor: '%s' is not on or off",
+		    argv[0]);
+	return 0;
+}
+
+static int
 set_log_level(struct config_ctx *ctx, char **argv)
 {
 	if (log_level_parse(argv[0], &ctx->conf->log_level) < 0)
@@ -506,6 +519,7 @@ static const struct config_keyword config_keywords[] = {
 	{ "dhcp-dns", 1, set_dhcp_dns },
 	{ "dhcp-lease-time", 1, set_dhcp_lease_time },
 	{ "lab-auto-adopt", 1, set_lab_auto_adopt },
+	{ "mesh-anchor", 1, set_mesh_anchor },
 };
 
 struct hvd_config *
@@ -522,6 +536,7 @@ config_new(void)
 	c->api_body_max = 64 * 1024;
 	c->log_level = LOG_LEVEL_INFO;
 	c->heartbeat_ms = 5000;
+	c->mesh_anchor = true;
 	c->telemetry_step_s = 60;
 	c->telemetry_retention_s = 6 * 3600;
 	snprintf(c->boot_root, sizeof(c->boot_root), "/var/lib/hypervisor/boot");
@@ -561,6 +576,8 @@ config_local(struct hvd_config *conf, const char *dir)
 	snprintf(conf->boot_root, sizeof(conf->boot_root), "%s/boot", dir);
 	snprintf(conf->alpine_mirror, sizeof(conf->alpine_mirror), "%s/alpine",
 	    dir);
+	/* Local mode runs on a workstation: it programs no VXLAN devices. */
+	conf->mesh_anchor = false;
 }
 
 /* Splits one line in place; returns the token count or -EINVAL. */

@@ -70,6 +70,7 @@ struct hvd_config {
 	char dhcp_router[16], dhcp_dns[16];	/* "" = none */
 	unsigned dhcp_lease_s;
 	bool lab_auto_adopt;			/* adopt unknown hosts (labs only) */
+	bool mesh_anchor;			/* hvd's own VXLAN devices */
 };
 
 struct hvd {
@@ -436,6 +437,8 @@ struct mesh_member {		/* a host in a network, with an underlay IP */
 };
 int db_mesh_members(struct db *db, struct mesh_member **out, size_t *n);
 int db_network_vnis(struct db *db, uint32_t **out, size_t *n);
+int db_network_set_members(struct db *db, int64_t net_id,
+    char names[][API_NAME_MAX + 1], size_t n, const char *actor, int64_t now);
 
 /* mesh.c: the desired VXLAN mesh of each member, from the inventory. */
 /* h's mesh as mesh.json text (malloc'd), NULL without an underlay IP. */
@@ -445,6 +448,7 @@ const char *mesh_anchor_ip(struct hvd *hvd);
  * recompute and push to every member (coalesced, after this event). */
 void mesh_changed(struct hvd *hvd, const char *why);
 json_t *mesh_sync_json(int64_t host_id);
+json_t *mesh_anchor_json(struct hvd *hvd);
 int mesh_init(struct hvd *hvd);
 void mesh_shutdown(void);
 

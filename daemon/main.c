@@ -230,6 +230,10 @@ main(int argc, char **argv)
 		fatalx("cannot open the inventory %s", dbpath);
 	if ((hvd.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
+	/* Before any key is loaded: the privileged helper inherits nothing
+	 * secret. */
+	if (hvd.conf->mesh_anchor && (r = mesh_priv_init(&hvd)) < 0)
+		fatalx("cannot start the mesh helper");
 	for (size_t i = 0; i < 3; i++) {
 		ev_sig[i] = evsignal_new(hvd.base, sigs[i], hvd_signal, &hvd);
 		if (ev_sig[i] == NULL || event_add(ev_sig[i], NULL) == -1)
@@ -264,6 +268,7 @@ main(int argc, char **argv)
 	 * which must be resumed before libmicrohttpd stops. */
 	agents_shutdown();
 	mesh_shutdown();
+	mesh_priv_shutdown();
 	tftp_shutdown();
 	dhcp_shutdown();
 	http_shutdown();

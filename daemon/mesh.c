@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "hvd.h"
+#include "mesh.h"
 
 /* hvd's own VTEP address: the boot address, where hosts reach it. */
 const char *
@@ -116,7 +117,6 @@ struct mesh_sync {
 
 static struct event *mesh_ev;
 static struct hvd *mesh_hvd;
-static uint64_t mesh_pass;
 static struct mesh_sync *mesh_syncs;
 static size_t mesh_nsyncs, mesh_capsyncs;
 
@@ -167,13 +167,61 @@ mesh_push_done(void *arg, json_t *result, json_t *error)
 	free(p);
 }
 
-/* TEMPORARY until daemon/mesh_priv.c lands. */
+static uint64_t mesh_pass;		/* numbers each push */
+
+static struct {
+	uint64_t pushed, applied;
+	char result[160];		/* stats or error of the last apply */
+	int64_t at;
+} mesh_anchor_sync;
+
+static void
+mesh_anchor_done(void *arg, int result, const char *detail)
+{
+	uint64_t pass = (uint64_t)(uintptr_t)arg;
+
+	mesh_anchor_sync.at = hvd_now_wall();
+	snprintf(mesh_anchor_sync.result, sizeof(mesh_anchor_sync.result),
+	    "%s", detail ? detail : "");
+	if (result == 0) {
+		mesh_anchor_sync.applied = pass;
+		log_debug("mesh: anchor applied: %s", detail ? detail : "");
+	} else {
+		log_warnx("mesh: anchor: %s", detail ? detail : strerror(-result));
+	}
+}
+
 static void
 mesh_anchor_push(struct hvd *hvd, json_t *doc)
 {
-	(void)hvd;
-	(void)doc;
-	log_debug("mesh: anchor not wired yet");
+	struct mesh_state *st = NULL;
+	char err[160];
+	int r;
+
+	if (!hvd->conf->mesh_anchor)
+		return;
+	if (mesh_state_from_json(doc, &st, err, sizeof(err)) < 0) {
+		log_warnx("mesh: anchor state: %s", err);
+		return;
+	}
+	mesh_anchor_sync.pushed = mesh_pass;
+	r = mesh_priv_apply(st, mesh_anchor_done, (void *)(uintptr_t)mesh_pass);
+	if (r < 0 && r != -EPERM)
+		log_warnx("mesh: anchor: cannot reach the helper (%s)",
+		    strerror(-r));
+	mesh_state_free(st);
+}
+
+json_t *
+mesh_anchor_json(struct hvd *hvd)
+{
+	if (!hvd->conf->mesh_anchor)
+		return json_pack("{s:s}", "state", "off");
+	return json_pack("{s:s, s:s?, s:s, s:I}", "state",
+	    mesh_anchor_sync.pushed == 0 ? "pending" :
+	    mesh_anchor_sync.applied == mesh_anchor_sync.pushed ? "synced" :
+	    "error", "ip", mesh_anchor_ip(hvd), "result",
+	    mesh_anchor_sync.result, "at", (json_int_t)mesh_anchor_sync.at);
 }
 
 /* The anchor: hvd's own devices, through the privileged helper. */

@@ -67,6 +67,42 @@ static const struct jf_field api_network_fields[] = {
 	    offsetof(struct api_network, all_hosts), 0, 0, 0, NULL },
 };
 
+/* "members": [host names], taken out of root before the table decode. */
+static int
+api_network_members(json_t *root, struct api_network *n, char *err,
+    size_t errlen)
+{
+	json_t *arr = json_object_get(root, "members"), *e;
+	size_t i;
+
+	if (arr == NULL)
+		return 0;
+	if (!json_is_array(arr) || json_array_size(arr) > API_NET_MEMBERS_MAX) {
+		snprintf(err, errlen, "field 'members' must be an array of at "
+		    "most %d host names", API_NET_MEMBERS_MAX);
+		return -EINVAL;
+	}
+	json_array_foreach(arr, i, e) {
+		const char *name = json_string_value(e);
+
+		if (name == NULL || !api_name_valid(name)) {
+			snprintf(err, errlen, "members[%zu] is not a host name", i);
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < n->nmembers; j++)
+			if (strcmp(n->members[j], name) == 0) {
+				snprintf(err, errlen, "members[%zu]: '%s' is listed "
+				    "twice", i, name);
+				return -EINVAL;
+			}
+		snprintf(n->members[n->nmembers++], sizeof(n->members[0]), "%s",
+		    name);
+	}
+	n->present |= API_NET_MEMBERS;
+	json_object_del(root, "members");
+	return 0;
+}
+
 int
 api_network_decode(const char *body, size_t len, enum api_decode_mode mode,
     struct api_network *out, char *err, size_t errlen)
@@ -76,6 +112,8 @@ api_network_decode(const char *body, size_t len, enum api_decode_mode mode,
 	int r;
 
 	if ((r = jf_parse_object(body, len, &root, err, errlen)) < 0)
+		goto out;
+	if ((r = api_network_members(root, &n, err, errlen)) < 0)
 		goto out;
 	r = jf_decode(root, api_network_fields,
 	    sizeof(api_network_fields) / sizeof(*api_network_fields), &n,
@@ -93,8 +131,17 @@ api_network_decode(const char *body, size_t len, enum api_decode_mode mode,
 	}
 	if (mode == API_DECODE_PATCH && n.present == 0) {
 		snprintf(err, errlen, "nothing to change: give at least one of "
-		    "'name', 'description', 'all_hosts'");
+		    "'name', 'description', 'all_hosts', 'members'");
 		goto out;
+	}
+	if (n.present & API_NET_MEMBERS) {
+		if ((n.present & API_NET_ALL_HOSTS) && n.all_hosts) {
+			snprintf(err, errlen, "give 'members' or \"all_hosts\": "
+			    "true, not both");
+			goto out;
+		}
+		n.all_hosts = false;
+		n.present |= API_NET_ALL_HOSTS;
 	}
 	*out = n;
 	r = 0;

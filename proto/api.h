@@ -26,7 +26,9 @@ enum {
 	API_NET_VNI = 1 << 1,
 	API_NET_DESCRIPTION = 1 << 2,
 	API_NET_ALL_HOSTS = 1 << 3,
+	API_NET_MEMBERS = 1 << 4,
 };
+#define API_NET_MEMBERS_MAX	128
 
 struct api_network {
 	unsigned present;	/* API_NET_* bits of the fields in the body */
@@ -34,6 +36,9 @@ struct api_network {
 	uint32_t vni;
 	char description[API_DESC_MAX + 1];
 	bool all_hosts;		/* default true on create */
+	/* Explicit member hosts; giving them implies all_hosts false. */
+	char members[API_NET_MEMBERS_MAX][API_NAME_MAX + 1];
+	size_t nmembers;
 };
 
 enum api_role { API_ROLE_NONE, API_ROLE_READ, API_ROLE_ADMIN };

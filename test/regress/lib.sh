@@ -26,6 +26,7 @@ write_conf() {
 		echo "api-socket $T/hvd.sock"
 		echo "api-listen 127.0.0.1:0"
 		echo "log-level debug"
+		echo "mesh-anchor off"
 		for l in "$@"; do echo "$l"; done
 	} > "$T/hvd.conf"
 }
