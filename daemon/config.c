@@ -816,5 +816,7 @@ config_restart_needed(const struct hvd_config *old, const struct hvd_config *new
 		return "dhcp-mode or dhcp-interface";
 	if (strcmp(old->boot_root, new->boot_root) != 0)
 		return "boot-root";
+	if (old->mesh_anchor != new->mesh_anchor)
+		return "mesh-anchor";
 	return NULL;
 }
