@@ -19,6 +19,7 @@
 # Xen; killed, it goes down; booted again, it gets the same address (and,
 # with hvd's overlays, comes back up as the same host).
 # TODO(mesh): a ping between the hosts over VXLAN once hvd pushes mesh.json.
+# shellcheck source=../netns/lib.sh
 . "$(dirname "$0")/../netns/lib.sh"
 : "${HVD:?}" "${HVCTL:?}" "${HV_AGENT:?}"
 here=$(cd "$(dirname "$0")" && pwd)
