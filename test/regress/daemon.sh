@@ -63,7 +63,7 @@ write_conf "api-body-max tiny"
 kill -HUP "$HVD_PID"
 for _ in $(seq 1 50); do grep -q "keeping the running configuration" "$T/hvd.log" && break; sleep 0.1; done
 expect "bad reload logged with line" "$(grep 'reload:' "$T/hvd.log" | tail -1)" \
-	"reload: $T/hvd.conf:5: api-body-max: 'tiny' is not a byte count in 1024..16777216; keeping the running configuration"
+	"reload: $T/hvd.conf:6: api-body-max: 'tiny' is not a byte count in 1024..16777216; keeping the running configuration"
 expect "still serving after bad reload" "$(sock GET /healthz)" '200 *'
 write_conf "api-listen 127.0.0.1:1"
 sed -i '/api-listen 127.0.0.1:0/d' "$T/hvd.conf"
