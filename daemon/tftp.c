@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,11 @@
 #define TFTP_BATCH		32	/* datagrams read per wakeup */
 #define TFTP_XFER_MAX		1024	/* concurrent transfers */
 #define TFTP_SEND_BATCH		64	/* DATA packets per sendmmsg */
+#define TFTP_GSO_SEGS		64	/* the kernel's UDP_MAX_SEGMENTS */
+#define TFTP_GSO_BYTES		65507	/* largest IPv4 UDP payload */
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT		103
+#endif
 #define TFTP_LOG_PER_S		50	/* info lines per second */
 #define TFTP_REFUSE_PER_S	1000	/* ERROR replies to requests per second */
 #define TFTP_NAME_LOG		96	/* escaped file name in logs */
@@ -486,6 +492,94 @@ tftp_xfer_read(struct tftp_xfer *x, uint64_t off, size_t len)
 	return 0;
 }
 
+/*
+ * UDP generic segmentation offload: the blocks of a span go out as a few
+ * large datagrams whose payload is header, data, header, data..., which
+ * the kernel cuts into one TFTP packet per block (UDP_SEGMENT, segment size
+ * 4 + blksize; the last block may be shorter).  One pass through the stack
+ * per message instead of per block.  Returns 0 (sent, or counted lost for
+ * the timer to resend), -ECONNREFUSED, or -EINVAL/-EIO when the route
+ * cannot segment (the caller falls back for good).
+ */
+static bool tftp_gso = true;
+
+static int
+tftp_xfer_send_gso(struct tftp_xfer *x, uint64_t first, unsigned count,
+    size_t len)
+{
+	static struct mmsghdr msgs[TFTP_SEND_BATCH];
+	static struct iovec iov[TFTP_SEND_BATCH * 2];
+	static uint8_t hdr[TFTP_SEND_BATCH][TFTP_HDR_LEN];
+	static union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl[TFTP_SEND_BATCH];
+	unsigned blksize = x->params.blksize, per, nmsg = 0;
+	size_t bytes[TFTP_SEND_BATCH];
+	int sent;
+
+	per = TFTP_GSO_BYTES / (TFTP_HDR_LEN + blksize);
+	if (per > TFTP_GSO_SEGS)
+		per = TFTP_GSO_SEGS;
+	if (per < 2)
+		return -EINVAL;		/* blocks too large to batch */
+	if (count > TFTP_SEND_BATCH)
+		return -E2BIG;		/* the plain path chunks it */
+	/* Bounded: count <= TFTP_SEND_BATCH, one iovec pair per block. */
+	for (unsigned b = 0; b < count; b += per, nmsg++) {
+		unsigned n = count - b < per ? count - b : per;
+		struct msghdr *mh = &msgs[nmsg].msg_hdr;
+		struct cmsghdr *cm;
+
+		bytes[nmsg] = 0;
+		for (unsigned i = 0; i < n; i++) {
+			size_t boff = (size_t)(b + i) * blksize;
+			size_t blen = boff >= len ? 0 : len - boff < blksize ?
+			    len - boff : blksize;
+
+			tftp_data_header(first + b + i, hdr[b + i]);
+			iov[2 * (b + i)].iov_base = hdr[b + i];
+			iov[2 * (b + i)].iov_len = TFTP_HDR_LEN;
+			iov[2 * (b + i) + 1].iov_base = tftp_buf +
+			    (boff < len ? boff : 0);
+			iov[2 * (b + i) + 1].iov_len = blen;
+			bytes[nmsg] += blen;
+		}
+		memset(&msgs[nmsg], 0, sizeof(msgs[nmsg]));
+		mh->msg_iov = &iov[2 * b];
+		mh->msg_iovlen = 2 * n;
+		if (n > 1) {
+			mh->msg_control = ctl[nmsg].buf;
+			mh->msg_controllen = sizeof(ctl[nmsg].buf);
+			cm = CMSG_FIRSTHDR(mh);
+			cm->cmsg_level = SOL_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+			*(uint16_t *)(void *)CMSG_DATA(cm) =
+			    (uint16_t)(TFTP_HDR_LEN + blksize);
+		}
+	}
+	for (unsigned i = 0; i < nmsg; ) {
+		sent = sendmmsg(x->fd, msgs + i, nmsg - i, MSG_DONTWAIT);
+		if (sent == -1 && errno == ECONNREFUSED)
+			return -ECONNREFUSED;
+		if (sent == -1 && (errno == EINVAL || errno == EIO) && i == 0)
+			return -errno;
+		if (sent == -1 && errno == EPERM) {
+			i++;		/* a firewall dropped it: lost */
+			continue;
+		}
+		if (sent <= 0)
+			return 0;	/* EAGAIN, ENOBUFS: lost, resent later */
+		for (int k = 0; k < sent; k++) {
+			x->bytes += bytes[i + k];
+			tftp_stats.bytes += bytes[i + k];
+		}
+		i += (unsigned)sent;
+	}
+	return 0;
+}
+
 /* Sends the window's span (the OACK, or DATA blocks) and arms the timer.
  * Returns -1 when the transfer ended (x is freed). */
 static int
@@ -518,6 +612,17 @@ tftp_xfer_send(struct tftp_xfer *x, bool retransmit, int64_t now)
 		tftp_xfer_abort(x, TFTP_EUNDEF, r == -EIO ? "the file shrank "
 		    "while being served" : "read error", now);
 		return -1;
+	}
+	if (tftp_gso && (r = tftp_xfer_send_gso(x, first, count, len)) != -E2BIG) {
+		if (r == -ECONNREFUSED)
+			goto refused;
+		if (r == 0)
+			goto arm;
+		/* -EINVAL or -EIO: this path (device, MTU, checksum) cannot
+		 * segment; plain datagrams from now on. */
+		log_info("tftp: UDP segmentation offload unavailable (%s); "
+		    "sending one datagram per block", strerror(-r));
+		tftp_gso = false;
 	}
 	/* Bounded: a span is at most twice windowsize (64 in the config). */
 	for (unsigned done = 0; done < count; ) {
