@@ -22,6 +22,7 @@
 
 #include "api.h"
 #include "apkovl.h"
+#include "vmspec.h"
 #include "log.h"
 
 #define HVD_CONF_DEFAULT	"/etc/hypervisor/hvd.conf"
@@ -451,6 +452,19 @@ json_t *mesh_sync_json(int64_t host_id);
 json_t *mesh_anchor_json(struct hvd *hvd);
 int mesh_init(struct hvd *hvd);
 void mesh_shutdown(void);
+
+/* sched.c: VM placement, a pure function (no overcommit). */
+struct sched_host {
+	const char *name;
+	const char *labels;	/* JSON object text */
+	bool up, has_xen;
+	bool holds_group;	/* runs a VM of the spec's anti-affinity group */
+	uint64_t free_mib;	/* Xen's free memory less VMs not running yet */
+	unsigned free_vcpus;	/* physical CPUs less placed vCPUs */
+};
+/* 0 and *pick, or -ENOSPC with err saying host by host why nothing fits. */
+int sched_pick(const struct sched_host *hosts, size_t n,
+    const struct vm_spec *s, size_t *pick, char *err, size_t errlen);
 
 /* topology.c: this node's interfaces, addresses and routes via libnl. */
 int topology_init(struct hvd *hvd);
