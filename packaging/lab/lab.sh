@@ -13,7 +13,8 @@
 #                            HV_LAB_HANDMADE); until hvd serves /ovl itself
 #
 # Environment (defaults in brackets):
-#   HV_LAB_DIR [run/lab]  config, state, logs, PIDs; kept by down
+#   HV_LAB_DIR [run/lab]  config, state, logs, PIDs; kept by down (hvd's
+#                         inventory survives; delete the directory to start afresh)
 #   HV_LAB_NS [hvlab]     the namespace; br-lab 10.77.0.1/24 inside it
 #   HV_BIN [build/release]; HVD, HVCTL, HV_AGENT override single binaries
 #   HV_NODE_IMAGE [build/node-image]  where node-image/build.sh writes
