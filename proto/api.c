@@ -109,17 +109,21 @@ api_network_decode(const char *body, size_t len, enum api_decode_mode mode,
 {
 	struct api_network n = { .all_hosts = true };
 	json_t *root = NULL;
+	unsigned members;
 	int r;
 
 	if ((r = jf_parse_object(body, len, &root, err, errlen)) < 0)
 		goto out;
 	if ((r = api_network_members(root, &n, err, errlen)) < 0)
 		goto out;
+	/* jf_decode starts its flags from 0: keep API_NET_MEMBERS. */
+	members = n.present;
 	r = jf_decode(root, api_network_fields,
 	    sizeof(api_network_fields) / sizeof(*api_network_fields), &n,
 	    &n.present, err, errlen);
 	if (r < 0)
 		goto out;
+	n.present |= members;
 	r = -EINVAL;
 	if (mode == API_DECODE_CREATE && !(n.present & API_NET_NAME)) {
 		snprintf(err, errlen, "missing field 'name'");

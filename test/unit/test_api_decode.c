@@ -45,7 +45,9 @@ static const struct decode_case net_cases[] = {
 	{ API_DECODE_CREATE, "{\"name\":\"a\",\"name\":\"b\",\"vni\":7}", "invalid JSON at line 1, column 18: duplicate object key near '\"name\"'" },
 	{ API_DECODE_CREATE, "{\"name\":\"a\",\"vni\":7,\"all_hosts\":1}", "field 'all_hosts' must be true or false" },
 	{ API_DECODE_CREATE, "{\"name\":\"a\",\"vni\":7,\"description\":\"tab\\there\"}", "field 'description' contains a control character" },
-	{ API_DECODE_PATCH, "{}", "nothing to change: give at least one of 'name', 'description', 'all_hosts'" },
+	{ API_DECODE_PATCH, "{}", "nothing to change: give at least one of 'name', 'description', 'all_hosts', 'members'" },
+	{ API_DECODE_CREATE, "{\"name\":\"a\",\"vni\":7,\"members\":[\"h1\"],\"all_hosts\":true}", "give 'members' or \"all_hosts\": true, not both" },
+	{ API_DECODE_CREATE, "{\"name\":\"a\",\"vni\":7,\"members\":[\"h1\",\"h1\"]}", "members[1]: 'h1' is listed twice" },
 };
 
 static void
@@ -86,6 +88,25 @@ test_network_decode_values(void **state)
 	assert_string_equal(n.description, "rack A");
 	assert_true(n.all_hosts);	/* default */
 	assert_int_equal(n.present, API_NET_NAME | API_NET_VNI | API_NET_DESCRIPTION);
+}
+
+/* Explicit members turn all_hosts off, and the flag says they were given. */
+static void
+test_network_decode_members(void **state)
+{
+	static const char body[] = "{\"name\":\"ops\",\"vni\":200,"
+	    "\"members\":[\"h1\",\"h2\"]}";
+	struct api_network n;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(api_network_decode(body, strlen(body), API_DECODE_CREATE,
+	    &n, err, sizeof(err)), 0);
+	assert_false(n.all_hosts);
+	assert_int_equal(n.nmembers, 2);
+	assert_string_equal(n.members[1], "h2");
+	assert_int_equal(n.present, API_NET_NAME | API_NET_VNI |
+	    API_NET_MEMBERS | API_NET_ALL_HOSTS);
 }
 
 static void
@@ -153,6 +174,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_network_decode_table),
 		cmocka_unit_test(test_network_decode_values),
+		cmocka_unit_test(test_network_decode_members),
 		cmocka_unit_test(test_long_unknown_key_is_bounded),
 		cmocka_unit_test(test_token_request),
 		cmocka_unit_test(test_numparse),
