@@ -223,6 +223,65 @@ out:
 	return r;
 }
 
+/* POST the file f (size bytes) as the body of path, streamed. */
+int
+client_upload(struct hvctl *h, const char *path, FILE *f, uint64_t size,
+    struct hvctl_reply *out)
+{
+	struct client_buf buf = { 0 };
+	struct curl_slist *hdrs = NULL;
+	char url[1024], auth[256];
+	long oserr = 0;
+	CURLcode cc;
+	CURL *c;
+	int r = HVCTL_FAIL;
+
+	out->status = 0;
+	out->body = NULL;
+	if ((c = curl_easy_init()) == NULL)
+		return HVCTL_FAIL;
+	if (h->url) {
+		snprintf(url, sizeof(url), "%s%s", h->url, path);
+		if (h->token) {
+			snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+			    h->token);
+			hdrs = curl_slist_append(hdrs, auth);
+		}
+	} else {
+		snprintf(url, sizeof(url), "http://localhost%s", path);
+		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, h->socket);
+	}
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "POST");
+	curl_easy_setopt(c, CURLOPT_READDATA, f);
+	curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, client_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr);
+		r = client_transport_error(h, cc, oserr);
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	if (buf.len > 0)
+		out->body = json_loadb(buf.data, buf.len, 0, NULL);
+	r = HVCTL_OK;
+out:
+	if (h->token)
+		memset(auth, 0, sizeof(auth));
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	free(buf.data);
+	return r;
+}
+
 /* Maps an HTTP status onto an exit code, printing the API's own words. */
 int
 client_check(const struct hvctl_reply *r, const char *what)

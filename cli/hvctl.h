@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdio.h>
+
 #include <jansson.h>
 
 enum hvctl_exit {
@@ -40,6 +42,8 @@ int client_call(struct hvctl *h, const char *method, const char *path,
     json_t *body, struct hvctl_reply *out);
 int client_check(const struct hvctl_reply *r, const char *what);
 int client_download(struct hvctl *h, const char *path, int fd,
+    struct hvctl_reply *out);
+int client_upload(struct hvctl *h, const char *path, FILE *f, uint64_t size,
     struct hvctl_reply *out);
 void client_reply_dispose(struct hvctl_reply *r);
 void client_global_init(void);
@@ -80,6 +84,11 @@ int cmd_host_retire(struct hvctl *h, int argc, char **argv);
 int cmd_host_edit(struct hvctl *h, int argc, char **argv);
 int host_table(const json_t *hosts);
 int cmd_top(struct hvctl *h, int argc, char **argv);
+
+/* cmd_image.c, cmd_vm.c */
+int cmd_image_add(struct hvctl *h, int argc, char **argv);
+int cmd_image_list(struct hvctl *h, int argc, char **argv);
+int cmd_image_rm(struct hvctl *h, int argc, char **argv);
 
 /* cmd_backup.c */
 int cmd_backup(struct hvctl *h, int argc, char **argv);

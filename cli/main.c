@@ -33,6 +33,11 @@ static const struct hvctl_cmd hvctl_cmds[] = {
 	{ "net", "show", "NAME|VNI", "show one network with its members, their "
 	    "VTEPs and mesh sync state", cmd_net_show },
 	{ "net", "delete", "NAME|VNI", "delete a network", cmd_net_delete },
+	{ "image", "add", "NAME FILE [--kind kernel|initramfs|disk]",
+	    "add a kernel, initramfs or disk image to hvd's image store",
+	    cmd_image_add },
+	{ "image", "list", "", "list the image store", cmd_image_list },
+	{ "image", "rm", "NAME", "remove an image no VM uses", cmd_image_rm },
 	{ "backup", NULL, "FILE", "write the inventory and master key to FILE "
 	    "(mode 0600) for hvd --restore", cmd_backup },
 	{ "host", "add", "NAME (--out DIR | --pubkey HEX)",

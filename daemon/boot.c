@@ -51,6 +51,7 @@ static const char *const boot_tpl_names[] = { "stage1", "stage2", "discovery",
 
 static int boot_rootfd = -1;
 static int boot_mirrorfd = -1;		/* -1: no Alpine mirror */
+static int boot_imagesfd = -1;		/* state-dir/images: VM images */
 static char *boot_tpl[TPL__MAX];	/* owned copies */
 static char boot_url_buf[96];
 static struct hvd *boot_hvd;
@@ -191,6 +192,14 @@ boot_init(struct hvd *hvd)
 		return -errno;
 	}
 	boot_install_ipxe(HVD_IPXE_DIR);
+	/* The image store, served to agents by content hash. */
+	{
+		char images[PATH_MAX];
+
+		snprintf(images, sizeof(images), "%s/images", c->state_dir);
+		(void)mkdir(images, 0700);
+		boot_imagesfd = open(images, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
 	/* The mirror is optional: served only when the directory exists. */
 	if ((boot_mirrorfd = open(c->alpine_mirror, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) != -1)
@@ -212,7 +221,9 @@ boot_shutdown(void)
 		close(boot_rootfd);
 	if (boot_mirrorfd != -1)
 		close(boot_mirrorfd);
-	boot_rootfd = boot_mirrorfd = -1;
+	if (boot_imagesfd != -1)
+		close(boot_imagesfd);
+	boot_rootfd = boot_mirrorfd = boot_imagesfd = -1;
 	boot_hvd = NULL;
 }
 
@@ -517,6 +528,19 @@ boot_handle(struct hvd *hvd, const struct http_request *req,
 	}
 	if (strncmp(url, "/ovl/", 5) == 0) {
 		ident_handle_ovl(hvd, req, rep);
+		return;
+	}
+	if (strncmp(url, "/images/", 8) == 0) {
+		rep->route = "/images/{}";
+		if (!get) {
+			rep->allow = "GET, HEAD";
+			api_error(rep, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only");
+		} else if (boot_imagesfd == -1 || strlen(url + 8) != 64 ||
+		    strspn(url + 8, "0123456789abcdef") != 64) {
+			api_error(rep, MHD_HTTP_NOT_FOUND, "no such image");
+		} else {
+			boot_file(req, rep, boot_imagesfd, url + 8);
+		}
 		return;
 	}
 	if (strncmp(url, "/alpine/", 8) == 0) {

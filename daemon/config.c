@@ -482,6 +482,16 @@ set_mesh_anchor(struct config_ctx *ctx, char **argv)
 }
 
 static int
+set_image_max_bytes(struct config_ctx *ctx, char **argv)
+{
+	if (parse_u64(argv[0], 1024 * 1024, 1ull << 40,
+	    &ctx->conf->image_max_bytes) < 0)
+		return config_error(ctx, "image-max-bytes: '%s' is not a byte "
+		    "count in 1048576..1099511627776", argv[0]);
+	return 0;
+}
+
+static int
 set_log_level(struct config_ctx *ctx, char **argv)
 {
 	if (log_level_parse(argv[0], &ctx->conf->log_level) < 0)
@@ -520,6 +530,7 @@ static const struct config_keyword config_keywords[] = {
 	{ "dhcp-lease-time", 1, set_dhcp_lease_time },
 	{ "lab-auto-adopt", 1, set_lab_auto_adopt },
 	{ "mesh-anchor", 1, set_mesh_anchor },
+	{ "image-max-bytes", 1, set_image_max_bytes },
 };
 
 struct hvd_config *
@@ -537,6 +548,7 @@ config_new(void)
 	c->log_level = LOG_LEVEL_INFO;
 	c->heartbeat_ms = 5000;
 	c->mesh_anchor = true;
+	c->image_max_bytes = 8ull << 30;
 	c->telemetry_step_s = 60;
 	c->telemetry_retention_s = 6 * 3600;
 	snprintf(c->boot_root, sizeof(c->boot_root), "/var/lib/hypervisor/boot");

@@ -24,6 +24,7 @@
 
 #include <event2/event.h>
 #include <microhttpd.h>
+#include <sodium.h>
 
 #include "hvd.h"
 #include "numparse.h"
@@ -52,6 +53,9 @@ struct http_pending {
 	enum api_role role;
 	char actor[48];
 	char peer[INET6_ADDRSTRLEN];	/* boot listener: the client's address */
+	/* An upload streamed to a file (image store), not kept in memory. */
+	struct http_upload *up;
+	bool discard;		/* an upload refused by role: body dropped */
 	/* A deferred reply: the connection is suspended until finished. */
 	struct http_listener *l;
 	struct MHD_Connection *conn;
@@ -121,6 +125,105 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("http: %s", msg);
 }
 
+/*
+ * Streamed uploads.  A POST to /api/v1/images/{name} by an admin goes to a
+ * temporary file in state-dir/images, hashed (SHA-256) as it arrives and
+ * bounded by image-max-bytes; the handler gets the file's path, size and
+ * hash, and renames it into the store.  A file the handler did not take is
+ * removed when the request ends.
+ */
+struct http_upload {
+	int fd;
+	char path[PATH_MAX];
+	uint64_t size, max;
+	crypto_hash_sha256_state sha;
+	bool too_large, failed;
+};
+
+static void
+http_upload_free(struct http_upload *u)
+{
+	if (u == NULL)
+		return;
+	if (u->fd != -1)
+		close(u->fd);
+	if (u->path[0])
+		unlink(u->path);
+	free(u);
+}
+
+/* The handler moved the uploaded file into place: do not remove it. */
+void
+http_upload_keep(const struct http_request *req)
+{
+	struct http_pending *p = req->pending;
+
+	if (p && p->up)
+		p->up->path[0] = '\0';
+}
+
+static bool
+http_is_upload_path(const struct http_listener *l, const char *method,
+    const char *url)
+{
+	return l->kind != HTTP_BOOT && strcmp(method, "POST") == 0 &&
+	    strncmp(url, "/api/v1/images/", 15) == 0 && url[15] != '\0' &&
+	    strchr(url + 15, '/') == NULL;
+}
+
+static bool
+http_is_upload(const struct http_listener *l, const char *method,
+    const char *url, const struct http_pending *p)
+{
+	return http_is_upload_path(l, method, url) && p->role == API_ROLE_ADMIN;
+}
+
+static struct http_upload *
+http_upload_new(const struct hvd *hvd)
+{
+	struct http_upload *u = calloc(1, sizeof(*u));
+	char dir[PATH_MAX];
+
+	if (u == NULL)
+		return NULL;
+	snprintf(dir, sizeof(dir), "%s/images", hvd->conf->state_dir);
+	(void)mkdir(dir, 0700);
+	snprintf(u->path, sizeof(u->path), "%s/.upload-XXXXXX", dir);
+	if ((u->fd = mkostemp(u->path, O_CLOEXEC)) == -1) {
+		log_warn("http: upload: %s", u->path);
+		u->path[0] = '\0';
+		free(u);
+		return NULL;
+	}
+	u->max = hvd->conf->image_max_bytes;
+	crypto_hash_sha256_init(&u->sha);
+	return u;
+}
+
+static void
+http_upload_data(struct http_upload *u, const char *data, size_t n)
+{
+	size_t done = 0;
+	ssize_t w;
+
+	if (u->too_large || u->failed)
+		return;
+	if (u->size + n > u->max) {
+		u->too_large = true;
+		return;
+	}
+	crypto_hash_sha256_update(&u->sha, (const unsigned char *)data, n);
+	while (done < n) {
+		if ((w = write(u->fd, data + done, n - done)) <= 0) {
+			log_warn("http: upload: %s", u->path);
+			u->failed = true;
+			return;
+		}
+		done += (size_t)w;
+	}
+	u->size += n;
+}
+
 static void
 http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
@@ -132,6 +235,7 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (p == NULL)
 		return;
+	http_upload_free(p->up);
 	free(p->body);
 	json_decref(p->reply.json);
 	blob_unref(p->reply.blob);
@@ -365,12 +469,35 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 			http_boot_peer(conn, p);
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (http_is_upload_path(l, method, url) &&
+		    p->role != API_ROLE_ADMIN) {
+			/* Refused by role, not by size: the route says 401/403. */
+			p->discard = true;
+			return MHD_YES;
+		}
+		if (http_is_upload(l, method, url, p)) {
+			if ((p->up = http_upload_new(l->hvd)) == NULL)
+				return MHD_NO;
+			if (cl && (parse_u64(cl, 0, UINT64_MAX, &clen) < 0 ||
+			    clen > p->up->max))
+				p->up->too_large = true;
+			return MHD_YES;
+		}
 		if (cl && (parse_u64(cl, 0, UINT64_MAX, &clen) < 0 ||
 		    clen > l->hvd->conf->api_body_max)) {
 			/* Refuse before reading: the client may still be sending. */
 			p->too_large = true;
 			goto reply;
 		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0 && p->discard) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0 && p->up) {
+		http_upload_data(p->up, upload_data, *upload_data_size);
+		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
@@ -410,13 +537,32 @@ reply:
 	if (p->too_large) {
 		api_error(&rep, MHD_HTTP_CONTENT_TOO_LARGE,
 		    "request body larger than %zu bytes", l->hvd->conf->api_body_max);
+	} else if (p->up && (p->up->too_large || p->up->failed)) {
+		if (p->up->too_large)
+			api_error(&rep, MHD_HTTP_CONTENT_TOO_LARGE, "image larger "
+			    "than image-max-bytes (%llu)",
+			    (unsigned long long)p->up->max);
+		else
+			api_error(&rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "could not "
+			    "store the upload");
 	} else {
 		req = (struct http_request){
 			.method = method, .url = url, .body = p->body,
 			.body_len = p->len, .role = p->role,
 			.anonymous = p->anonymous, .actor = p->actor,
 			.query = http_query, .conn = conn, .pending = p,
+			.upload_fd = -1,
 		};
+		if (p->up) {
+			unsigned char h[crypto_hash_sha256_BYTES];
+
+			crypto_hash_sha256_final(&p->up->sha, h);
+			sodium_bin2hex(req.upload_sha256, sizeof(req.upload_sha256),
+			    h, sizeof(h));
+			req.upload_path = p->up->path;
+			req.upload_size = p->up->size;
+			req.upload_fd = p->up->fd;
+		}
 		p->conn = conn;
 		p->l = l;
 		snprintf(p->method, sizeof(p->method), "%s", method);

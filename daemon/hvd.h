@@ -72,6 +72,7 @@ struct hvd_config {
 	unsigned dhcp_lease_s;
 	bool lab_auto_adopt;			/* adopt unknown hosts (labs only) */
 	bool mesh_anchor;			/* hvd's own VXLAN devices */
+	uint64_t image_max_bytes;		/* largest image upload */
 };
 
 struct hvd {
@@ -186,6 +187,12 @@ struct http_request {
 	bool anonymous;		/* TCP without a valid token */
 	const char *actor;	/* for the audit log: "uid:0", "token:<id>" */
 	const char *peer;	/* boot listener: client address, else NULL */
+	/* A streamed upload (POST /api/v1/images/{name}): a temporary file
+	 * the handler may rename (http.c removes it otherwise). */
+	const char *upload_path;
+	uint64_t upload_size;
+	char upload_sha256[65];
+	int upload_fd;
 	const char *(*query)(const struct http_request *req, const char *key);
 	const char *(*header)(const struct http_request *req, const char *key);
 	/* Calls cb for every query argument (cb may be NULL); returns the
@@ -217,6 +224,7 @@ struct http_reply {
 /* Called from a handler: the reply will come through http_finish(). */
 struct http_deferred *http_defer(const struct http_request *req,
     struct http_reply *rep);
+void http_upload_keep(const struct http_request *req);
 /* Completes a deferred reply; takes ownership of rep's contents. */
 void http_finish(struct http_deferred *d, struct http_reply *rep);
 int http_init(struct hvd *hvd);
@@ -452,6 +460,60 @@ json_t *mesh_sync_json(int64_t host_id);
 json_t *mesh_anchor_json(struct hvd *hvd);
 int mesh_init(struct hvd *hvd);
 void mesh_shutdown(void);
+
+/* db_vm.c: VMs and the image store. */
+struct vm_row {
+	int64_t id;
+	char name[64], uuid[37];
+	int64_t host_id;		/* 0: not placed */
+	char host[API_NAME_MAX + 1];
+	char desired[12], state[12], type[8];
+	unsigned vcpus;
+	uint64_t memory_mib;
+	char spec[4096];		/* the accepted spec, canonical JSON */
+	int64_t domid;			/* -1: none reported */
+	char reason[256];
+	char anti_affinity[64];
+	int64_t created_at, updated_at;
+};
+struct vm_nic_row {
+	uint32_t vni;
+	char mac[18];
+	char host_ip[46];		/* the VM's host's underlay address */
+	int64_t host_id, vm_id;
+};
+struct image_row {
+	char name[64], kind[12], sha256[65];
+	uint64_t size;
+	int64_t created_at;
+};
+int db_vm_list(struct db *db, int64_t host_id, struct vm_row **out, size_t *n);
+int db_vm_get(struct db *db, const char *key, struct vm_row *out);
+/* -EEXIST: name, uuid or a MAC taken (db_conflict says which); -ENXIO: a
+ * VNI names no network. */
+int db_vm_create(struct db *db, const struct vm_row *v,
+    const struct vm_nic_row *nics, size_t nnics, const char *actor,
+    int64_t now, int64_t *id);
+int db_vm_nics(struct db *db, int64_t vm_id, struct vm_nic_row **out,
+    size_t *n);
+int db_vm_set_state(struct db *db, const struct vm_row *v, const char *state,
+    int64_t domid, const char *reason, const char *actor, int64_t now);
+int db_vm_set_desired(struct db *db, const struct vm_row *v,
+    const char *desired, const char *actor, int64_t now);
+int db_vm_delete(struct db *db, const struct vm_row *v, const char *actor,
+    int64_t now);
+int db_image_list(struct db *db, struct image_row **out, size_t *n);
+int db_image_get(struct db *db, const char *name, struct image_row *out);
+int db_image_add(struct db *db, const struct image_row *im, const char *actor,
+    int64_t now);
+int db_image_delete(struct db *db, const struct image_row *im,
+    const char *actor, int64_t now, bool *last);
+
+/* api_image.c: the image store. */
+bool image_name_valid(const char *s);
+void api_images_list(struct hvd *, const struct http_request *, struct http_reply *);
+void api_image_add(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_image_delete(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 
 /* sched.c: VM placement, a pure function (no overcommit). */
 struct sched_host {
