@@ -224,6 +224,12 @@ int xen_open_at(int procfd, struct xen **out);
  * the errno closest to libxl's ERROR_*) after logging the first failure.
  */
 int xen_physinfo(struct xen *x, json_t **out);
+/* The context, for agent/vm.c, which puts it on the loop. */
+struct libxl__ctx;
+struct libxl__ctx *xen_ctx(struct xen *x);
+/* libxl's last error-level message since xen_clear_err(), or "". */
+const char *xen_lasterr(const struct xen *x);
+void xen_clear_err(struct xen *x);
 /* NULL-safe. */
 void xen_close(struct xen *x);
 

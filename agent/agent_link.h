@@ -50,6 +50,9 @@ void agent_link_free(struct agent_link *al);
 struct agent_mesh;
 /* Borrowed: serves mesh.apply; NULL (the default) answers it "failed". */
 void agent_link_set_mesh(struct agent_link *al, struct agent_mesh *am);
+struct agent_vm;
+/* Borrowed: serves vm.* and sends its vm.state; NULL: "no Xen". */
+void agent_link_set_vm(struct agent_link *al, struct agent_vm *vm);
 /* Delay before reconnect attempt n (1-based), PROTOCOL.md section 10;
  * rnd is uniform in [0, 1). */
 unsigned agent_backoff_ms(unsigned attempt, double rnd);

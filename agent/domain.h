@@ -1,7 +1,9 @@
 /*
- * A VM as hv-agent receives it from hvd (the params of the vm.create
- * request, PROTOCOL.md 6.2), and its translation into a libxl domain
- * configuration.  Both are pure: no libxl context, no Xen, no files.
+ * A VM as hv-agent builds it (the params of the vm.create request,
+ * PROTOCOL.md 6.2, with each image object {url, sha256} replaced by the
+ * path of its file in the image cache: agent/vm.c does that), and its
+ * translation into a libxl domain configuration.  Both are pure: no libxl
+ * context, no Xen, no files.
  *
  * The params, resolved by hvd from the REST spec (proto/vmspec.h):
  *

@@ -34,6 +34,7 @@
 #include "link.h"
 #include "log.h"
 #include "msg.h"
+#include "vm.h"
 
 #define AGENT_BACKOFF_BASE_MS	250
 #define AGENT_BACKOFF_MAX_MS	15000
@@ -56,6 +57,7 @@ struct agent_link {
 	struct telemetry tm;
 	struct xen *xen;
 	struct agent_mesh *mesh;	/* borrowed, may be NULL */
+	struct agent_vm *vm;		/* borrowed, NULL without Xen */
 };
 
 static uint8_t al_frame[LINK_FRAME_MAX];
@@ -250,6 +252,45 @@ cmd_mesh_apply(struct agent_link *al, json_t *params, char *err,
 	return agent_mesh_apply(al->mesh, params, err, errlen);
 }
 
+static json_t *
+cmd_vm_create(struct agent_link *al, json_t *params, char *err, size_t errlen)
+{
+	return agent_vm_create(al->vm, params, err, errlen);
+}
+
+static json_t *
+cmd_vm_shutdown(struct agent_link *al, json_t *params, char *err,
+    size_t errlen)
+{
+	return agent_vm_shutdown(al->vm, params, err, errlen);
+}
+
+static json_t *
+cmd_vm_destroy(struct agent_link *al, json_t *params, char *err,
+    size_t errlen)
+{
+	return agent_vm_destroy(al->vm, params, err, errlen);
+}
+
+static json_t *
+cmd_vm_reboot(struct agent_link *al, json_t *params, char *err, size_t errlen)
+{
+	return agent_vm_reboot(al->vm, params, err, errlen);
+}
+
+static json_t *
+cmd_vm_list(struct agent_link *al, json_t *params, char *err, size_t errlen)
+{
+	return agent_vm_list(al->vm, params, err, errlen);
+}
+
+static json_t *
+cmd_vm_console(struct agent_link *al, json_t *params, char *err,
+    size_t errlen)
+{
+	return agent_vm_console(al->vm, params, err, errlen);
+}
+
 /*
  * A method's params pass msg_check() against its schema, or, where the
  * table names one, the method's own strict parser (the mesh state is a
@@ -265,6 +306,12 @@ static const struct {
 	{ "facts.refresh", MSG_S_EMPTY, cmd_facts_refresh, NULL },
 	{ "config.apply", MSG_S_CONFIG_APPLY, cmd_config_apply, NULL },
 	{ "mesh.apply", MSG_S_EMPTY, cmd_mesh_apply, agent_mesh_check },
+	{ "vm.create", MSG_S_VM_CREATE, cmd_vm_create, agent_vm_create_check },
+	{ "vm.shutdown", MSG_S_VM_SHUTDOWN, cmd_vm_shutdown, NULL },
+	{ "vm.destroy", MSG_S_VM_REF, cmd_vm_destroy, NULL },
+	{ "vm.reboot", MSG_S_VM_REF, cmd_vm_reboot, NULL },
+	{ "vm.list", MSG_S_EMPTY, cmd_vm_list, NULL },
+	{ "vm.console", MSG_S_VM_CONSOLE, cmd_vm_console, NULL },
 };
 
 static void
@@ -521,6 +568,33 @@ void
 agent_link_set_mesh(struct agent_link *al, struct agent_mesh *am)
 {
 	al->mesh = am;
+}
+
+/*
+ * vm.state goes out only on a session that is up; one that happens while
+ * hvd is away is lost, and hvd learns the state from vm.list after the
+ * agent reconnects.
+ */
+static void
+al_vm_notify(void *arg, json_t *params)
+{
+	struct agent_link *al = arg;
+
+	if (al->state != AL_UP) {
+		log_debug("agent: vm.state not sent: no session");
+		json_decref(params);
+		return;
+	}
+	if (al_send(al, msg_encode_notify("vm.state", params)) < 0)
+		al_disconnect(al, "could not send vm.state");
+}
+
+void
+agent_link_set_vm(struct agent_link *al, struct agent_vm *vm)
+{
+	al->vm = vm;
+	if (vm != NULL)
+		agent_vm_set_notify(vm, al_vm_notify, al);
 }
 
 void

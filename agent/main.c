@@ -6,6 +6,7 @@
  *
  * fatal() only at start-up.  Never forks; OpenRC or systemd supervises it.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "agent.h"
 #include "agent_link.h"
 #include "log.h"
+#include "vm.h"
 
 #define AGENT_CONF_DEFAULT "/etc/hv/agent.conf"
 
@@ -73,6 +75,7 @@ main(int argc, char **argv)
 	struct agent_conf conf;
 	struct agent_link *al;
 	struct agent_mesh *am;
+	struct agent_vm *av = NULL;
 	struct event_base *base;
 	struct event *ev_term, *ev_int;
 	uint8_t *key;
@@ -131,6 +134,10 @@ main(int argc, char **argv)
 	if ((al = agent_link_new(base, &conf, key)) == NULL)
 		fatalx("cannot set up the agent");
 	agent_link_set_mesh(al, am);
+	/* Only in dom0: elsewhere vm.* answer "no Xen on this host". */
+	if ((ch = agent_vm_new(base, NULL, &av)) < 0 && ch != -ENODEV)
+		log_warnx("agent: VMs unavailable: %s", strerror(-ch));
+	agent_link_set_vm(al, av);
 	sodium_free(key);
 	ev_term = evsignal_new(base, SIGTERM, agent_signal, base);
 	ev_int = evsignal_new(base, SIGINT, agent_signal, base);
@@ -142,6 +149,7 @@ main(int argc, char **argv)
 	agent_link_start(al);
 	event_base_dispatch(base);
 	agent_link_free(al);
+	agent_vm_free(av);
 	agent_mesh_free(am);
 	event_free(ev_term);
 	event_free(ev_int);

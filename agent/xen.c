@@ -235,6 +235,24 @@ out:
 	return r;
 }
 
+libxl_ctx *
+xen_ctx(struct xen *x)
+{
+	return x->ctx;
+}
+
+const char *
+xen_lasterr(const struct xen *x)
+{
+	return x->lasterr;
+}
+
+void
+xen_clear_err(struct xen *x)
+{
+	x->lasterr[0] = '\0';
+}
+
 void
 xen_close(struct xen *x)
 {

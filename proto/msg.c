@@ -18,126 +18,193 @@
 
 #include "msg.h"
 
+/* MS_UUID: lowercase 8-4-4-4-12 hex; MS_HEX: exactly max lowercase hex. */
 enum ms_type { MS_OBJ, MS_ARR_OBJ, MS_ARR_NUM, MS_ARR_INT, MS_STR, MS_INT,
-    MS_NUM, MS_BOOL };
+    MS_NUM, MS_BOOL, MS_UUID, MS_HEX };
 
 struct ms_field {
 	const char *name;
 	enum ms_type type;
 	bool required;
 	bool nullable;
-	size_t max;			/* string bytes or array length */
+	size_t max;			/* string bytes or array length;
+					   MS_INT: upper bound unless 0 */
 	const struct ms_field *child;	/* MS_OBJ, MS_ARR_OBJ */
+	json_int_t min;			/* MS_INT: lower bound (default 0) */
+	const char *const *oneof;	/* MS_STR: NULL-ended allowed values */
 };
 
-#define MS_END { NULL, 0, false, false, 0, NULL }
+#define MS_END { NULL, 0, false, false, 0, NULL, 0, NULL }
 #define REQ true
 #define OPT false
 #define NUL true
 #define NON false
 
 static const struct ms_field ms_cpu_facts[] = {
-	{ "model", MS_STR, REQ, NUL, 256, NULL },
-	{ "count", MS_INT, REQ, NON, 0, NULL },
+	{ "model", MS_STR, REQ, NUL, 256, NULL, 0, NULL },
+	{ "count", MS_INT, REQ, NON, 0, NULL, 0, NULL },
 	MS_END };
 static const struct ms_field ms_mem_facts[] = {
-	{ "total_bytes", MS_INT, REQ, NUL, 0, NULL },
+	{ "total_bytes", MS_INT, REQ, NUL, 0, NULL, 0, NULL },
 	MS_END };
 static const struct ms_field ms_nic_facts[] = {
-	{ "name", MS_STR, REQ, NON, 15, NULL },
-	{ "mac", MS_STR, REQ, NUL, 64, NULL },
-	{ "speed_mbps", MS_INT, REQ, NUL, 0, NULL },
-	{ "mtu", MS_INT, REQ, NUL, 0, NULL },
-	{ "operstate", MS_STR, REQ, NUL, 32, NULL },
+	{ "name", MS_STR, REQ, NON, 15, NULL, 0, NULL },
+	{ "mac", MS_STR, REQ, NUL, 64, NULL, 0, NULL },
+	{ "speed_mbps", MS_INT, REQ, NUL, 0, NULL, 0, NULL },
+	{ "mtu", MS_INT, REQ, NUL, 0, NULL, 0, NULL },
+	{ "operstate", MS_STR, REQ, NUL, 32, NULL, 0, NULL },
 	MS_END };
 static const struct ms_field ms_disk_facts[] = {
-	{ "name", MS_STR, REQ, NON, 64, NULL },
-	{ "size_bytes", MS_INT, REQ, NUL, 0, NULL },
-	{ "serial", MS_STR, REQ, NUL, 128, NULL },
-	{ "model", MS_STR, REQ, NUL, 128, NULL },
-	{ "rotational", MS_BOOL, REQ, NUL, 0, NULL },
+	{ "name", MS_STR, REQ, NON, 64, NULL, 0, NULL },
+	{ "size_bytes", MS_INT, REQ, NUL, 0, NULL, 0, NULL },
+	{ "serial", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
+	{ "model", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
+	{ "rotational", MS_BOOL, REQ, NUL, 0, NULL, 0, NULL },
 	MS_END };
 static const struct ms_field ms_dmi_facts[] = {
-	{ "sys_vendor", MS_STR, REQ, NUL, 128, NULL },
-	{ "product_name", MS_STR, REQ, NUL, 128, NULL },
-	{ "product_uuid", MS_STR, REQ, NUL, 64, NULL },
-	{ "product_serial", MS_STR, REQ, NUL, 128, NULL },
-	{ "board_name", MS_STR, REQ, NUL, 128, NULL },
-	{ "bios_version", MS_STR, REQ, NUL, 128, NULL },
+	{ "sys_vendor", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
+	{ "product_name", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
+	{ "product_uuid", MS_STR, REQ, NUL, 64, NULL, 0, NULL },
+	{ "product_serial", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
+	{ "board_name", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
+	{ "bios_version", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
 	MS_END };
 static const struct ms_field ms_kernel_facts[] = {
-	{ "release", MS_STR, REQ, NUL, 128, NULL },
+	{ "release", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
 	MS_END };
 static const struct ms_field ms_facts[] = {
-	{ "cpu", MS_OBJ, REQ, NON, 0, ms_cpu_facts },
-	{ "memory", MS_OBJ, REQ, NON, 0, ms_mem_facts },
-	{ "nics", MS_ARR_OBJ, REQ, NON, 256, ms_nic_facts },
-	{ "disks", MS_ARR_OBJ, REQ, NON, 256, ms_disk_facts },
-	{ "dmi", MS_OBJ, REQ, NON, 0, ms_dmi_facts },
-	{ "kernel", MS_OBJ, REQ, NON, 0, ms_kernel_facts },
+	{ "cpu", MS_OBJ, REQ, NON, 0, ms_cpu_facts, 0, NULL },
+	{ "memory", MS_OBJ, REQ, NON, 0, ms_mem_facts, 0, NULL },
+	{ "nics", MS_ARR_OBJ, REQ, NON, 256, ms_nic_facts, 0, NULL },
+	{ "disks", MS_ARR_OBJ, REQ, NON, 256, ms_disk_facts, 0, NULL },
+	{ "dmi", MS_OBJ, REQ, NON, 0, ms_dmi_facts, 0, NULL },
+	{ "kernel", MS_OBJ, REQ, NON, 0, ms_kernel_facts, 0, NULL },
 	MS_END };
 
 static const struct ms_field ms_hello[] = {
-	{ "versions", MS_ARR_INT, REQ, NON, 16, NULL },
-	{ "agent_version", MS_STR, REQ, NON, 32, NULL },
-	{ "boot_id", MS_STR, REQ, NON, 64, NULL },
-	{ "boot_token", MS_STR, OPT, NON, 128, NULL },
-	{ "facts", MS_OBJ, REQ, NON, 0, ms_facts },
+	{ "versions", MS_ARR_INT, REQ, NON, 16, NULL, 0, NULL },
+	{ "agent_version", MS_STR, REQ, NON, 32, NULL, 0, NULL },
+	{ "boot_id", MS_STR, REQ, NON, 64, NULL, 0, NULL },
+	{ "boot_token", MS_STR, OPT, NON, 128, NULL, 0, NULL },
+	{ "facts", MS_OBJ, REQ, NON, 0, ms_facts, 0, NULL },
 	MS_END };
 static const struct ms_field ms_hello_result[] = {
-	{ "version", MS_INT, REQ, NON, 0, NULL },
-	{ "host", MS_STR, REQ, NON, 63, NULL },
-	{ "heartbeat_ms", MS_INT, REQ, NON, 0, NULL },
+	{ "version", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "host", MS_STR, REQ, NON, 63, NULL, 0, NULL },
+	{ "heartbeat_ms", MS_INT, REQ, NON, 0, NULL, 0, NULL },
 	MS_END };
 
 static const struct ms_field ms_cpu_tm[] = {
-	{ "percent", MS_NUM, REQ, NUL, 0, NULL },
-	{ "count", MS_INT, REQ, NON, 0, NULL },
+	{ "percent", MS_NUM, REQ, NUL, 0, NULL, 0, NULL },
+	{ "count", MS_INT, REQ, NON, 0, NULL, 0, NULL },
 	MS_END };
 static const struct ms_field ms_mem_tm[] = {
-	{ "total_bytes", MS_INT, REQ, NON, 0, NULL },
-	{ "available_bytes", MS_INT, REQ, NON, 0, NULL },
-	{ "used_bytes", MS_INT, REQ, NON, 0, NULL },
+	{ "total_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "available_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "used_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
 	MS_END };
 static const struct ms_field ms_nic_tm[] = {
-	{ "name", MS_STR, REQ, NON, 15, NULL },
-	{ "rx_bytes", MS_INT, REQ, NON, 0, NULL },
-	{ "tx_bytes", MS_INT, REQ, NON, 0, NULL },
-	{ "rx_errors", MS_INT, REQ, NON, 0, NULL },
-	{ "tx_errors", MS_INT, REQ, NON, 0, NULL },
-	{ "rx_bps", MS_NUM, REQ, NUL, 0, NULL },
-	{ "tx_bps", MS_NUM, REQ, NUL, 0, NULL },
+	{ "name", MS_STR, REQ, NON, 15, NULL, 0, NULL },
+	{ "rx_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "tx_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "rx_errors", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "tx_errors", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "rx_bps", MS_NUM, REQ, NUL, 0, NULL, 0, NULL },
+	{ "tx_bps", MS_NUM, REQ, NUL, 0, NULL, 0, NULL },
 	MS_END };
 static const struct ms_field ms_disk_tm[] = {
-	{ "mount", MS_STR, REQ, NON, 256, NULL },
-	{ "total_bytes", MS_INT, REQ, NON, 0, NULL },
-	{ "free_bytes", MS_INT, REQ, NON, 0, NULL },
+	{ "mount", MS_STR, REQ, NON, 256, NULL, 0, NULL },
+	{ "total_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "free_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
 	MS_END };
 static const struct ms_field ms_temp_tm[] = {
-	{ "sensor", MS_STR, REQ, NON, 64, NULL },
-	{ "label", MS_STR, REQ, NUL, 64, NULL },
-	{ "celsius", MS_NUM, REQ, NON, 0, NULL },
+	{ "sensor", MS_STR, REQ, NON, 64, NULL, 0, NULL },
+	{ "label", MS_STR, REQ, NUL, 64, NULL, 0, NULL },
+	{ "celsius", MS_NUM, REQ, NON, 0, NULL, 0, NULL },
 	MS_END };
 static const struct ms_field ms_xen_tm[] = {
-	{ "total_memory_bytes", MS_INT, REQ, NON, 0, NULL },
-	{ "free_memory_bytes", MS_INT, REQ, NON, 0, NULL },
-	{ "nr_cpus", MS_INT, REQ, NON, 0, NULL },
-	{ "nr_domains", MS_INT, REQ, NON, 0, NULL },
-	{ "xen_version", MS_STR, REQ, NUL, 64, NULL },
+	{ "total_memory_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "free_memory_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "nr_cpus", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "nr_domains", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "xen_version", MS_STR, REQ, NUL, 64, NULL, 0, NULL },
 	MS_END };
 static const struct ms_field ms_telemetry[] = {
-	{ "cpu", MS_OBJ, REQ, NON, 0, ms_cpu_tm },
-	{ "load", MS_ARR_NUM, REQ, NON, 3, NULL },
-	{ "memory", MS_OBJ, REQ, NON, 0, ms_mem_tm },
-	{ "nics", MS_ARR_OBJ, REQ, NON, 256, ms_nic_tm },
-	{ "disks", MS_ARR_OBJ, REQ, NON, 256, ms_disk_tm },
-	{ "temps", MS_ARR_OBJ, REQ, NON, 256, ms_temp_tm },
-	{ "xen", MS_OBJ, REQ, NUL, 0, ms_xen_tm },
+	{ "cpu", MS_OBJ, REQ, NON, 0, ms_cpu_tm, 0, NULL },
+	{ "load", MS_ARR_NUM, REQ, NON, 3, NULL, 0, NULL },
+	{ "memory", MS_OBJ, REQ, NON, 0, ms_mem_tm, 0, NULL },
+	{ "nics", MS_ARR_OBJ, REQ, NON, 256, ms_nic_tm, 0, NULL },
+	{ "disks", MS_ARR_OBJ, REQ, NON, 256, ms_disk_tm, 0, NULL },
+	{ "temps", MS_ARR_OBJ, REQ, NON, 256, ms_temp_tm, 0, NULL },
+	{ "xen", MS_OBJ, REQ, NUL, 0, ms_xen_tm, 0, NULL },
 	MS_END };
 
 static const struct ms_field ms_empty[] = { MS_END };
 static const struct ms_field ms_config_apply[] = {
-	{ "telemetry_ms", MS_INT, REQ, NON, 0, NULL },
+	{ "telemetry_ms", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	MS_END };
+
+/* The vm.* methods (PROTOCOL.md 6.1 and 6.2). */
+static const char *const ms_vm_types[] = { "pv", "pvh", NULL };
+static const char *const ms_vm_list_states[] = { "running", "paused",
+	"shutdown", "crashed", "dying", NULL };
+static const char *const ms_vm_states[] = { "running", "stopped", "crashed",
+	"failed", NULL };
+static const struct ms_field ms_vm_image[] = {
+	{ "url", MS_STR, REQ, NON, MSG_VM_URL_MAX, NULL, 0, NULL },
+	{ "sha256", MS_HEX, REQ, NON, 64, NULL, 0, NULL },
+	MS_END };
+static const struct ms_field ms_vm_nic[] = {
+	{ "bridge", MS_STR, REQ, NON, 15, NULL, 0, NULL },
+	{ "mac", MS_STR, REQ, NON, 17, NULL, 0, NULL },
+	MS_END };
+static const struct ms_field ms_vm_create[] = {
+	{ "name", MS_STR, REQ, NON, 63, NULL, 0, NULL },
+	{ "uuid", MS_UUID, REQ, NON, 0, NULL, 0, NULL },
+	{ "vcpus", MS_INT, REQ, NON, 128, NULL, 1, NULL },
+	{ "memory_mib", MS_INT, REQ, NON, 1048576, NULL, 32, NULL },
+	{ "type", MS_STR, REQ, NON, 3, NULL, 0, ms_vm_types },
+	{ "kernel", MS_OBJ, OPT, NON, 0, ms_vm_image, 0, NULL },
+	{ "initramfs", MS_OBJ, OPT, NON, 0, ms_vm_image, 0, NULL },
+	{ "cmdline", MS_STR, OPT, NON, 1024, NULL, 0, NULL },
+	{ "disk", MS_OBJ, OPT, NON, 0, ms_vm_image, 0, NULL },
+	{ "nics", MS_ARR_OBJ, REQ, NON, 8, ms_vm_nic, 0, NULL },
+	MS_END };
+static const struct ms_field ms_vm_accepted[] = {
+	{ "accepted", MS_BOOL, REQ, NON, 0, NULL, 0, NULL },
+	{ "existing", MS_BOOL, OPT, NON, 0, NULL, 0, NULL },
+	MS_END };
+static const struct ms_field ms_vm_ref[] = {
+	{ "uuid", MS_UUID, REQ, NON, 0, NULL, 0, NULL },
+	MS_END };
+static const struct ms_field ms_vm_shutdown[] = {
+	{ "uuid", MS_UUID, REQ, NON, 0, NULL, 0, NULL },
+	{ "timeout_s", MS_INT, REQ, NON, MSG_VM_TIMEOUT_MAX, NULL, 0, NULL },
+	MS_END };
+static const struct ms_field ms_vm_list_vm[] = {
+	{ "name", MS_STR, REQ, NON, MSG_VM_NAME_MAX, NULL, 0, NULL },
+	{ "uuid", MS_UUID, REQ, NON, 0, NULL, 0, NULL },
+	{ "domid", MS_INT, REQ, NON, 65535, NULL, 1, NULL },
+	{ "state", MS_STR, REQ, NON, 8, NULL, 0, ms_vm_list_states },
+	{ "memory_mib", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	{ "vcpus", MS_INT, REQ, NON, 0, NULL, 0, NULL },
+	MS_END };
+static const struct ms_field ms_vm_list_result[] = {
+	{ "vms", MS_ARR_OBJ, REQ, NON, MSG_VM_LIST_MAX, ms_vm_list_vm, 0, NULL },
+	MS_END };
+static const struct ms_field ms_vm_console[] = {
+	{ "uuid", MS_UUID, REQ, NON, 0, NULL, 0, NULL },
+	{ "bytes", MS_INT, REQ, NON, MSG_VM_CONSOLE_MAX, NULL, 1, NULL },
+	MS_END };
+static const struct ms_field ms_vm_console_result[] = {
+	{ "log", MS_STR, REQ, NON, MSG_VM_CONSOLE_MAX, NULL, 0, NULL },
+	MS_END };
+static const struct ms_field ms_vm_state[] = {
+	{ "uuid", MS_UUID, REQ, NON, 0, NULL, 0, NULL },
+	{ "name", MS_STR, REQ, NON, MSG_VM_NAME_MAX, NULL, 0, NULL },
+	{ "state", MS_STR, REQ, NON, 8, NULL, 0, ms_vm_states },
+	{ "domid", MS_INT, OPT, NON, 65535, NULL, 1, NULL },
+	{ "reason", MS_STR, OPT, NON, MSG_VM_REASON_MAX, NULL, 0, NULL },
 	MS_END };
 
 static const struct ms_field *const ms_schemas[] = {
@@ -147,7 +214,33 @@ static const struct ms_field *const ms_schemas[] = {
 	[MSG_S_FACTS] = ms_facts,
 	[MSG_S_EMPTY] = ms_empty,
 	[MSG_S_CONFIG_APPLY] = ms_config_apply,
+	[MSG_S_VM_CREATE] = ms_vm_create,
+	[MSG_S_VM_ACCEPTED] = ms_vm_accepted,
+	[MSG_S_VM_REF] = ms_vm_ref,
+	[MSG_S_VM_SHUTDOWN] = ms_vm_shutdown,
+	[MSG_S_VM_LIST_RESULT] = ms_vm_list_result,
+	[MSG_S_VM_CONSOLE] = ms_vm_console,
+	[MSG_S_VM_CONSOLE_RESULT] = ms_vm_console_result,
+	[MSG_S_VM_STATE] = ms_vm_state,
 };
+_Static_assert(sizeof(ms_schemas) / sizeof(*ms_schemas) == MSG_S_COUNT,
+    "a schema per enum msg_schema");
+
+/* Lowercase hex of exactly N characters; a uuid has its four dashes. */
+static bool
+ms_hex(const char *s, size_t len, size_t n, bool uuid)
+{
+	if (len != n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		bool dash = uuid && (i == 8 || i == 13 || i == 18 || i == 23);
+
+		if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return true;
+}
 
 static int ms_fail(char *err, size_t errlen, const char *path,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -217,12 +310,38 @@ ms_check_value(const struct ms_field *f, const json_t *v, const char *path,
 		if (json_string_length(v) > f->max)
 			return ms_fail(err, errlen, path, "longer than %zu bytes",
 			    f->max);
+		if (f->oneof != NULL) {
+			for (const char *const *o = f->oneof; *o; o++)
+				if (strcmp(*o, json_string_value(v)) == 0)
+					return 0;
+			return ms_fail(err, errlen, path, "not an allowed value");
+		}
+		return 0;
+	case MS_UUID:
+	case MS_HEX:
+		if (!json_is_string(v))
+			return ms_fail(err, errlen, path, "must be a string");
+		if (f->type == MS_UUID && !ms_hex(json_string_value(v),
+		    json_string_length(v), 36, true))
+			return ms_fail(err, errlen, path, "must be a lowercase "
+			    "8-4-4-4-12 hex uuid");
+		if (f->type == MS_HEX && !ms_hex(json_string_value(v),
+		    json_string_length(v), f->max, false))
+			return ms_fail(err, errlen, path, "must be %zu lowercase "
+			    "hex digits", f->max);
 		return 0;
 	case MS_INT:
 		if (!json_is_integer(v))
 			return ms_fail(err, errlen, path, "must be an integer");
 		if (json_integer_value(v) < 0)
 			return ms_fail(err, errlen, path, "must not be negative");
+		if (f->max == 0 && json_integer_value(v) < f->min)
+			return ms_fail(err, errlen, path, "must be at least %lld",
+			    (long long)f->min);
+		if (f->max != 0 && (json_integer_value(v) < f->min ||
+		    (uint64_t)json_integer_value(v) > f->max))
+			return ms_fail(err, errlen, path, "must be in %lld..%zu",
+			    (long long)f->min, f->max);
 		return 0;
 	case MS_NUM:
 		if (!json_is_number(v))

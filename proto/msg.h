@@ -54,7 +54,26 @@ enum msg_schema {
 	MSG_S_FACTS,		/* facts object, facts.refresh result */
 	MSG_S_EMPTY,		/* {} */
 	MSG_S_CONFIG_APPLY,
+	MSG_S_VM_CREATE,	/* vm.create params (PROTOCOL 6.2) */
+	MSG_S_VM_ACCEPTED,	/* vm.create/shutdown/destroy/reboot result */
+	MSG_S_VM_REF,		/* vm.destroy, vm.reboot params: {uuid} */
+	MSG_S_VM_SHUTDOWN,	/* vm.shutdown params */
+	MSG_S_VM_LIST_RESULT,	/* vm.list result (params: MSG_S_EMPTY) */
+	MSG_S_VM_CONSOLE,	/* vm.console params */
+	MSG_S_VM_CONSOLE_RESULT,
+	MSG_S_VM_STATE,		/* vm.state notify params (PROTOCOL 6.1) */
+	MSG_S_COUNT		/* not a schema */
 };
+/*
+ * Limits both ends check (the agent's own parser adds the character sets
+ * and cross-field rules of agent/domain.h).
+ */
+#define MSG_VM_NAME_MAX		127	/* vm.list, vm.state: any Xen name */
+#define MSG_VM_REASON_MAX	256
+#define MSG_VM_URL_MAX		255
+#define MSG_VM_TIMEOUT_MAX	3600	/* vm.shutdown timeout_s */
+#define MSG_VM_CONSOLE_MAX	65536	/* vm.console bytes */
+#define MSG_VM_LIST_MAX		256
 int msg_check(enum msg_schema s, const json_t *v, char *err, size_t errlen);
 
 #endif

@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (m.type != MSG_REPLY && (m.params == NULL || m.method[0] == '\0'))
 		abort();
-	for (int s = MSG_S_HELLO; s <= MSG_S_CONFIG_APPLY; s++) {
+	for (int s = MSG_S_HELLO; s < MSG_S_COUNT; s++) {
 		const json_t *v = m.params ? m.params : m.result;
 
 		if (v && msg_check((enum msg_schema)s, v, err, sizeof(err)) < 0 &&
