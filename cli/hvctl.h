@@ -89,6 +89,13 @@ int cmd_top(struct hvctl *h, int argc, char **argv);
 int cmd_image_add(struct hvctl *h, int argc, char **argv);
 int cmd_image_list(struct hvctl *h, int argc, char **argv);
 int cmd_image_rm(struct hvctl *h, int argc, char **argv);
+int cmd_vm_create(struct hvctl *h, int argc, char **argv);
+int cmd_vm_list(struct hvctl *h, int argc, char **argv);
+int cmd_vm_show(struct hvctl *h, int argc, char **argv);
+int cmd_vm_stop(struct hvctl *h, int argc, char **argv);
+int cmd_vm_start(struct hvctl *h, int argc, char **argv);
+int cmd_vm_destroy(struct hvctl *h, int argc, char **argv);
+int cmd_vm_console(struct hvctl *h, int argc, char **argv);
 
 /* cmd_backup.c */
 int cmd_backup(struct hvctl *h, int argc, char **argv);

@@ -33,6 +33,20 @@ static const struct hvctl_cmd hvctl_cmds[] = {
 	{ "net", "show", "NAME|VNI", "show one network with its members, their "
 	    "VTEPs and mesh sync state", cmd_net_show },
 	{ "net", "delete", "NAME|VNI", "delete a network", cmd_net_delete },
+	{ "vm", "create", "NAME --vcpus N --memory MIB [--type pv|pvh] "
+	    "[--kernel IMG] [--initramfs IMG] [--cmdline TEXT] [--disk IMG] "
+	    "[--net VNI[=MAC]]... [--host H] [--label K=V] [--anti-affinity G] "
+	    "[--no-wait]", "create a VM where it fits and wait until it runs",
+	    cmd_vm_create },
+	{ "vm", "list", "", "list VMs with host and state", cmd_vm_list },
+	{ "vm", "show", "NAME", "a VM's spec, NICs, host and state", cmd_vm_show },
+	{ "vm", "stop", "NAME [--no-wait]", "shut a VM down (destroyed after "
+	    "30 s)", cmd_vm_stop },
+	{ "vm", "start", "NAME [--no-wait]", "start a stopped VM again",
+	    cmd_vm_start },
+	{ "vm", "destroy", "NAME [--no-wait]", "destroy a VM and forget it",
+	    cmd_vm_destroy },
+	{ "vm", "console", "NAME", "the VM's console log", cmd_vm_console },
 	{ "image", "add", "NAME FILE [--kind kernel|initramfs|disk]",
 	    "add a kernel, initramfs or disk image to hvd's image store",
 	    cmd_image_add },

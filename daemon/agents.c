@@ -328,6 +328,7 @@ agent_on_hello(struct agent_conn *ac, struct msg *m)
 	}
 	/* Its peers flood to it now, and it needs its own mesh. */
 	mesh_changed(ac->hvd, "host up");
+	vm_host_up(ac->hvd, fh, ac->host.id);
 	return 0;
 }
 
@@ -339,6 +340,15 @@ agent_on_message(struct agent_conn *ac, struct msg *m)
 	fleet_heartbeat(ac->fh);
 	switch (m->type) {
 	case MSG_NOTIFY:
+		if (strcmp(m->method, "vm.state") == 0) {
+			if (msg_check(MSG_S_VM_STATE, m->params, err,
+			    sizeof(err)) < 0) {
+				agent_reject(ac, err);
+				return -1;
+			}
+			vm_agent_state(ac->hvd, ac->fh, m->params);
+			return 0;
+		}
 		if (strcmp(m->method, "telemetry") != 0)
 			break;
 		if (msg_check(MSG_S_TELEMETRY, m->params, err, sizeof(err)) < 0) {

@@ -22,6 +22,9 @@
 #include "hvd.h"
 
 #define FLEET_MISSED_MAX	3
+/* The longest an agent waits between reconnect attempts (PROTOCOL.md
+ * section 10: 1.5 x 15 s), added to the grace after an hvd restart. */
+#define FLEET_RECONNECT_MAX_MS	22500
 
 struct fleet_host {
 	struct hvd *hvd;
@@ -188,10 +191,19 @@ fleet_init(struct hvd *hvd)
 			free(rows);
 			return -ENOMEM;
 		}
-		/* Up before the restart: give it the grace to reconnect. */
+		/* Up before the restart: it may be deep in its backoff while
+		 * hvd was away, so it gets 3 heartbeats plus the longest
+		 * reconnect delay before it is marked down (and leaves the
+		 * others' flood lists). */
 		if (strcmp(rows[i].state, "up") == 0) {
+			struct timeval grace;
+			unsigned ms = FLEET_MISSED_MAX * hvd->conf->heartbeat_ms +
+			    FLEET_RECONNECT_MAX_MS;
+
+			grace.tv_sec = ms / 1000;
+			grace.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 			fh->up = true;
-			evtimer_add(fh->ev_liveness, fleet_timeout);
+			evtimer_add(fh->ev_liveness, &grace);
 		}
 	}
 	free(rows);

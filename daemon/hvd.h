@@ -515,6 +515,24 @@ void api_images_list(struct hvd *, const struct http_request *, struct http_repl
 void api_image_add(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_image_delete(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 
+/* vm.c: VM lifecycle (commands to hosts, operations, reports). */
+uint64_t vm_start_action(struct hvd *hvd, const struct vm_row *v,
+    const char *action, char *err, size_t errlen);
+json_t *vm_op_json(uint64_t id);
+void vm_agent_state(struct hvd *hvd, struct fleet_host *fh, json_t *params);
+/* A host's session started: adopt its running VMs, report missing ones. */
+void vm_host_up(struct hvd *hvd, struct fleet_host *fh, int64_t host_id);
+
+/* api_vm.c */
+void api_vms_create(struct hvd *, const struct http_request *, struct http_reply *);
+void api_vms_list(struct hvd *, const struct http_request *, struct http_reply *);
+void api_vm_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_vm_stop(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_vm_start(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_vm_destroy(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_vm_console(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_operation_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+
 /* sched.c: VM placement, a pure function (no overcommit). */
 struct sched_host {
 	const char *name;

@@ -26,6 +26,41 @@ mesh_anchor_ip(struct hvd *hvd)
 	return topology_boot_address();
 }
 
+/* The FDB follows the VMs: each NIC of a VM running on another member
+ * that is up (its VTEP is in the flood list) gets a unicast entry. */
+static void
+mesh_doc_macs(struct hvd *hvd, int64_t host_id, const char *local,
+    json_t *nets)
+{
+	struct vm_nic_row *nics = NULL;
+	size_t n = 0, i, j;
+	json_t *net, *v;
+
+	if (db_vm_nics(hvd->db, 0, &nics, &n) < 0)
+		return;
+	json_array_foreach(nets, i, net) {
+		json_t *vteps = json_object_get(net, "vteps");
+		json_t *macs = json_object_get(net, "macs");
+		json_int_t vni = json_integer_value(json_object_get(net, "vni"));
+
+		for (size_t k = 0; k < n; k++) {
+			bool up = false;
+
+			if ((json_int_t)nics[k].vni != vni ||
+			    nics[k].host_id == host_id ||
+			    strcmp(nics[k].host_ip, local) == 0)
+				continue;
+			json_array_foreach(vteps, j, v)
+				if (strcmp(json_string_value(v), nics[k].host_ip) == 0)
+					up = true;
+			if (up)
+				json_array_append_new(macs, json_pack("{s:s, s:s}",
+				    "mac", nics[k].mac, "vtep", nics[k].host_ip));
+		}
+	}
+	free(nics);
+}
+
 /* Builds the document for host_id (0: the anchor) at local. */
 static json_t *
 mesh_doc(struct hvd *hvd, int64_t host_id, const char *local,
@@ -79,6 +114,7 @@ mesh_doc(struct hvd *hvd, int64_t host_id, const char *local,
 			    "vni", (json_int_t)vnis[k], "vteps", "macs"));
 	}
 	free(vnis);
+	mesh_doc_macs(hvd, host_id, local, nets);
 	return json_pack("{s:i, s:s, s:s, s:o}", "version", 1, "local", local,
 	    "underlay", "", "networks", nets);
 }
