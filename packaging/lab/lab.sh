@@ -11,6 +11,9 @@
 #   lab.sh overlay I [NAME]  enrol host NAME (default nodeI) with hvctl host add
 #                            and write machine I's hand-made overlay (see
 #                            HV_LAB_HANDMADE); until hvd serves /ovl itself
+#   lab.sh run I CMD [SECS]  run CMD in machine I's dom0 through its serial
+#                            console; print its output, exit with its status
+#   lab.sh console I         attach this terminal to machine I's console
 #
 # Environment (defaults in brackets):
 #   HV_LAB_DIR [run/lab]  config, state, logs, PIDs; kept by down (hvd's
@@ -27,7 +30,9 @@
 #       with one iPXE line that picks the overlay server by MAC)
 # Machine I (1..20) has MAC 52:54:00:77:00:II, SMBIOS UUID
 # 00000000-0000-4000-8000-0000007700II (II in hex), tap tapI, serial log
-# HV_LAB_DIR/nodeI.serial (the previous boot's in nodeI.serial.1).
+# HV_LAB_DIR/nodeI.serial (the previous boot's in nodeI.serial.1) and its
+# serial console on the unix socket HV_LAB_DIR/nodeI.console (mode 0700):
+# Xen passes serial input to dom0, where the node image runs a root shell.
 # TCG unless --kvm, or HV_LAB_KVM=1, and a probe shows KVM boots a guest
 # (a software nested /dev/kvm cannot run these machines; see
 # shared/notes/virtual-rack.md).
@@ -47,7 +52,7 @@ export HVCTL_SOCKET=$lab/hvd.sock
 
 say() { echo "lab: $*"; }
 die() { echo "lab: $*" >&2; exit 1; }
-usage() { sed -n '4,10s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { sed -n '4,14s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
 mac_of() { printf '52:54:00:77:00:%02x' "$1"; }
 uuid_of() { printf '00000000-0000-4000-8000-0000007700%02x' "$1"; }
@@ -109,14 +114,16 @@ start_machine() {
 	fi
 	ip -n "$ns" link set "$tap" up
 	[ -f "$log" ] && mv -f "$log" "$log.1"
+	# umask 077: the console socket (a root shell) and the logs are root's.
 	# shellcheck disable=SC2046
-	ip netns exec "$ns" setsid qemu-system-x86_64 -name "node$i" $(accel_args) \
+	(umask 077 && exec ip netns exec "$ns" setsid qemu-system-x86_64 -name "node$i" $(accel_args) \
 	    -m "$mem" -smp "$smp" -machine graphics=off -display none -monitor none \
 	    -smbios "type=1,uuid=$(uuid_of "$i"),serial=lab-node$i" \
-	    -serial "file:$log" \
+	    -chardev "socket,id=ser0,path=$lab/node$i.console,server=on,wait=off,logfile=$log" \
+	    -serial chardev:ser0 \
 	    -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
 	    -device "virtio-net-pci,netdev=n0,mac=$(mac_of "$i")" -boot n \
-	    </dev/null >>"$lab/node$i.qemu.log" 2>&1 &
+	    </dev/null >>"$lab/node$i.qemu.log" 2>&1) &
 	echo $! > "$lab/node$i.pid"
 	date +%s.%N > "$lab/node$i.started"
 	say "node$i: pid $!, mac $(mac_of "$i"), uuid $(uuid_of "$i"), serial log $log"
@@ -335,6 +342,47 @@ cmd_overlay() {
 	say "node$i: overlay for host $name in $lab/ovl-www/ovl/$(uuid_of "$i")/"
 }
 
+# The serial console.  "run" first types an echo until its answer shows in
+# the serial log (the first Enter also activates busybox init's askfirst
+# shell), then types CMD with its output sent to a file, and prints that
+# file with a marker on each line.  The markers are computed by the dom0
+# shell ($((N + 1))), so the echo of the typed line never matches them.
+console_send() { python3 "$here/console.py" "$lab/node$1.console" send "$2"; }
+serial_has() { tr -d '\r' < "$lab/node$1.serial" 2>/dev/null | grep -aq -- "$2"; }
+
+cmd_run() {
+	local i=${1:-} cmd=${2:-} secs=${3:-60} n m try end rc
+	check_index "$i"
+	[ -n "$cmd" ] && [[ $secs =~ ^[0-9]+$ ]] || usage
+	pid_alive "$lab/node$i.pid" || die "node$i is not running"
+	command -v python3 >/dev/null || die "python3 missing (it types into the console)"
+	n=$(( (RANDOM << 15 | RANDOM) + 1000000 ))
+	m=hvlab$((n + 1))
+	for try in 1 2 3 4 5 6; do
+		console_send "$i" ""
+		console_send "$i" "echo hvlab\$(($n + 1))-ready"
+		end=$(( $(date +%s) + 5 ))
+		until serial_has "$i" "$m-ready" || [ "$(date +%s)" -ge "$end" ]; do sleep 0.2; done
+		serial_has "$i" "$m-ready" && break
+	done
+	serial_has "$i" "$m-ready" || die "node$i: no shell answers on the console"
+	console_send "$i" "m=hvlab\$(($n + 1)); ($cmd) >/tmp/hvlab.out 2>&1; r=\$?; sed \"s/^/\$m| /\" /tmp/hvlab.out; echo \"\$m rc=\$r\""
+	end=$(( $(date +%s) + secs ))
+	until serial_has "$i" "$m rc=[0-9]" || [ "$(date +%s)" -ge "$end" ]; do sleep 0.2; done
+	serial_has "$i" "$m rc=[0-9]" || die "node$i: no answer to the command within $secs s"
+	tr -d '\r' < "$lab/node$i.serial" | grep -a -- "$m| " | sed "s/.*$m| //"
+	rc=$(tr -d '\r' < "$lab/node$i.serial" | grep -ao -- "$m rc=[0-9]*" | tail -n 1)
+	return "${rc#*rc=}"
+}
+
+cmd_console() {
+	check_index "${1:-}"
+	pid_alive "$lab/node$1.pid" || die "node$1 is not running"
+	command -v python3 >/dev/null || die "python3 missing"
+	say "node$1: Enter for a shell; the serial log is $lab/node$1.serial"
+	python3 "$here/console.py" "$lab/node$1.console" attach
+}
+
 case ${1:-} in
 up) shift; cmd_up "$@" ;;
 down) cmd_down ;;
@@ -343,5 +391,7 @@ wait-up) shift; cmd_wait_up "$@" ;;
 kill) cmd_kill "${2:-}" ;;
 start) cmd_start "${2:-}" ;;
 overlay) shift; cmd_overlay "$@" ;;
+run) shift; cmd_run "$@" ;;
+console) cmd_console "${2:-}" ;;
 *) usage ;;
 esac

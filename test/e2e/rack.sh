@@ -18,8 +18,13 @@
 # For every machine with an overlay: it is applied (hostname), hv-agent
 # registers and the host is up in hvctl host list, its telemetry shows
 # Xen; killed, it goes down; booted again, it gets the same address.
-# TODO(mesh): a ping between guests on two hosts over VXLAN, once the lab
-# creates PV guests (dom0 bridges carry no address to ping from).
+# Mesh traffic (hvd mode): br100 in each dom0 gets an address typed on its
+# serial console (lab.sh run), hvd's anchor br100 one in the namespace;
+# node1 pings node2 over VXLAN (the output and status read back from the
+# serial log), the anchor pings both, nft counters on br-lab see UDP/4789
+# forwarded between the machines and delivered to the anchor, and an
+# address nobody holds does not answer.  After the reboot the anchor
+# reaches the rebuilt vxlan100 again.
 # shellcheck source=../netns/lib.sh
 . "$(dirname "$0")/../netns/lib.sh"
 : "${HVD:?}" "${HVCTL:?}" "${HV_AGENT:?}"
@@ -27,6 +32,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 missing (packaging/deps.sh)"; exit 77; }
 command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 missing (packaging/deps.sh)"; exit 77; }
+command -v python3 >/dev/null || { echo "SKIP: python3 missing (lab.sh run types into the consoles)"; exit 77; }
+command -v nft >/dev/null || { echo "SKIP: nft missing (counts VXLAN on the underlay)"; exit 77; }
 mode=${HV_RACK_OVERLAY:-hvd}
 case $mode in handmade | hvd) ;; *) echo "HV_RACK_OVERLAY must be handmade or hvd"; exit 2 ;; esac
 
@@ -64,6 +71,15 @@ if [ "$mode" = handmade ]; then
 	lab overlay 2 rack2 >> "$T/lab.log" 2>&1 || { cat "$T/lab.log"; exit 1; }
 	names=([2]=rack2)
 fi
+# UDP/4789 on the underlay: forwarded from machine to machine, and
+# delivered to hvd's anchor (br-lab's own address).
+nsx() { ip netns exec "$HV_LAB_NS" "$@"; }
+nsx nft add table bridge hvrack
+nsx nft add chain bridge hvrack vxfwd '{ type filter hook forward priority 0; }'
+nsx nft add rule bridge hvrack vxfwd udp dport 4789 counter
+nsx nft add chain bridge hvrack vxin '{ type filter hook input priority 0; }'
+nsx nft add rule bridge hvrack vxin udp dport 4789 counter
+vxlan_pkts() { nsx nft list chain bridge hvrack "$1" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
 lab start 1 >> "$T/lab.log"
 lab start 2 >> "$T/lab.log"
 
@@ -135,9 +151,38 @@ if [ "$mode" = hvd ]; then
 	expect "mesh: hvd's anchor and both hosts synced network 100 (s)" "$t" '[0-9]*.[0-9]'
 	want="$(for i in 1 2; do lease_of "$i"; done | sort | tr '\n' ' ')"
 	expect "mesh: the anchor's vxlan100 floods to both hosts' VTEPs" "$(vteps)" "$want"
+	# The agent's log reaches the console through a tail -F (about 1 s
+	# behind), so hvd may see the network synced before the line shows.
 	for i in 1 2; do
-		expect "node$i: the agent built vxlan100" "$(serial "$i" | grep -ac 'hv-agent: mesh: creating vxlan100')" '[1-9]*'
+		t=$(wait_for 30 has "$i" 'hv-agent: mesh: creating vxlan100' || true)
+		expect "node$i: the agent built vxlan100 (s)" "$t" '[0-9]*.[0-9]'
 	done
+
+	# Traffic: addresses on the bridges, typed into the dom0 consoles.
+	# run I CMD: lab.sh run's output, then "rc=N".
+	run() { local o r=0; o=$(lab run "$1" "$2" 90 2>&1) || r=$?; printf '%s\nrc=%s\n' "$o" "$r"; }
+	for i in 1 2; do
+		expect "node$i: br100 got 192.168.100.1$i/24 through the serial console" \
+		    "$(run "$i" "ip addr add 192.168.100.1$i/24 dev br100 && ip -4 -o addr show dev br100")" \
+		    "*inet 192.168.100.1$i/24 *rc=0"
+	done
+	nsx ip addr add 192.168.100.254/24 dev br100
+	fwd0=$(vxlan_pkts vxfwd) in0=$(vxlan_pkts vxin)
+	out=$(run 1 "ping -c 3 -W 3 192.168.100.12")
+	echo "$out" | grep 'packets\|rc=' | sed 's/^/     node1: /'
+	expect "mesh: node1's br100 pings node2's (192.168.100.12) over VXLAN" "$out" \
+	    "*3 packets transmitted, [123] packets received*rc=0"
+	fwd1=$(vxlan_pkts vxfwd)
+	expect "mesh: UDP/4789 forwarded between the machines on br-lab (packets)" \
+	    "$(( fwd1 - fwd0 ))" '[1-9]*'
+	for i in 1 2; do
+		expect "mesh: hvd's anchor (192.168.100.254) pings node$i's br100" \
+		    "$(nsx ping -c 3 -W 3 "192.168.100.1$i" 2>&1 | grep -o '[0-9]* received')" '[123] received'
+	done
+	expect "mesh: UDP/4789 delivered to the anchor on br-lab (packets)" \
+	    "$(( $(vxlan_pkts vxin) - in0 ))" '[1-9]*'
+	expect "mesh: an address nobody holds does not answer node1" \
+	    "$(run 1 "ping -c 2 -W 2 192.168.100.99")" "*2 packets transmitted, 0 packets received*rc=1"
 fi
 
 # --- failure and return ----------------------------------------------
@@ -163,6 +208,14 @@ if [ "$mode" = hvd ]; then
 	t=$(wait_for 30 has "$i" 'hv-agent: mesh: creating vxlan100' || true)
 	expect "node$i: the agent rebuilt vxlan100 after the reboot (s)" "$t" '[0-9]*.[0-9]'
 	expect "mesh: the anchor still floods to both VTEPs" "$(vteps)" "$want"
+	expect "node$i: br100 got its address again (serial console)" \
+	    "$(run "$i" "ip addr add 192.168.100.1$i/24 dev br100 && ip -4 -o addr show dev br100")" \
+	    "*inet 192.168.100.1$i/24 *rc=0"
+	# The rebooted dom0's br100 has a new MAC: drop the anchor's stale
+	# neighbour entry rather than wait out its probes.
+	nsx ip neigh flush to "192.168.100.1$i" dev br100
+	expect "mesh: the anchor reaches node$i's rebuilt br100" \
+	    "$(nsx ping -c 3 -W 3 "192.168.100.1$i" 2>&1 | grep -o '[0-9]* received')" '[123] received'
 else
 	# The hand-made overlay's boot token was spent by the first boot.
 	expect "node$i: fetched its overlay again" "$(serial "$i" | grep -ac 'hv-node: overlay fetched')" 1
