@@ -50,7 +50,7 @@ def send(path, text):
         s.sendall(data[i:i + CHUNK])
         drain(s)
         time.sleep(PAUSE)
-    end = time.monotonic() + 1.0
+    end = time.monotonic() + 0.5
     while time.monotonic() < end:
         drain(s)
         time.sleep(0.05)

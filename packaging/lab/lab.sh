@@ -347,6 +347,9 @@ cmd_overlay() {
 # shell), then types CMD with its output sent to a file, and prints that
 # file with a marker on each line.  The markers are computed by the dom0
 # shell ($((N + 1))), so the echo of the typed line never matches them.
+# Both lines start with "sleep 1": while a client is connected to the
+# console socket, QEMU's serial log sometimes repeats a character; the
+# answers are written after console.py has hung up.
 console_send() { python3 "$here/console.py" "$lab/node$1.console" send "$2"; }
 serial_has() { tr -d '\r' < "$lab/node$1.serial" 2>/dev/null | grep -aq -- "$2"; }
 
@@ -360,13 +363,13 @@ cmd_run() {
 	m=hvlab$((n + 1))
 	for try in 1 2 3 4 5 6; do
 		console_send "$i" ""
-		console_send "$i" "echo hvlab\$(($n + 1))-ready"
+		console_send "$i" "sleep 1; echo hvlab\$(($n + 1))-ready"
 		end=$(( $(date +%s) + 5 ))
 		until serial_has "$i" "$m-ready" || [ "$(date +%s)" -ge "$end" ]; do sleep 0.2; done
 		serial_has "$i" "$m-ready" && break
 	done
 	serial_has "$i" "$m-ready" || die "node$i: no shell answers on the console"
-	console_send "$i" "m=hvlab\$(($n + 1)); ($cmd) >/tmp/hvlab.out 2>&1; r=\$?; sed \"s/^/\$m| /\" /tmp/hvlab.out; echo \"\$m rc=\$r\""
+	console_send "$i" "sleep 1; m=hvlab\$(($n + 1)); ($cmd) >/tmp/hvlab.out 2>&1; r=\$?; sed \"s/^/\$m| /\" /tmp/hvlab.out; echo \"\$m rc=\$r\""
 	end=$(( $(date +%s) + secs ))
 	until serial_has "$i" "$m rc=[0-9]" || [ "$(date +%s)" -ge "$end" ]; do sleep 0.2; done
 	serial_has "$i" "$m rc=[0-9]" || die "node$i: no answer to the command within $secs s"
