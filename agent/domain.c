@@ -22,34 +22,7 @@
 
 #include "api.h"
 #include "domain.h"
-
-static int
-dom_error(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-dom_error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-static int
-dom_unknown(char *err, size_t errlen, const char *where, const char *key)
-{
-	char k[33];
-	size_t i;
-
-	for (i = 0; key[i] && i < sizeof(k) - 1; i++)
-		k[i] = ((unsigned char)key[i] < 0x20 ||
-		    (unsigned char)key[i] > 0x7e) ? '?' : key[i];
-	k[i] = '\0';
-	return dom_error(err, errlen, "%s: unknown field '%s'", where, k);
-}
+#include "jsonfield.h"
 
 /* A JSON string without NUL and at most MAX bytes, or NULL. */
 static const char *
@@ -131,7 +104,7 @@ dom_uint(const json_t *v, const char *path, uint64_t min, uint64_t max,
 
 	if (!json_is_integer(v) || i < 0 || (uint64_t)i < min ||
 	    (uint64_t)i > max)
-		return dom_error(err, errlen, "%s: must be an integer in "
+		return jf_error(err, errlen, "%s: must be an integer in "
 		    "%llu..%llu", path, (unsigned long long)min,
 		    (unsigned long long)max);
 	*out = (uint64_t)i;
@@ -149,33 +122,33 @@ dom_nic(const json_t *o, size_t idx, struct dom_spec *ds, char *err,
 
 	snprintf(where, sizeof(where), "params.nics[%zu]", idx);
 	if (!json_is_object(o))
-		return dom_error(err, errlen, "%s: must be an object", where);
+		return jf_error(err, errlen, "%s: must be an object", where);
 	json_object_foreach((json_t *)o, k, v)
 		if (strcmp(k, "bridge") != 0 && strcmp(k, "mac") != 0)
-			return dom_unknown(err, errlen, where, k);
+			return jf_unknown(err, errlen, where, k);
 	if ((v = json_object_get(o, "bridge")) == NULL)
-		return dom_error(err, errlen, "%s: missing field 'bridge'", where);
+		return jf_error(err, errlen, "%s: missing field 'bridge'", where);
 	if ((s = dom_string(v, DOM_BRIDGE_MAX)) == NULL ||
 	    !dom_bridge_parse(s, &n->vni))
-		return dom_error(err, errlen, "%s.bridge: must be br<VNI>, VNI "
+		return jf_error(err, errlen, "%s.bridge: must be br<VNI>, VNI "
 		    "in %d..%d", where, API_VNI_MIN, API_VNI_MAX);
 	memcpy(n->bridge, s, strlen(s) + 1);
 	for (size_t j = 0; j < idx; j++)
 		if (ds->nics[j].vni == n->vni)
-			return dom_error(err, errlen, "%s.bridge: same bridge as "
+			return jf_error(err, errlen, "%s.bridge: same bridge as "
 			    "nics[%zu]", where, j);
 	if ((v = json_object_get(o, "mac")) == NULL)
-		return dom_error(err, errlen, "%s: missing field 'mac'", where);
+		return jf_error(err, errlen, "%s: missing field 'mac'", where);
 	if ((s = dom_string(v, VM_MAC_TEXT - 1)) == NULL ||
 	    !vm_mac_parse(s, n->mac))
-		return dom_error(err, errlen, "%s.mac: must be a MAC address "
+		return jf_error(err, errlen, "%s.mac: must be a MAC address "
 		    "xx:xx:xx:xx:xx:xx", where);
 	if (!vm_mac_acceptable(n->mac))
-		return dom_error(err, errlen, "%s.mac: must be unicast and "
+		return jf_error(err, errlen, "%s.mac: must be unicast and "
 		    "locally administered or in 00:16:3e", where);
 	for (size_t j = 0; j < idx; j++)
 		if (memcmp(ds->nics[j].mac, n->mac, 6) == 0)
-			return dom_error(err, errlen, "%s.mac: same MAC as "
+			return jf_error(err, errlen, "%s.mac: same MAC as "
 			    "nics[%zu]", where, j);
 	return 0;
 }
@@ -187,7 +160,7 @@ dom_path(const json_t *v, const char *key, char dst[DOM_PATH_MAX + 1],
 	const char *s = dom_string(v, DOM_PATH_MAX);
 
 	if (s == NULL || !dom_path_valid(s))
-		return dom_error(err, errlen, "params.%s: must be an absolute "
+		return jf_error(err, errlen, "params.%s: must be an absolute "
 		    "path of at most %d bytes: components of A-Z a-z 0-9 . _ + "
 		    "-, no '.' or '..'", key, DOM_PATH_MAX);
 	memcpy(dst, s, strlen(s) + 1);
@@ -215,7 +188,7 @@ dom_field(const char *k, const json_t *v, struct dom_spec *ds,
 
 	if (strcmp(k, "name") == 0) {
 		if ((s = dom_string(v, API_NAME_MAX)) == NULL || !api_name_valid(s))
-			return dom_error(err, errlen, "params.name: must start "
+			return jf_error(err, errlen, "params.name: must start "
 			    "with a-z and contain only a-z, 0-9 and '-' (not at "
 			    "the end), at most %d characters", API_NAME_MAX);
 		memcpy(ds->name, s, strlen(s) + 1);
@@ -223,7 +196,7 @@ dom_field(const char *k, const json_t *v, struct dom_spec *ds,
 	} else if (strcmp(k, "uuid") == 0) {
 		if ((s = dom_string(v, DOM_UUID_TEXT)) == NULL ||
 		    !dom_uuid_valid(s))
-			return dom_error(err, errlen, "params.uuid: must be a "
+			return jf_error(err, errlen, "params.uuid: must be a "
 			    "lowercase 8-4-4-4-12 hex uuid, not all zero");
 		memcpy(ds->uuid, s, strlen(s) + 1);
 		*present |= DF_UUID;
@@ -244,7 +217,7 @@ dom_field(const char *k, const json_t *v, struct dom_spec *ds,
 		else if (s != NULL && strcmp(s, "pvh") == 0)
 			ds->type = VM_PVH;
 		else
-			return dom_error(err, errlen, "params.type: must be "
+			return jf_error(err, errlen, "params.type: must be "
 			    "\"pv\" or \"pvh\"");
 		*present |= DF_TYPE;
 	} else if (strcmp(k, "kernel") == 0) {
@@ -255,17 +228,17 @@ dom_field(const char *k, const json_t *v, struct dom_spec *ds,
 		return dom_path(v, k, ds->disk, err, errlen);
 	} else if (strcmp(k, "cmdline") == 0) {
 		if ((s = dom_string(v, VM_CMDLINE_MAX)) == NULL)
-			return dom_error(err, errlen, "params.cmdline: must be "
+			return jf_error(err, errlen, "params.cmdline: must be "
 			    "printable ASCII, at most %d bytes", VM_CMDLINE_MAX);
 		for (const char *p = s; *p; p++)
 			if (*p < 0x20 || *p > 0x7e)
-				return dom_error(err, errlen, "params.cmdline: "
+				return jf_error(err, errlen, "params.cmdline: "
 				    "must be printable ASCII, at most %d bytes",
 				    VM_CMDLINE_MAX);
 		memcpy(ds->cmdline, s, strlen(s) + 1);
 	} else if (strcmp(k, "nics") == 0) {
 		if (!json_is_array(v) || json_array_size(v) > VM_NICS_MAX)
-			return dom_error(err, errlen, "params.nics: must be an "
+			return jf_error(err, errlen, "params.nics: must be an "
 			    "array of at most %d objects", VM_NICS_MAX);
 		json_array_foreach((json_t *)v, i, e) {
 			if ((r = dom_nic(e, i, ds, err, errlen)) < 0)
@@ -274,7 +247,7 @@ dom_field(const char *k, const json_t *v, struct dom_spec *ds,
 		}
 		*present |= DF_NICS;
 	} else {
-		return dom_unknown(err, errlen, "params", k);
+		return jf_unknown(err, errlen, "params", k);
 	}
 	return 0;
 }
@@ -295,7 +268,7 @@ dom_spec_from_json(const json_t *params, struct dom_spec *out, char *err,
 
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(params)) {
-		dom_error(err, errlen, "params: must be an object");
+		jf_error(err, errlen, "params: must be an object");
 		goto out;
 	}
 	json_object_foreach((json_t *)params, k, v)
@@ -304,21 +277,21 @@ dom_spec_from_json(const json_t *params, struct dom_spec *out, char *err,
 	r = -EINVAL;
 	for (size_t i = 0; i < sizeof(required) / sizeof(*required); i++)
 		if (!(present & required[i].flag)) {
-			dom_error(err, errlen, "params: missing field '%s'",
+			jf_error(err, errlen, "params: missing field '%s'",
 			    required[i].name);
 			goto out;
 		}
 	if (out->kernel[0] == '\0' && out->disk[0] == '\0') {
-		dom_error(err, errlen, "params: a kernel or a disk (or both) is "
+		jf_error(err, errlen, "params: a kernel or a disk (or both) is "
 		    "required to boot");
 		goto out;
 	}
 	if (out->kernel[0] == '\0' && out->initramfs[0] != '\0') {
-		dom_error(err, errlen, "params.initramfs: only with a kernel");
+		jf_error(err, errlen, "params.initramfs: only with a kernel");
 		goto out;
 	}
 	if (out->kernel[0] == '\0' && out->cmdline[0] != '\0') {
-		dom_error(err, errlen, "params.cmdline: only with a kernel");
+		jf_error(err, errlen, "params.cmdline: only with a kernel");
 		goto out;
 	}
 	r = 0;
@@ -350,13 +323,13 @@ dom_config_build(const struct dom_spec *s, libxl_domain_config *dc,
 	    s->memory_mib > VM_MEMORY_MAX_MIB || s->nnics > VM_NICS_MAX ||
 	    (s->type != VM_PV && s->type != VM_PVH) ||
 	    (s->kernel[0] == '\0' && s->disk[0] == '\0'))
-		return dom_error(err, errlen, "%s: not a checked spec", s->name);
+		return jf_error(err, errlen, "%s: not a checked spec", s->name);
 
 	dc->c_info.type = type;
 	if (!dom_dup(&dc->c_info.name, s->name))
 		goto nomem;
 	if (libxl_uuid_from_string(&dc->c_info.uuid, s->uuid) != 0)
-		return dom_error(err, errlen, "%s: uuid: not a uuid", s->name);
+		return jf_error(err, errlen, "%s: uuid: not a uuid", s->name);
 
 	libxl_domain_build_info_init_type(b, type);
 	b->max_vcpus = (int)s->vcpus;

@@ -198,6 +198,22 @@ db_text(char *dst, size_t dstlen, sqlite3_stmt *st, int col)
 }
 
 int
+db_one(struct db *db, sqlite3_stmt *st, void (*fill)(sqlite3_stmt *st,
+    void *row), void *row, const char *what)
+{
+	int rc = sqlite3_step(st), r;
+
+	if (rc == SQLITE_ROW) {
+		fill(st, row);
+		r = 0;
+	} else {
+		r = rc == SQLITE_DONE ? -ENOENT : db_err(db, rc, what);
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+int
 db_collect(struct db *db, sqlite3_stmt *st, size_t rowsize,
     void (*fill)(sqlite3_stmt *st, void *row), const char *what, void **out,
     size_t *n)

@@ -43,19 +43,16 @@ db_host_row(sqlite3_stmt *st, struct host_row *h)
 	h->ovl_served_at = sqlite3_column_int64(st, 16);
 }
 
+static void
+db_host_fill(sqlite3_stmt *st, void *row)
+{
+	db_host_row(st, row);
+}
+
 int
 db_host_one(struct db *db, sqlite3_stmt *st, struct host_row *out)
 {
-	int rc = sqlite3_step(st), r;
-
-	if (rc == SQLITE_ROW) {
-		db_host_row(st, out);
-		r = 0;
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : db_err(db, rc, "host get");
-	}
-	sqlite3_reset(st);
-	return r;
+	return db_one(db, st, db_host_fill, out, "host get");
 }
 
 int
@@ -94,12 +91,6 @@ db_host_by_mac(struct db *db, const char *mac, struct host_row *out)
 		return -EIO;
 	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
 	return db_host_one(db, st, out);
-}
-
-static void
-db_host_fill(sqlite3_stmt *st, void *row)
-{
-	db_host_row(st, row);
 }
 
 int

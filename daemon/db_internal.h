@@ -63,6 +63,10 @@ void db_rollback(struct db *db);
 int db_event_add(struct db *db, const char *kind, const char *subject,
     const char *actor, const char *detail, int64_t now);
 void db_text(char *dst, size_t dstlen, sqlite3_stmt *st, int col);
+/* Steps st once: fill()s row and returns 0, or -ENOENT without a row, or
+ * -errno; resets st. */
+int db_one(struct db *db, sqlite3_stmt *st, void (*fill)(sqlite3_stmt *st,
+    void *row), void *row, const char *what);
 /* Steps st to the end, converting each row with fill into a growing array
  * of rowsize-byte elements; resets st.  *out is malloc'd (the caller frees
  * it), or NULL with *n = 0 for no rows. */

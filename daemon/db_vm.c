@@ -59,20 +59,11 @@ db_vm_get(struct db *db, const char *key, struct vm_row *out)
 {
 	sqlite3_stmt *st = db_stmt(db, DB_S_VM_GET, "SELECT " VM_COLS VM_FROM
 	    "WHERE v.name = ?1 OR v.uuid = ?1");
-	int rc, r;
 
 	if (st == NULL)
 		return -EIO;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		db_vm_fill(st, out);
-		r = 0;
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : db_err(db, rc, "vm get");
-	}
-	sqlite3_reset(st);
-	return r;
+	return db_one(db, st, db_vm_fill, out, "vm get");
 }
 
 int
@@ -243,20 +234,11 @@ db_image_get(struct db *db, const char *name, struct image_row *out)
 {
 	sqlite3_stmt *st = db_stmt(db, DB_S_IMAGE_GET, "SELECT name, kind, "
 	    "sha256, size, created_at FROM images WHERE name = ?");
-	int rc, r;
 
 	if (st == NULL)
 		return -EIO;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		db_image_fill(st, out);
-		r = 0;
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : db_err(db, rc, "image get");
-	}
-	sqlite3_reset(st);
-	return r;
+	return db_one(db, st, db_image_fill, out, "image get");
 }
 
 int

@@ -16,21 +16,6 @@
 #include "api.h"
 #include "jsonfield.h"
 
-static int
-hs_error(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-hs_error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 /* Printable ASCII without spaces at the ends; allow: extra characters
  * besides [A-Za-z0-9]. */
 static bool
@@ -64,20 +49,20 @@ hs_networks(json_t *v, struct api_host_spec *hs, char *err, size_t errlen)
 	json_t *e;
 
 	if (!json_is_array(v))
-		return hs_error(err, errlen, "field 'networks' must be an array "
+		return jf_error(err, errlen, "field 'networks' must be an array "
 		    "of VNIs");
 	if (json_array_size(v) > API_HOST_NETS_MAX)
-		return hs_error(err, errlen, "field 'networks' has more than %d "
+		return jf_error(err, errlen, "field 'networks' has more than %d "
 		    "entries", API_HOST_NETS_MAX);
 	json_array_foreach(v, i, e) {
 		json_int_t vni = json_integer_value(e);
 
 		if (!json_is_integer(e) || vni < API_VNI_MIN || vni > API_VNI_MAX)
-			return hs_error(err, errlen, "networks[%zu]: a VNI must be "
+			return jf_error(err, errlen, "networks[%zu]: a VNI must be "
 			    "an integer in %d..%d", i, API_VNI_MIN, API_VNI_MAX);
 		for (size_t j = 0; j < hs->nvnis; j++)
 			if (hs->vnis[j] == (uint32_t)vni)
-				return hs_error(err, errlen, "networks[%zu]: VNI "
+				return jf_error(err, errlen, "networks[%zu]: VNI "
 				    "%lld is listed twice", i, (long long)vni);
 		hs->vnis[hs->nvnis++] = (uint32_t)vni;
 	}
@@ -91,19 +76,19 @@ hs_labels(json_t *v, struct api_host_spec *hs, char *err, size_t errlen)
 	json_t *e;
 
 	if (!json_is_object(v))
-		return hs_error(err, errlen, "field 'labels' must be an object of "
+		return jf_error(err, errlen, "field 'labels' must be an object of "
 		    "strings");
 	if (json_object_size(v) > API_HOST_LABELS_MAX)
-		return hs_error(err, errlen, "field 'labels' has more than %d "
+		return jf_error(err, errlen, "field 'labels' has more than %d "
 		    "entries", API_HOST_LABELS_MAX);
 	json_object_foreach(v, k, e) {
 		const char *s = json_string_value(e);
 
 		if (!hs_token(k, API_LABEL_MAX, "._/-"))
-			return hs_error(err, errlen, "labels: key '%.40s' must be "
+			return jf_error(err, errlen, "labels: key '%.40s' must be "
 			    "1..%d of A-Z a-z 0-9 . _ / -", k, API_LABEL_MAX);
 		if (s == NULL || (s[0] && !hs_token(s, API_LABEL_MAX, "._/-:")))
-			return hs_error(err, errlen, "labels: value of '%s' must be "
+			return jf_error(err, errlen, "labels: value of '%s' must be "
 			    "a string of at most %d of A-Z a-z 0-9 . _ / - :", k,
 			    API_LABEL_MAX);
 	}
@@ -114,7 +99,7 @@ hs_labels(json_t *v, struct api_host_spec *hs, char *err, size_t errlen)
 
 		if (text == NULL || strlen(text) >= sizeof(hs->labels)) {
 			free(text);
-			return hs_error(err, errlen, "field 'labels' is too large");
+			return jf_error(err, errlen, "field 'labels' is too large");
 		}
 		memcpy(hs->labels, text, strlen(text) + 1);
 		free(text);
@@ -129,16 +114,16 @@ hs_ssh_keys(json_t *v, struct api_host_spec *hs, char *err, size_t errlen)
 	size_t n;
 
 	if (s == NULL)
-		return hs_error(err, errlen, "field 'ssh_keys' must be a string "
+		return jf_error(err, errlen, "field 'ssh_keys' must be a string "
 		    "(authorized_keys lines)");
 	if ((n = strlen(s)) >= sizeof(hs->ssh_keys) || n != json_string_length(v))
-		return hs_error(err, errlen, "field 'ssh_keys' is longer than %zu "
+		return jf_error(err, errlen, "field 'ssh_keys' is longer than %zu "
 		    "bytes or holds a NUL", sizeof(hs->ssh_keys) - 1);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c != '\n' && (c < 0x20 || c > 0x7e))
-			return hs_error(err, errlen, "field 'ssh_keys': byte %zu is "
+			return jf_error(err, errlen, "field 'ssh_keys': byte %zu is "
 			    "not printable ASCII", i);
 	}
 	memcpy(hs->ssh_keys, s, n + 1);
@@ -171,7 +156,7 @@ hs_mount(json_t *o, size_t idx, struct api_mount *m, char *err, size_t errlen)
 	json_t *e;
 
 	if (!json_is_object(o))
-		return hs_error(err, errlen, "mounts[%zu] must be an object", idx);
+		return jf_error(err, errlen, "mounts[%zu] must be an object", idx);
 	json_object_foreach(o, k, e) {
 		size_t f;
 
@@ -179,7 +164,7 @@ hs_mount(json_t *o, size_t idx, struct api_mount *m, char *err, size_t errlen)
 			if (strcmp(k, hs_mount_fields[f].name) == 0)
 				break;
 		if (f == nf)
-			return hs_error(err, errlen, "mounts[%zu]: unknown field "
+			return jf_error(err, errlen, "mounts[%zu]: unknown field "
 			    "'%.32s'; expected source, path, fstype, options", idx, k);
 	}
 	for (size_t f = 0; f < nf; f++) {
@@ -190,21 +175,21 @@ hs_mount(json_t *o, size_t idx, struct api_mount *m, char *err, size_t errlen)
 		if (v == NULL && !mf->required)
 			continue;
 		if (s == NULL || !hs_token(s, mf->size - 1, mf->allow))
-			return hs_error(err, errlen, "mounts[%zu]: field '%s' must "
+			return jf_error(err, errlen, "mounts[%zu]: field '%s' must "
 			    "be 1..%zu of A-Z a-z 0-9 %s", idx, mf->name,
 			    mf->size - 1, mf->allow);
 		memcpy((char *)m + mf->off, s, strlen(s) + 1);
 	}
 	if (strncmp(m->source, "UUID=", 5) != 0 &&
 	    strncmp(m->source, "LABEL=", 6) != 0)
-		return hs_error(err, errlen, "mounts[%zu]: 'source' must be "
+		return jf_error(err, errlen, "mounts[%zu]: 'source' must be "
 		    "UUID=<filesystem uuid> or LABEL=<label>", idx);
 	if (m->source[strcspn(m->source, "=") + 1] == '\0')
-		return hs_error(err, errlen, "mounts[%zu]: 'source' names no "
+		return jf_error(err, errlen, "mounts[%zu]: 'source' names no "
 		    "filesystem", idx);
 	if (m->path[0] != '/' || strstr(m->path, "//") || strstr(m->path, "/.") ||
 	    strcmp(m->path, "/") == 0)
-		return hs_error(err, errlen, "mounts[%zu]: 'path' must be an "
+		return jf_error(err, errlen, "mounts[%zu]: 'path' must be an "
 		    "absolute path below / without '.' components", idx);
 	if (m->fstype[0] == '\0')
 		snprintf(m->fstype, sizeof(m->fstype), "auto");
@@ -221,16 +206,16 @@ hs_mounts(json_t *v, struct api_host_spec *hs, char *err, size_t errlen)
 	int r;
 
 	if (!json_is_array(v))
-		return hs_error(err, errlen, "field 'mounts' must be an array");
+		return jf_error(err, errlen, "field 'mounts' must be an array");
 	if (json_array_size(v) > API_HOST_MOUNTS_MAX)
-		return hs_error(err, errlen, "field 'mounts' has more than %d "
+		return jf_error(err, errlen, "field 'mounts' has more than %d "
 		    "entries", API_HOST_MOUNTS_MAX);
 	json_array_foreach(v, i, e) {
 		if ((r = hs_mount(e, i, &hs->mounts[i], err, errlen)) < 0)
 			return r;
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(hs->mounts[j].path, hs->mounts[i].path) == 0)
-				return hs_error(err, errlen, "mounts[%zu]: path %s is "
+				return jf_error(err, errlen, "mounts[%zu]: path %s is "
 				    "mounted twice", i, hs->mounts[i].path);
 		hs->nmounts = i + 1;
 	}
@@ -271,7 +256,7 @@ api_host_spec_decode(const char *body, size_t len, enum api_host_op op,
 			    (fields[f].ops & (1u << op)))
 				break;
 		if (f == nfields) {
-			hs_error(err, errlen, "unknown field '%.32s' for this "
+			jf_error(err, errlen, "unknown field '%.32s' for this "
 			    "operation", k);
 			goto out;
 		}
@@ -279,7 +264,7 @@ api_host_spec_decode(const char *body, size_t len, enum api_host_op op,
 		switch (fields[f].flag) {
 		case API_HS_NAME:
 			if (!json_is_string(v) || !api_name_valid(json_string_value(v))) {
-				hs_error(err, errlen, "field 'name' must start with a-z "
+				jf_error(err, errlen, "field 'name' must start with a-z "
 				    "and contain only a-z, 0-9 and '-' (at most %d)",
 				    API_NAME_MAX);
 				goto out;
@@ -289,7 +274,7 @@ api_host_spec_decode(const char *body, size_t len, enum api_host_op op,
 		case API_HS_FINGERPRINT:
 			if (!json_is_string(v) ||
 			    !api_fingerprint_valid(json_string_value(v))) {
-				hs_error(err, errlen, "field 'fingerprint' must be %d "
+				jf_error(err, errlen, "field 'fingerprint' must be %d "
 				    "lowercase hex digits", API_FP_HEX);
 				goto out;
 			}
@@ -315,15 +300,15 @@ api_host_spec_decode(const char *body, size_t len, enum api_host_op op,
 		}
 	}
 	if (op == API_HOST_ADOPT && !(hs->present & API_HS_NAME)) {
-		hs_error(err, errlen, "missing field 'name'");
+		jf_error(err, errlen, "missing field 'name'");
 		goto out;
 	}
 	if (op == API_HOST_REPLACE && !(hs->present & API_HS_FINGERPRINT)) {
-		hs_error(err, errlen, "missing field 'fingerprint'");
+		jf_error(err, errlen, "missing field 'fingerprint'");
 		goto out;
 	}
 	if (op == API_HOST_EDIT && hs->present == 0) {
-		hs_error(err, errlen, "nothing to change: give networks, labels, "
+		jf_error(err, errlen, "nothing to change: give networks, labels, "
 		    "ssh_keys or mounts");
 		goto out;
 	}

@@ -7,6 +7,7 @@
  * long or secret, so errors name the field only.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -130,4 +131,30 @@ jf_decode(const json_t *obj, const struct jf_field *fields, size_t nfields,
 		*present |= f->flag;
 	}
 	return 0;
+}
+
+int
+jf_error(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int
+jf_unknown(char *err, size_t errlen, const char *where, const char *key)
+{
+	char k[33];
+	size_t i;
+
+	for (i = 0; key[i] && i < sizeof(k) - 1; i++)
+		k[i] = ((unsigned char)key[i] < 0x20 ||
+		    (unsigned char)key[i] > 0x7e) ? '?' : key[i];
+	k[i] = '\0';
+	if (where == NULL)
+		return jf_error(err, errlen, "unknown field '%s'", k);
+	return jf_error(err, errlen, "%s: unknown field '%s'", where, k);
 }

@@ -37,6 +37,13 @@ struct jf_field {
 	bool (*valid)(const char *s, char *err, size_t errlen);
 };
 
+/* Writes a one-line reason into err and returns -EINVAL, for decoders. */
+int jf_error(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "WHERE: unknown field 'KEY'" (or without WHERE when NULL), with a
+ * bounded, printable copy of the key; returns -EINVAL. */
+int jf_unknown(char *err, size_t errlen, const char *where, const char *key);
+
 int jf_parse_object(const char *body, size_t len, json_t **out, char *err,
     size_t errlen);
 int jf_decode(const json_t *obj, const struct jf_field *fields, size_t nfields,

@@ -22,37 +22,6 @@
 
 static const uint8_t vm_xen_oui[3] = { 0x00, 0x16, 0x3e };
 
-static int
-vs_error(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-vs_error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-/* "unknown field" with a bounded, printable copy of the key. */
-static int
-vs_unknown(char *err, size_t errlen, const char *where, const char *key)
-{
-	char k[33];
-	size_t i;
-
-	for (i = 0; key[i] && i < sizeof(k) - 1; i++)
-		k[i] = ((unsigned char)key[i] < 0x20 ||
-		    (unsigned char)key[i] > 0x7e) ? '?' : key[i];
-	k[i] = '\0';
-	if (where == NULL)
-		return vs_error(err, errlen, "unknown field '%s'", k);
-	return vs_error(err, errlen, "%s: unknown field '%s'", where, k);
-}
-
 const char *
 vm_type_name(enum vm_type t)
 {
@@ -180,7 +149,7 @@ vs_uint(const json_t *v, const char *path, uint64_t min, uint64_t max,
 
 	if (!json_is_integer(v) || i < 0 || (uint64_t)i < min ||
 	    (uint64_t)i > max)
-		return vs_error(err, errlen, "%s: must be an integer in "
+		return jf_error(err, errlen, "%s: must be an integer in "
 		    "%llu..%llu", path, (unsigned long long)min,
 		    (unsigned long long)max);
 	*out = (uint64_t)i;
@@ -194,7 +163,7 @@ vs_image(const json_t *v, const char *path, char dst[64], char *err,
 	const char *s = vs_string(v, VM_IMAGE_MAX);
 
 	if (s == NULL || !vs_image_valid(s))
-		return vs_error(err, errlen, "%s: must be an image name: 1..%d "
+		return jf_error(err, errlen, "%s: must be an image name: 1..%d "
 		    "of a-z 0-9 . _ -, starting with a-z or 0-9", path,
 		    VM_IMAGE_MAX);
 	memcpy(dst, s, strlen(s) + 1);
@@ -214,12 +183,12 @@ vs_nic(const json_t *o, size_t idx, struct vm_spec *vs, char *err,
 
 	snprintf(where, sizeof(where), "networks[%zu]", idx);
 	if (!json_is_object(o))
-		return vs_error(err, errlen, "%s: must be an object", where);
+		return jf_error(err, errlen, "%s: must be an object", where);
 	json_object_foreach((json_t *)o, k, v)
 		if (strcmp(k, "vni") != 0 && strcmp(k, "mac") != 0)
-			return vs_unknown(err, errlen, where, k);
+			return jf_unknown(err, errlen, where, k);
 	if ((v = json_object_get(o, "vni")) == NULL)
-		return vs_error(err, errlen, "%s: missing field 'vni'", where);
+		return jf_error(err, errlen, "%s: missing field 'vni'", where);
 	snprintf(path, sizeof(path), "%s.vni", where);
 	if ((r = vs_uint(v, path, API_VNI_MIN, API_VNI_MAX, &u, err,
 	    errlen)) < 0)
@@ -227,25 +196,25 @@ vs_nic(const json_t *o, size_t idx, struct vm_spec *vs, char *err,
 	n->vni = (uint32_t)u;
 	for (size_t j = 0; j < idx; j++)
 		if (vs->nics[j].vni == n->vni)
-			return vs_error(err, errlen, "%s.vni: VNI %u is already "
+			return jf_error(err, errlen, "%s.vni: VNI %u is already "
 			    "networks[%zu]", where, n->vni, j);
 	if ((v = json_object_get(o, "mac")) == NULL)
 		return 0;
 	if ((s = vs_string(v, VM_MAC_TEXT - 1)) == NULL ||
 	    !vm_mac_parse(s, n->mac))
-		return vs_error(err, errlen, "%s.mac: must be a MAC address "
+		return jf_error(err, errlen, "%s.mac: must be a MAC address "
 		    "xx:xx:xx:xx:xx:xx", where);
 	if (n->mac[0] & 0x01)
-		return vs_error(err, errlen, "%s.mac: must be unicast (a "
+		return jf_error(err, errlen, "%s.mac: must be unicast (a "
 		    "multicast bit is set)", where);
 	if (!vm_mac_acceptable(n->mac))
-		return vs_error(err, errlen, "%s.mac: must be locally "
+		return jf_error(err, errlen, "%s.mac: must be locally "
 		    "administered (x2:, x6:, xa:, xe:) or in Xen's 00:16:3e",
 		    where);
 	for (size_t j = 0; j < idx; j++)
 		if (vs->nics[j].has_mac &&
 		    memcmp(vs->nics[j].mac, n->mac, 6) == 0)
-			return vs_error(err, errlen, "%s.mac: same MAC as "
+			return jf_error(err, errlen, "%s.mac: same MAC as "
 			    "networks[%zu]", where, j);
 	n->has_mac = true;
 	return 0;
@@ -259,7 +228,7 @@ vs_networks(const json_t *v, struct vm_spec *vs, char *err, size_t errlen)
 	int r;
 
 	if (!json_is_array(v) || json_array_size(v) > VM_NICS_MAX)
-		return vs_error(err, errlen, "networks: must be an array of at "
+		return jf_error(err, errlen, "networks: must be an array of at "
 		    "most %d objects", VM_NICS_MAX);
 	json_array_foreach((json_t *)v, i, e) {
 		if ((r = vs_nic(e, i, vs, err, errlen)) < 0)
@@ -276,18 +245,18 @@ vs_placement(const json_t *o, struct vm_spec *vs, char *err, size_t errlen)
 	json_t *v;
 
 	if (!json_is_object(o))
-		return vs_error(err, errlen, "placement: must be an object");
+		return jf_error(err, errlen, "placement: must be an object");
 	json_object_foreach((json_t *)o, k, v) {
 		if (strcmp(k, "host") == 0) {
 			if ((s = vs_string(v, API_NAME_MAX)) == NULL ||
 			    !api_name_valid(s))
-				return vs_error(err, errlen, "placement.host: must "
+				return jf_error(err, errlen, "placement.host: must "
 				    "be a host name");
 			memcpy(vs->place_host, s, strlen(s) + 1);
 		} else if (strcmp(k, "label") == 0) {
 			if ((s = vs_string(v, sizeof(vs->place_label) - 1)) ==
 			    NULL || !vs_label_valid(s))
-				return vs_error(err, errlen, "placement.label: must "
+				return jf_error(err, errlen, "placement.label: must "
 				    "be key=value (key 1..%d of A-Z a-z 0-9 . _ / -, "
 				    "value 0..%d of those and :)", API_LABEL_MAX,
 				    API_LABEL_MAX);
@@ -295,13 +264,13 @@ vs_placement(const json_t *o, struct vm_spec *vs, char *err, size_t errlen)
 		} else if (strcmp(k, "anti_affinity") == 0) {
 			if ((s = vs_string(v, API_NAME_MAX)) == NULL ||
 			    !api_name_valid(s))
-				return vs_error(err, errlen, "placement."
+				return jf_error(err, errlen, "placement."
 				    "anti_affinity: must be a group name: a-z "
 				    "first, then a-z, 0-9 and '-' (not at the "
 				    "end), at most %d", API_NAME_MAX);
 			memcpy(vs->anti_affinity, s, strlen(s) + 1);
 		} else {
-			return vs_unknown(err, errlen, "placement", k);
+			return jf_unknown(err, errlen, "placement", k);
 		}
 	}
 	return 0;
@@ -323,7 +292,7 @@ vs_field(const char *k, const json_t *v, struct vm_spec *vs,
 
 	if (strcmp(k, "name") == 0) {
 		if ((s = vs_string(v, API_NAME_MAX)) == NULL || !api_name_valid(s))
-			return vs_error(err, errlen, "name: must start with a-z "
+			return jf_error(err, errlen, "name: must start with a-z "
 			    "and contain only a-z, 0-9 and '-' (not at the "
 			    "end), at most %d characters", API_NAME_MAX);
 		memcpy(vs->name, s, strlen(s) + 1);
@@ -347,7 +316,7 @@ vs_field(const char *k, const json_t *v, struct vm_spec *vs,
 		    json_string_length(v) == 3)
 			vs->type = VM_PVH;
 		else
-			return vs_error(err, errlen, "type: must be \"pv\" or "
+			return jf_error(err, errlen, "type: must be \"pv\" or "
 			    "\"pvh\"");
 	} else if (strcmp(k, "kernel") == 0) {
 		return vs_image(v, "kernel", vs->kernel, err, errlen);
@@ -358,7 +327,7 @@ vs_field(const char *k, const json_t *v, struct vm_spec *vs,
 	} else if (strcmp(k, "cmdline") == 0) {
 		if ((s = vs_string(v, VM_CMDLINE_MAX)) == NULL ||
 		    !vs_cmdline_valid(s))
-			return vs_error(err, errlen, "cmdline: must be printable "
+			return jf_error(err, errlen, "cmdline: must be printable "
 			    "ASCII, at most %d bytes", VM_CMDLINE_MAX);
 		memcpy(vs->cmdline, s, strlen(s) + 1);
 	} else if (strcmp(k, "networks") == 0) {
@@ -366,7 +335,7 @@ vs_field(const char *k, const json_t *v, struct vm_spec *vs,
 	} else if (strcmp(k, "placement") == 0) {
 		return vs_placement(v, vs, err, errlen);
 	} else {
-		return vs_unknown(err, errlen, NULL, k);
+		return jf_unknown(err, errlen, NULL, k);
 	}
 	return 0;
 }
@@ -393,21 +362,21 @@ vm_spec_decode(const char *body, size_t len, struct vm_spec *out, char *err,
 	r = -EINVAL;
 	for (size_t i = 0; i < sizeof(required) / sizeof(*required); i++)
 		if (!(present & required[i].flag)) {
-			vs_error(err, errlen, "missing field '%s'",
+			jf_error(err, errlen, "missing field '%s'",
 			    required[i].name);
 			goto out;
 		}
 	if (out->kernel[0] == '\0' && out->disk[0] == '\0') {
-		vs_error(err, errlen, "kernel: a kernel or a disk (or both) is "
+		jf_error(err, errlen, "kernel: a kernel or a disk (or both) is "
 		    "required to boot");
 		goto out;
 	}
 	if (out->kernel[0] == '\0' && out->initramfs[0] != '\0') {
-		vs_error(err, errlen, "initramfs: only with a kernel");
+		jf_error(err, errlen, "initramfs: only with a kernel");
 		goto out;
 	}
 	if (out->kernel[0] == '\0' && out->cmdline[0] != '\0') {
-		vs_error(err, errlen, "cmdline: only with a kernel");
+		jf_error(err, errlen, "cmdline: only with a kernel");
 		goto out;
 	}
 	r = 0;
