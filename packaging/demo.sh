@@ -52,8 +52,9 @@ build() {
 }
 
 # --- --local: hvd and one agent on this machine ------------------------
+hvd_pid= agent_pid=	# globals: the EXIT trap runs after demo_local returns
 demo_local() {
-	local run="$top/run" hvd_pid= agent_pid=
+	local run="$top/run"
 	build
 	mkdir -p "$run"
 	export HVCTL_SOCKET=$run/hvd.sock
@@ -62,7 +63,7 @@ demo_local() {
 		[ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null || true
 		[ -n "$hvd_pid" ] && kill "$hvd_pid" 2>/dev/null || true
 		wait 2>/dev/null || true
-		say "stopped; state kept in $run"
+		say "stopped; state kept in $top/run"
 	}
 	trap stop EXIT INT TERM
 
