@@ -82,6 +82,7 @@ struct vm {
 	enum vm_after after;
 	char reason[MSG_VM_REASON_MAX + 1];
 	struct event *ev_timeout;	/* shutdown grace */
+	struct event *ev_create;	/* vm_create_domain() on a new pass */
 };
 TAILQ_HEAD(vm_list, vm);
 
@@ -204,6 +205,8 @@ vm_free(struct vm *vm)
 		libxl_domain_config_dispose(&vm->dc);
 	if (vm->ev_timeout)
 		event_free(vm->ev_timeout);
+	if (vm->ev_create)
+		event_free(vm->ev_create);
 	free(vm);
 }
 
@@ -230,6 +233,7 @@ vm_end(struct vm *vm, const char *state, const char *reason)
 	if (vm->remove_disk && vm->has_spec && vm->img[VI_DISK].sha[0])
 		(void)img_disk_remove(vm->av->cache, vm->uuid);
 	evtimer_del(vm->ev_timeout);
+	evtimer_del(vm->ev_create);
 	TAILQ_REMOVE(&vm->av->vms, vm, entry);
 	vm->gone = true;
 	if (vm->ops == 0)
@@ -251,6 +255,28 @@ vm_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	vm_destroy_domain(vm);
 }
 
+static void
+vm_create_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	vm_create_domain(arg);
+}
+
+/*
+ * The domain build inside libxl_domain_create_new() runs on the loop for
+ * seconds (it decompresses the kernel).  Started from a timer, it runs
+ * after the pass that writes what is queued (the vm.create reply).
+ */
+static void
+vm_create_later(struct vm *vm)
+{
+	struct timeval now = { 0, 0 };
+
+	vm->phase = VP_CREATING;
+	evtimer_add(vm->ev_create, &now);
+}
+
 static struct vm *
 vm_alloc(struct agent_vm *av, const char *name, const char *uuid)
 {
@@ -264,7 +290,10 @@ vm_alloc(struct agent_vm *av, const char *name, const char *uuid)
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	snprintf(vm->uuid, sizeof(vm->uuid), "%s", uuid);
 	if ((vm->ev_timeout = evtimer_new(av->base, vm_timeout_cb, vm)) ==
+	    NULL || (vm->ev_create = evtimer_new(av->base, vm_create_cb, vm)) ==
 	    NULL) {
+		if (vm->ev_timeout)
+			event_free(vm->ev_timeout);
 		free(vm);
 		return NULL;
 	}
@@ -452,8 +481,16 @@ vm_on_created(struct vm *vm, int rc)
 	if (vm->dc_live)
 		libxl_domain_config_dispose(&vm->dc);
 	vm->dc_live = false;
-	if (rc != 0) {
+	if (rc == 0) {
+		/* libxl leaves a new domain paused (xl create unpauses it). */
+		xen_clear_err(vm->av->xen);
+		if ((rc = libxl_domain_unpause(vm->av->ctx, vm->domid,
+		    NULL)) != 0)
+			vm_xl_err(vm->av, rc, err, sizeof(err), "unpause");
+	} else {
 		vm_xl_err(vm->av, rc, err, sizeof(err), "create");
+	}
+	if (rc != 0) {
 		/* A half-built domain goes too; nothing waits for that. */
 		if (vm->domid != (uint32_t)INVALID_DOMID &&
 		    libxl_domain_destroy(vm->av->ctx, vm->domid, &vm_orphan_how)
@@ -604,7 +641,7 @@ vm_disk_done(void *arg, int r, const char *path, const char *err)
 		return;
 	}
 	snprintf(vm->spec.disk, sizeof(vm->spec.disk), "%s", path);
-	vm_create_domain(vm);
+	vm_create_later(vm);
 }
 
 static void
@@ -632,7 +669,7 @@ vm_img_done(struct vm *vm, enum vm_img i, int r, const char *path,
 		return;
 	}
 	if (vm->img[VI_DISK].sha[0] == '\0') {
-		vm_create_domain(vm);
+		vm_create_later(vm);
 		return;
 	}
 	if ((vm->img[VI_DISK].rq = img_disk(vm->av->cache, vm->img[VI_DISK].sha,

@@ -186,8 +186,14 @@ xlev_timeout_register(void *user, void **reg_out, struct timeval abs,
     void *for_libxl)
 {
 	struct xlev *x = user;
-	struct timeval d = xlev_delay(abs);
+	struct timeval d;
 	struct xlev_reg *r;
+
+	/* libevent adds D to the time cached when this loop pass began; a
+	 * libxl call that ran for seconds (a PV domain build) would make
+	 * every new timeout due at once. */
+	event_base_update_cache_time(x->base);
+	d = xlev_delay(abs);
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return ERROR_OSEVENT_REG_FAIL;
@@ -211,9 +217,11 @@ static int
 xlev_timeout_modify(void *user, void **reg_update, struct timeval abs)
 {
 	struct xlev_reg *r = *reg_update;
-	struct timeval d = xlev_delay(abs);
+	struct timeval d;
 
 	(void)user;
+	event_base_update_cache_time(r->x->base);
+	d = xlev_delay(abs);
 	/* Re-adding a pending timer replaces its deadline. */
 	return evtimer_add(r->ev, &d) == 0 ? 0 : ERROR_OSEVENT_REG_FAIL;
 }

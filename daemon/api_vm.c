@@ -83,7 +83,8 @@ api_vm_capacity(struct hvd *hvd, const struct vm_spec *s,
 	for (size_t i = 0; i < nh; i++) {
 		struct fleet_host *fh = rows[i].name[0] ? fleet_by_id(rows[i].id) :
 		    NULL;
-		json_t *live = fh ? fleet_host_json(fh) : NULL;
+		/* The last telemetry sample, where the agent reports Xen. */
+		json_t *live = fh ? fleet_telemetry_json(fh) : NULL;
 		json_t *xen = json_object_get(json_object_get(live, "latest"), "xen");
 		uint64_t pending = 0, placed_vcpus = 0;
 
