@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# VMs in the virtual rack (issue 8) end to end: packaging/lab/lab.sh starts
+# hvd in its own namespace and two QEMU machines (TCG) that netboot into
+# Xen with the node image; the real hv-agent in each dom0 creates PV
+# guests (packaging/node-image/guest.sh) through libxl.
+#
+# Checked, from hvctl, hvd's inventory, the guests' consoles, the anchor's
+# FDB and the dom0 serial consoles:
+#  - g1 on the first host and g2 on the second, both on VNI 100, run; each
+#    guest pings the other over VXLAN ("hv-guest: ping ... ok" on its
+#    console) and hvd's anchor pings both; the anchor's FDB sends each
+#    guest's MAC to its host's VTEP;
+#  - hvd restarts: still 2 VMs, both running, each host runs exactly the
+#    one domain it ran before (same domid), nothing was created again, and
+#    the guests still answer;
+#  - hvctl vm stop g2: stopped (clean shutdown), its MAC leaves the
+#    anchor's FDB and node1's agent removes it from its own;
+#  - xl destroy g1 typed into node1's dom0 console: hvd marks g1 stopped
+#    with the agent's reason and records the event; its MAC leaves the FDB;
+#  - hvctl vm destroy g1 and g2: gone from hvd and from both hosts.
+# shellcheck source=../netns/lib.sh
+. "$(dirname "$0")/../netns/lib.sh"
+: "${HVD:?}" "${HVCTL:?}" "${HV_AGENT:?}"
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 missing (packaging/deps.sh)"; exit 77; }
+command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 missing (packaging/deps.sh)"; exit 77; }
+command -v python3 >/dev/null || { echo "SKIP: python3 missing (lab.sh run types into the consoles)"; exit 77; }
+
+e2e=${HV_E2E_DIR:-$top/build/e2e}
+export HV_LAB_DIR=$T/lab HV_LAB_NS=hvvms$SUFFIX HVD HVCTL HV_AGENT
+export HV_NODE_IMAGE=$e2e/node-image
+export HVCTL_SOCKET=$HV_LAB_DIR/hvd.sock
+lab() { bash "$top/packaging/lab/lab.sh" "$@"; }
+trap 'lab down >/dev/null 2>&1 || true; netns_cleanup' EXIT
+L=$HV_LAB_DIR
+XL=/usr/lib/xen-4.17/bin/xl
+
+mac_of() { printf '52:54:00:77:00:%02x' "$1"; }
+serial() { tr -d '\r' 2>/dev/null < "$L/node$1.serial"; }
+nsx() { ip netns exec "$HV_LAB_NS" "$@"; }
+lease_of() { sqlite3 "$L/state/hvd.db" "SELECT ip FROM dhcp_leases WHERE mac = '$(mac_of "$1")'" 2>/dev/null; }
+# run I CMD: lab.sh run's output, then "rc=N".
+run() { local o r=0; o=$(lab run "$1" "$2" 90 2>&1) || r=$?; printf '%s\nrc=%s\n' "$o" "$r"; }
+field() { "$HVCTL" --json vm show "$1" 2>/dev/null | python3 -c "import json,sys; v=json.load(sys.stdin); print(v.get('$2', ''))" 2>/dev/null; }
+vm_mac() { "$HVCTL" --json vm show "$1" 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['nics'][0]['mac'])" 2>/dev/null; }
+vm_count() { "$HVCTL" vm list 2>/dev/null | awk 'NR > 1' | wc -l; }
+# The outcome line of the guest's newest boot on its console.
+ping_line() {
+	"$HVCTL" vm console "$1" 2>/dev/null | tr -d '\r' |
+	    awk '/hv-guest: up / {r = ""} /hv-guest: ping / {r = $0} END {print r}'
+}
+pinged() { [ -n "$(ping_line "$1")" ]; }
+anchor_fdb() { bridge -n "$HV_LAB_NS" fdb show dev vxlan100 2>/dev/null; }
+fdb_dst() { anchor_fdb | awk -v m="$1" '$1 == m {for (f = 2; f < NF; f++) if ($f == "dst") print $(f + 1)}'; }
+no_fdb() { [ -z "$(fdb_dst "$1")" ]; }
+# The domains (as "name=domid ...", dom0 left out) machine I runs, from
+# xl list typed into its dom0 console.
+host_doms() {
+	local o
+	o=$(lab run "$1" "$XL list" 60 2>/dev/null) || { echo "(xl list failed)"; return 0; }
+	echo "$o" | awk '$1 != "Name" && $1 != "Domain-0" && NF >= 6 {print $1 "=" $2}' | sort | tr '\n' ' ' | sed 's/ $//'
+}
+no_doms() { [ -z "$(host_doms "$1")" ]; }
+vm_state() { "$HVCTL" vm list 2>/dev/null | awk -v n="$1" 'NR > 1 && $1 == n {print $3}'; }
+state_is() { [ "$(vm_state "$1")" = "$2" ]; }
+
+# --- the rack ----------------------------------------------------------
+mkdir -p "$L"
+lab up 2 > "$T/lab.log" 2>&1 || { cat "$T/lab.log"; exit 1; }
+t=$(wait_for 600 lab wait-up 2 0 || true)
+expect "both hosts up in hvctl host list (s)" "$t" '[0-9]*.[0-9]'
+for i in 1 2; do
+	h[$i]=$(sqlite3 "$L/state/hvd.db" "SELECT name FROM hosts WHERE boot_mac = '$(mac_of "$i")'" 2>/dev/null)
+	ip[$i]=$(lease_of "$i")
+	expect "node$i: adopted as a host with an address" "${h[$i]} ${ip[$i]}" '?* 10.77.0.1[0-9][0-9]'
+done
+"$HVCTL" net create prod --vni 100 >/dev/null
+synced() { [ "$("$HVCTL" net show prod | awk '$NF == "synced"' | wc -l)" -eq 3 ]; }
+t=$(wait_for 60 synced || true)
+expect "network 100 synced on the anchor and both hosts (s)" "$t" '[0-9]*.[0-9]'
+
+# --- the guests ----------------------------------------------------------
+HV_DEB_CACHE=$HV_NODE_IMAGE/cache bash "$top/packaging/node-image/guest.sh" "$e2e/guest" > "$T/guest.log" 2>&1 ||
+    { cat "$T/guest.log"; exit 1; }
+expect "image add: the guest kernel" \
+    "$("$HVCTL" image add guest-kernel "$e2e/guest/vmlinuz" --kind kernel 2>&1)" 'image guest-kernel: kernel*'
+expect "image add: the guest initramfs" \
+    "$("$HVCTL" image add guest-initrd "$e2e/guest/initramfs" --kind initramfs 2>&1)" 'image guest-initrd: initramfs*'
+for g in 1 2; do
+	peer=$((3 - g))
+	start=$(date +%s.%N)
+	out=$("$HVCTL" vm create "g$g" --vcpus 1 --memory 128 --kernel guest-kernel --initramfs guest-initrd \
+	    --cmdline "console=hvc0 hvguest.ip=192.168.100.2$g/24 hvguest.peer=192.168.100.2$peer hvguest.wait=300" \
+	    --net 100 --host "${h[$g]}" 2>&1) && rc=0 || rc=$?
+	echo "$out" | sed 's/^/     /'
+	printf '     g%s: create to running in %.1f s\n' "$g" "$(echo "$(date +%s.%N) - $start" | bc)"
+	expect "vm create g$g on ${h[$g]}: hvctl waited for it to run" "$rc $(echo "$out" | tail -n 1)" \
+	    "0 operation * (create g$g): done"
+	expect "g$g: running on ${h[$g]}" "$(vm_state "g$g") $(field "g$g" host)" "running ${h[$g]}"
+	mac[$g]=$(vm_mac "g$g") || true
+	expect "g$g: has a MAC" "${mac[$g]}" '00:16:3e:??:??:??'
+done
+for g in 1 2; do
+	t=$(wait_for 300 pinged "g$g" || true)
+	expect "g$g: its guest pinged g$((3 - g)) over VXLAN (console)" "$(ping_line "g$g")" \
+	    "hv-guest: ping 192.168.100.2$((3 - g)) ok*"
+done
+for g in 1 2; do
+	expect "anchor FDB: g$g's MAC goes to ${h[$g]}'s VTEP" "$(fdb_dst "${mac[$g]}")" "${ip[$g]}"
+done
+nsx ip addr add 192.168.100.254/24 dev br100
+for g in 1 2; do
+	expect "the anchor pings g$g (192.168.100.2$g)" \
+	    "$(nsx ping -c 3 -W 3 "192.168.100.2$g" 2>&1 | grep -o '[0-9]* received')" '[123] received'
+done
+for i in 1 2; do dom[$i]=$(host_doms "$i"); done
+expect "node1 runs only g1" "${dom[1]}" 'g1=[1-9]*'
+expect "node2 runs only g2" "${dom[2]}" 'g2=[1-9]*'
+
+# --- hvd restarts (the lab's own command line, the same hvd.conf) ---------
+pid=$(cat "$L/hvd.pid")
+kill "$pid"
+for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+expect "hvd stopped" "$([ -d "/proc/$pid" ] && echo running || echo stopped)" stopped
+created0=$(sqlite3 "$L/state/hvd.db" "SELECT count(*) FROM events WHERE kind IN ('vm.created', 'vm.creating')") || true
+nsx setsid "$HVD" -d -f "$L/hvd.conf" </dev/null >>"$L/hvd.log" 2>&1 &
+echo $! > "$L/hvd.pid"
+t=$(wait_for 20 "$HVCTL" status || true)
+expect "hvd answers again (s)" "$t" '[0-9]*.[0-9]'
+connected() { [ "$("$HVCTL" host list | awk 'NR > 1 && $2 == "up" && $NF == "connected"' | wc -l)" -eq 2 ]; }
+t=$(wait_for 60 connected || true)
+expect "both agents reconnected (s)" "$t" '[0-9]*.[0-9]'
+sleep 3
+expect "after the restart: still 2 VMs" "$(vm_count)" 2
+for g in 1 2; do
+	expect "after the restart: g$g running" "$(vm_state "g$g")" running
+done
+for i in 1 2; do
+	expect "after the restart: node$i runs the same one domain" "$(host_doms "$i")" "${dom[$i]}"
+done
+expect "after the restart: nothing was created again" \
+    "$(sqlite3 "$L/state/hvd.db" "SELECT count(*) FROM events WHERE kind IN ('vm.created', 'vm.creating')")" "$created0"
+has_fdb() { [ "$(fdb_dst "$1")" = "$2" ]; }
+t=$(wait_for 30 has_fdb "${mac[2]}" "${ip[2]}" || true)
+expect "after the restart: the anchor FDB still has g2 (s)" "$t" '[0-9]*.[0-9]'
+for g in 1 2; do
+	expect "after the restart: the anchor pings g$g" \
+	    "$(nsx ping -c 3 -W 3 "192.168.100.2$g" 2>&1 | grep -o '[0-9]* received')" '[123] received'
+done
+
+# --- a clean stop --------------------------------------------------------
+n1=$(serial 1 | wc -l)
+out=$("$HVCTL" vm stop g2 2>&1) && rc=0 || rc=$?
+expect "vm stop g2: done" "$rc $(echo "$out" | tail -n 1)" "0 operation * (stop g2): done*"
+# Not "shutdown timed out; destroyed": the guest powered itself off.
+expect "g2: stopped, reason shutdown" "$(vm_state g2) $(field g2 reason)" 'stopped shutdown'
+t=$(wait_for 30 no_doms 2 || true)
+expect "node2 runs no domain (xl list) (s)" "$t" '[0-9]*.[0-9]'
+t=$(wait_for 30 no_fdb "${mac[2]}" || true)
+expect "g2's MAC left the anchor's FDB (s)" "$t" '[0-9]*.[0-9]'
+hasdel() { serial 1 | tail -n +"$n1" | grep -aq 'hv-agent: mesh: applied .* fdb +0 -1'; }
+t=$(wait_for 30 hasdel || true)
+expect "node1's agent removed an FDB entry (g2's MAC) (s)" "$t" '[0-9]*.[0-9]'
+expect "the anchor no longer reaches g2" \
+    "$(nsx ping -c 2 -W 2 192.168.100.22 2>&1 | grep -o '[0-9]* received')" '0 received'
+
+# --- a domain destroyed behind hvd's back ---------------------------------
+# (With an echo: lab.sh run fails a command that prints nothing.)
+expect "xl destroy g1 in node1's dom0 (serial console)" "$(run 1 "$XL destroy g1 && echo destroyed")" \
+    '*destroyed*rc=0'
+t=$(wait_for 30 state_is g1 stopped || true)
+expect "hvd marks g1 stopped (s)" "$t" '[0-9]*.[0-9]'
+expect "g1's reason: destroyed outside the agent" "$(field g1 reason)" 'the domain was destroyed outside hv-agent'
+expect "hvd recorded the event" \
+    "$(sqlite3 "$L/state/hvd.db" "SELECT kind || ' ' || detail FROM events WHERE subject = 'g1' ORDER BY id DESC LIMIT 1")" \
+    'vm.stopped *destroyed outside hv-agent*'
+t=$(wait_for 30 no_fdb "${mac[1]}" || true)
+expect "g1's MAC left the anchor's FDB (s)" "$t" '[0-9]*.[0-9]'
+
+# --- clean up --------------------------------------------------------------
+for g in 1 2; do
+	out=$("$HVCTL" vm destroy "g$g" 2>&1) && rc=0 || rc=$?
+	expect "vm destroy g$g" "$rc $(echo "$out" | tail -n 1)" "0 operation * (destroy g$g): done*"
+done
+expect "no VMs left" "$(vm_count)" 0
+for i in 1 2; do
+	t=$(wait_for 30 no_doms "$i" || true)
+	expect "node$i runs no domain (xl list) (s)" "$t" '[0-9]*.[0-9]'
+done
+
+echo "hvd log (tail):"; tail -n 12 "$L/hvd.log" | sed 's/^/  | /'
+if [ "$failures" -ne 0 ]; then
+	for i in 1 2; do echo "--- node$i serial (hv-agent lines)"; serial "$i" | grep -a 'hv-agent:' | tail -n 40; done
+fi
+finish
