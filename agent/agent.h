@@ -25,6 +25,21 @@ json_t *facts_collect(void);
 /* The same, reading ROOT/proc and ROOT/sys instead of the real ones (tests). */
 json_t *facts_collect_at(const char *root);
 
+/* storage.c */
+/*
+ * Mounts the UUID= and LABEL= lines of FSTAB (formatting only on an
+ * explicit x-hv-format=DEV; see storage.c).  Every outcome is logged; a
+ * missing device or file is not an error.  The number of such lines, or
+ * -errno when FSTAB exists but cannot be read.
+ */
+int agent_storage_mount(const char *fstab);
+/*
+ * The last pass's lines as the facts' "mounts": [{"source","path",
+ * "device"|null,"fstype"|null,"mounted","error"?}]; "mounted" is read from
+ * /proc/self/mountinfo now.  A new reference, or NULL when out of memory.
+ */
+json_t *agent_storage_json(void);
+
 /* telemetry.c */
 #define TELEMETRY_BUF_SIZE	(64 * 1024)	/* one read buffer for all */
 #define TELEMETRY_RESCAN_MS	60000		/* hwmon and mounts re-walked */

@@ -24,6 +24,7 @@ struct agent_conf {
 	uint32_t mesh_interval_s;	/* reconcile period, 1..3600 */
 	char discovery_url[256];	/* set: discovery mode, no session */
 	bool discovery_reboot;		/* reboot once adopted */
+	char fstab[256];		/* UUID=/LABEL= lines mounted at start */
 };
 void agent_conf_defaults(struct agent_conf *c);
 int agent_conf_parse(struct agent_conf *c, const char *buf, size_t len,

@@ -185,6 +185,12 @@ set_discovery_reboot(struct conf_ctx *ctx, const char *v)
 	return 0;
 }
 
+static int
+set_fstab(struct conf_ctx *ctx, const char *v)
+{
+	return set_path(ctx, "fstab", ctx->c->fstab, sizeof(ctx->c->fstab), v);
+}
+
 static const struct {
 	const char *name;
 	int (*set)(struct conf_ctx *, const char *);
@@ -199,6 +205,7 @@ static const struct {
 	{ "mesh-interval", set_mesh_interval },
 	{ "discovery-url", set_discovery_url },
 	{ "discovery-reboot", set_discovery_reboot },
+	{ "fstab", set_fstab },
 };
 
 void
@@ -209,6 +216,7 @@ agent_conf_defaults(struct agent_conf *c)
 	snprintf(c->session_file, sizeof(c->session_file), "/run/hv/session");
 	snprintf(c->mesh_file, sizeof(c->mesh_file), "/etc/hv/mesh.json");
 	c->mesh_interval_s = 30;
+	snprintf(c->fstab, sizeof(c->fstab), "/etc/fstab");
 }
 
 int

@@ -405,5 +405,16 @@ out:
 json_t *
 facts_collect(void)
 {
-	return facts_collect_at("/");
+	json_t *f, *m;
+
+	if ((f = facts_collect_at("/")) == NULL)
+		return NULL;
+	/* The storage pass's outcome (empty before it or without disks). */
+	if ((m = agent_storage_json()) == NULL ||
+	    json_object_set_new(f, "mounts", m) < 0) {
+		json_decref(f);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return f;
 }

@@ -127,6 +127,8 @@ main(int argc, char **argv)
 		fatalx("event_base_new failed");
 	if (conf.discovery_url[0])
 		return agent_run_discovery(base, &conf, key);
+	/* Local disks before anything that may use them (image cache). */
+	agent_storage_mount(conf.fstab);
 	/* The mesh first: VM networks come up without waiting for hvd. */
 	if ((am = agent_mesh_new(base, conf.mesh_file,
 	    conf.mesh_interval_s)) == NULL)

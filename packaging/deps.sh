@@ -11,7 +11,7 @@ packages=(
 	libevent-dev libmicrohttpd-dev libsqlite3-dev libsodium-dev libjansson-dev
 	libnl-3-dev libnl-route-3-dev libxen-dev
 	# well-kept libraries used instead of hand-rolled code
-	libarchive-dev libcurl4-openssl-dev libsystemd-dev libcmocka-dev
+	libarchive-dev libcurl4-openssl-dev libsystemd-dev libcmocka-dev libblkid-dev
 	# test drivers and side-by-side peers
 	curl sqlite3 wrk nginx-light iproute2 iputils-ping procps bc
 	prometheus-node-exporter

@@ -72,6 +72,14 @@ static const struct ms_field ms_dmi_facts[] = {
 static const struct ms_field ms_kernel_facts[] = {
 	{ "release", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
 	MS_END };
+static const struct ms_field ms_mount_facts[] = {
+	{ "source", MS_STR, REQ, NON, 256, NULL, 0, NULL },
+	{ "path", MS_STR, REQ, NON, 256, NULL, 0, NULL },
+	{ "device", MS_STR, REQ, NUL, 256, NULL, 0, NULL },
+	{ "fstype", MS_STR, REQ, NUL, 64, NULL, 0, NULL },
+	{ "mounted", MS_BOOL, REQ, NON, 0, NULL, 0, NULL },
+	{ "error", MS_STR, OPT, NON, 128, NULL, 0, NULL },
+	MS_END };
 static const struct ms_field ms_facts[] = {
 	{ "cpu", MS_OBJ, REQ, NON, 0, ms_cpu_facts, 0, NULL },
 	{ "memory", MS_OBJ, REQ, NON, 0, ms_mem_facts, 0, NULL },
@@ -79,6 +87,7 @@ static const struct ms_field ms_facts[] = {
 	{ "disks", MS_ARR_OBJ, REQ, NON, 256, ms_disk_facts, 0, NULL },
 	{ "dmi", MS_OBJ, REQ, NON, 0, ms_dmi_facts, 0, NULL },
 	{ "kernel", MS_OBJ, REQ, NON, 0, ms_kernel_facts, 0, NULL },
+	{ "mounts", MS_ARR_OBJ, OPT, NON, 32, ms_mount_facts, 0, NULL },
 	MS_END };
 
 static const struct ms_field ms_hello[] = {

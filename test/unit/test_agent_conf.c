@@ -32,6 +32,8 @@ static const struct {
 	{ "host H1\n", "a.conf:1: host: 'H1' is not a host name" },
 	{ BASE "boot-token hvb_123\n", "a.conf:4: boot-token: not a boot token (hvb_ and 64 hex digits)" },
 	{ BASE "key-file relative\n", "a.conf:4: key-file: 'relative' is not an absolute path" },
+	{ BASE "fstab /srv/fstab\n", NULL },
+	{ BASE "fstab etc/fstab\n", "a.conf:4: fstab: 'etc/fstab' is not an absolute path" },
 	{ BASE "host h2\n", "a.conf:4: host: already set on line 3" },
 	{ BASE "colour blue\n", "a.conf:4: unknown keyword 'colour'" },
 	{ BASE "host\n", "a.conf:4: host: expects one value" },
