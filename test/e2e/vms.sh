@@ -15,11 +15,15 @@
 #    the guests still answer;
 #  - hvctl vm stop g2: stopped (clean shutdown), its MAC leaves the
 #    anchor's FDB and node1's agent removes it from its own;
+#  - hvctl vm start g2; hvd stopped, g2's domain destroyed in dom0, hvd
+#    started: hvd reports g2 gone (stopped with the agent's reason, or lost
+#    when the agent's list lacks it), and does not restart it;
 #  - xl destroy g1 typed into node1's dom0 console: hvd marks g1 stopped
 #    with the agent's reason and records the event; its MAC leaves the FDB;
 #  - hvctl vm destroy g1 and g2: gone from hvd and from both hosts.
 # shellcheck source=../netns/lib.sh
 . "$(dirname "$0")/../netns/lib.sh"
+shopt -s extglob
 : "${HVD:?}" "${HVCTL:?}" "${HV_AGENT:?}"
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -164,6 +168,35 @@ t=$(wait_for 30 hasdel || true)
 expect "node1's agent removed an FDB entry (g2's MAC) (s)" "$t" '[0-9]*.[0-9]'
 expect "the anchor no longer reaches g2" \
     "$(nsx ping -c 2 -W 2 192.168.100.22 2>&1 | grep -o '[0-9]* received')" '0 received'
+
+# --- a VM that goes missing while hvd is down -----------------------------
+# hvctl vm start brings g2 back; then, with hvd stopped, its domain is
+# destroyed in dom0 (the agent's report has no session to go to).  When
+# hvd is back, the agent's vm.list no longer has g2: hvd reports it lost
+# and does not start it again.
+out=$("$HVCTL" vm start g2 2>&1) && rc=0 || rc=$?
+expect "vm start g2: done" "$rc $(echo "$out" | tail -n 1)" "0 operation * (create g2): done*"
+expect "g2: running again on ${h[2]}" "$(vm_state g2) $(field g2 host)" "running ${h[2]}"
+pid=$(cat "$L/hvd.pid")
+kill "$pid"
+for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+expect "hvd stopped again" "$([ -d "/proc/$pid" ] && echo running || echo stopped)" stopped
+expect "xl destroy g2 in node2's dom0 while hvd is down" "$(run 2 "$XL destroy g2 && echo destroyed")" \
+    '*destroyed*rc=0'
+nsx setsid "$HVD" -d -f "$L/hvd.conf" </dev/null >>"$L/hvd.log" 2>&1 &
+echo $! > "$L/hvd.pid"
+t=$(wait_for 20 "$HVCTL" status || true)
+expect "hvd answers again (s)" "$t" '[0-9]*.[0-9]'
+# The agent may still deliver its own report (stopped: destroyed outside
+# hv-agent) once it reconnects; otherwise hvd's vm.list finds g2 missing
+# (lost).  Either way it is reported with a reason and not restarted.
+gone() { case $(vm_state g2) in stopped|lost) return 0 ;; esac; return 1; }
+t=$(wait_for 60 gone || true)
+expect "hvd reports g2 gone after the agent reconnects (s)" "$t" '[0-9]*.[0-9]'
+expect "g2's state and reason say why" "$(vm_state g2): $(field g2 reason)" \
+    '@(stopped: the domain was destroyed outside hv-agent|lost: missing on its host after a restart)'
+sleep 5
+expect "g2 was not started again (node2 runs no domain)" "$(host_doms 2)" ''
 
 # --- a domain destroyed behind hvd's back ---------------------------------
 # (With an echo: lab.sh run fails a command that prints nothing.)
