@@ -128,7 +128,9 @@ kill "$pid"
 for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
 expect "hvd stopped" "$([ -d "/proc/$pid" ] && echo running || echo stopped)" stopped
 created0=$(sqlite3 "$L/state/hvd.db" "SELECT count(*) FROM events WHERE kind IN ('vm.created', 'vm.creating')") || true
-nsx setsid "$HVD" -d -f "$L/hvd.conf" </dev/null >>"$L/hvd.log" 2>&1 &
+# Not through nsx: a function in the background is a subshell, and $!
+# would name it rather than hvd (lab.sh down kills the PID in hvd.pid).
+ip netns exec "$HV_LAB_NS" setsid "$HVD" -d -f "$L/hvd.conf" </dev/null >>"$L/hvd.log" 2>&1 &
 echo $! > "$L/hvd.pid"
 t=$(wait_for 20 "$HVCTL" status || true)
 expect "hvd answers again (s)" "$t" '[0-9]*.[0-9]'
@@ -183,7 +185,9 @@ for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
 expect "hvd stopped again" "$([ -d "/proc/$pid" ] && echo running || echo stopped)" stopped
 expect "xl destroy g2 in node2's dom0 while hvd is down" "$(run 2 "$XL destroy g2 && echo destroyed")" \
     '*destroyed*rc=0'
-nsx setsid "$HVD" -d -f "$L/hvd.conf" </dev/null >>"$L/hvd.log" 2>&1 &
+# Not through nsx: a function in the background is a subshell, and $!
+# would name it rather than hvd (lab.sh down kills the PID in hvd.pid).
+ip netns exec "$HV_LAB_NS" setsid "$HVD" -d -f "$L/hvd.conf" </dev/null >>"$L/hvd.log" 2>&1 &
 echo $! > "$L/hvd.pid"
 t=$(wait_for 20 "$HVCTL" status || true)
 expect "hvd answers again (s)" "$t" '[0-9]*.[0-9]'
