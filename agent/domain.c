@@ -281,19 +281,9 @@ dom_spec_from_json(const json_t *params, struct dom_spec *out, char *err,
 			    required[i].name);
 			goto out;
 		}
-	if (out->kernel[0] == '\0' && out->disk[0] == '\0') {
-		jf_error(err, errlen, "params: a kernel or a disk (or both) is "
-		    "required to boot");
+	if (vm_boot_rules(out->kernel, out->initramfs, out->cmdline, out->disk,
+	    "params", "params.", err, errlen) < 0)
 		goto out;
-	}
-	if (out->kernel[0] == '\0' && out->initramfs[0] != '\0') {
-		jf_error(err, errlen, "params.initramfs: only with a kernel");
-		goto out;
-	}
-	if (out->kernel[0] == '\0' && out->cmdline[0] != '\0') {
-		jf_error(err, errlen, "params.cmdline: only with a kernel");
-		goto out;
-	}
 	r = 0;
 out:
 	if (r < 0)

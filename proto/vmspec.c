@@ -341,6 +341,23 @@ vs_field(const char *k, const json_t *v, struct vm_spec *vs,
 }
 
 int
+vm_boot_rules(const char *kernel, const char *initramfs, const char *cmdline,
+    const char *disk, const char *where, const char *prefix, char *err,
+    size_t errlen)
+{
+	if (kernel[0] == '\0' && disk[0] == '\0')
+		return jf_error(err, errlen, "%s: a kernel or a disk (or both) is "
+		    "required to boot", where);
+	if (kernel[0] == '\0' && initramfs[0] != '\0')
+		return jf_error(err, errlen, "%sinitramfs: only with a kernel",
+		    prefix);
+	if (kernel[0] == '\0' && cmdline[0] != '\0')
+		return jf_error(err, errlen, "%scmdline: only with a kernel",
+		    prefix);
+	return 0;
+}
+
+int
 vm_spec_decode(const char *body, size_t len, struct vm_spec *out, char *err,
     size_t errlen)
 {
@@ -366,19 +383,9 @@ vm_spec_decode(const char *body, size_t len, struct vm_spec *out, char *err,
 			    required[i].name);
 			goto out;
 		}
-	if (out->kernel[0] == '\0' && out->disk[0] == '\0') {
-		jf_error(err, errlen, "kernel: a kernel or a disk (or both) is "
-		    "required to boot");
+	if (vm_boot_rules(out->kernel, out->initramfs, out->cmdline, out->disk,
+	    "kernel", "", err, errlen) < 0)
 		goto out;
-	}
-	if (out->kernel[0] == '\0' && out->initramfs[0] != '\0') {
-		jf_error(err, errlen, "initramfs: only with a kernel");
-		goto out;
-	}
-	if (out->kernel[0] == '\0' && out->cmdline[0] != '\0') {
-		jf_error(err, errlen, "cmdline: only with a kernel");
-		goto out;
-	}
 	r = 0;
 out:
 	json_decref(root);

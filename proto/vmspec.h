@@ -87,6 +87,11 @@ int vm_spec_decode(const char *body, size_t len, struct vm_spec *out,
  * s back.  Returns a new reference, or NULL (ENOMEM).
  */
 json_t *vm_spec_to_json(const struct vm_spec *s);
+/* The boot rules above, shared with the agent's check of vm.create: WHERE
+ * names the field of the first error, PREFIX prefixes the others. */
+int vm_boot_rules(const char *kernel, const char *initramfs,
+    const char *cmdline, const char *disk, const char *where,
+    const char *prefix, char *err, size_t errlen);
 
 /*
  * A stable MAC for NIC IDX of the VM whose uuid is VM_UUID: 00:16:3e followed
