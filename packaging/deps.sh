@@ -12,10 +12,14 @@ packages=(
 	libnl-3-dev libnl-route-3-dev libxen-dev
 	# well-kept libraries used instead of hand-rolled code
 	libarchive-dev libcurl4-openssl-dev libsystemd-dev libcmocka-dev libblkid-dev
-	# test drivers and side-by-side peers
-	curl sqlite3 wrk nginx-light iproute2 iputils-ping procps bc
-	prometheus-node-exporter
-	tftp-hpa atftp tftpd-hpa dnsmasq-base nftables
+	# test drivers: real clients, JSON and raw packets (python3), kernel
+	# state (iproute2, nftables), loop devices and filesystems
+	# (mount, util-linux, e2fsprogs), and the tools the scripts call
+	curl sqlite3 python3 jq iproute2 iputils-ping procps bc nftables
+	mount util-linux e2fsprogs kmod xz-utils diffutils
+	# side-by-side benchmark peers and load
+	wrk nginx-light prometheus-node-exporter linux-perf
+	tftp-hpa atftp tftpd-hpa dnsmasq-base
 	# iPXE binaries hvd installs into its boot root
 	ipxe
 	# the QEMU lab: machines that netboot from hvd, payloads from Debian

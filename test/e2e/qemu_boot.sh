@@ -9,7 +9,7 @@
 : "${HVD:?}" "${HVCTL:?}"
 here=$(cd "$(dirname "$0")" && pwd)
 payload=${HV_E2E_DIR:-$here/../../build/e2e}
-command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 missing"; exit 77; }
+need_cmd qemu-system-x86_64 cpio gzip
 bash "$here/tiny-linux.sh" "$payload"
 
 mkns qns q

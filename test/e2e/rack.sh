@@ -30,10 +30,7 @@
 : "${HVD:?}" "${HVCTL:?}" "${HV_AGENT:?}"
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 missing (packaging/deps.sh)"; exit 77; }
-command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 missing (packaging/deps.sh)"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 missing (lab.sh run types into the consoles)"; exit 77; }
-command -v nft >/dev/null || { echo "SKIP: nft missing (counts VXLAN on the underlay)"; exit 77; }
+need_cmd qemu-system-x86_64 sqlite3 python3 nft -- the lab, its records, typing into consoles, counting VXLAN
 mode=${HV_RACK_OVERLAY:-hvd}
 case $mode in handmade | hvd) ;; *) echo "HV_RACK_OVERLAY must be handmade or hvd"; exit 2 ;; esac
 

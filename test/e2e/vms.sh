@@ -27,9 +27,7 @@ shopt -s extglob
 : "${HVD:?}" "${HVCTL:?}" "${HV_AGENT:?}"
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 missing (packaging/deps.sh)"; exit 77; }
-command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 missing (packaging/deps.sh)"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 missing (lab.sh run types into the consoles)"; exit 77; }
+need_cmd qemu-system-x86_64 sqlite3 python3 -- the lab, its records, typing into consoles
 
 e2e=${HV_E2E_DIR:-$top/build/e2e}
 export HV_LAB_DIR=$T/lab HV_LAB_NS=hvvms$SUFFIX HVD HVCTL HV_AGENT

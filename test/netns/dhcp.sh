@@ -19,9 +19,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${HVD:?}" "${HVCTL:?}"
 here=$(cd "$(dirname "$0")" && pwd)
-for tool in dnsmasq busybox python3 sqlite3 nft curl; do
-	command -v "$tool" >/dev/null || { echo "SKIP: $tool missing"; exit 77; }
-done
+need_cmd dnsmasq busybox python3 sqlite3 nft curl ss
 
 mkns lan l
 mkns hvns d

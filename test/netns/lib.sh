@@ -2,10 +2,11 @@
 # cleanup of every namespace, device and process the test made (by PID).
 # Needs root and iproute2.  Expects HVD, HVCTL (and more) from ctest.
 set -euo pipefail
+# shellcheck source=../lib/require.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/require.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "SKIP: netns tests need root (ip netns)"; exit 77
-fi
+[ "$(id -u)" -eq 0 ] || need "root (ip netns, veth, bridges)"
+need_cmd ip -- iproute2
 
 SUFFIX=$$
 T=$(mktemp -d /tmp/hv-netns.XXXXXX)

@@ -10,13 +10,12 @@
 # entry restored within mesh-interval (no hvd: the agent keeps retrying).
 . "$(dirname "$0")/lib.sh"
 : "${MESH_APPLY:?}" "${HV_AGENT:?}" "${MESH_PRIV_PROBE:?}"
-command -v nft >/dev/null || { echo "SKIP: needs nft (nftables) to count VXLAN packets"; exit 77; }
-command -v bridge >/dev/null || { echo "SKIP: needs iproute2's bridge"; exit 77; }
+need_cmd nft bridge -- nft counts VXLAN packets, bridge reads the FDB
 
 mkns U u
 nft_ok=1
 ip netns exec "$U" nft add table bridge hvm 2>/dev/null || nft_ok=0
-[ "$nft_ok" = 1 ] || { echo "SKIP: nftables bridge family unavailable"; exit 77; }
+[ "$nft_ok" = 1 ] || need "the nftables bridge family (nft add table bridge failed)"
 ip -n "$U" link add ubr type bridge
 ip -n "$U" link set ubr up
 ip netns exec "$U" nft add chain bridge hvm vxfwd '{ type filter hook forward priority 0; }'

@@ -12,14 +12,12 @@
 # hvd restart neither deletes nor re-creates anything.
 . "$(dirname "$0")/lib.sh"
 : "${HVD:?}" "${HVCTL:?}" "${HV_AGENT:?}"
-for c in nft bridge curl python3 bc; do
-	command -v "$c" >/dev/null || { echo "SKIP: needs $c"; exit 77; }
-done
+need_cmd nft bridge curl python3 bc
 
 # --- underlay: a bridge in U, hvd at .1, the machines at .11-.13
 mkns U u
 ip netns exec "$U" nft add table bridge hvm 2>/dev/null ||
-	{ echo "SKIP: nftables bridge family unavailable"; exit 77; }
+	need "the nftables bridge family (nft add table bridge failed)"
 ip -n "$U" link add ubr type bridge
 ip -n "$U" link set ubr up
 ip netns exec "$U" nft add chain bridge hvm vxfwd '{ type filter hook forward priority 0; }'

@@ -6,12 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 : "${HV_AGENT:?}"
 
-for c in losetup mkfs.ext4 blkid unshare nsenter findmnt; do
-	command -v "$c" >/dev/null || { echo "SKIP: $c not installed"; exit 77; }
-done
-if ! losetup -f >/dev/null 2>&1; then
-	echo "SKIP: no free loop device (losetup -f failed)"; exit 77
-fi
+need_cmd losetup mkfs.ext4 blkid unshare nsenter findmnt
+losetup -f >/dev/null 2>&1 || need "a free loop device (losetup -f failed)"
 
 LOOPS=()
 APID=
@@ -31,7 +27,7 @@ trap storage_cleanup EXIT
 LA="hvsa$SUFFIX"; LB="hvsb$SUFFIX"; LM="hvsm$SUFFIX"; LX="hvsx$SUFFIX"
 truncate -s 32M "$T/a.img" "$T/b.img"
 if ! A=$(losetup -f --show "$T/a.img"); then
-	echo "SKIP: cannot attach a loop device"; exit 77
+	need "a loop device it can attach (losetup -f --show failed)"
 fi
 LOOPS+=("$A")
 B=$(losetup -f --show "$T/b.img")

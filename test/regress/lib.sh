@@ -2,6 +2,9 @@
 # with an ephemeral TCP port, wait for it, and always clean up by PID.
 # Expects HVD and HVCTL in the environment (ctest sets them).
 set -euo pipefail
+# shellcheck source=../lib/require.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/require.sh"
+need_cmd curl python3 sqlite3
 
 : "${HVD:?HVD must point at the hvd binary}"
 : "${HVCTL:?HVCTL must point at the hvctl binary}"

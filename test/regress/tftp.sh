@@ -8,9 +8,7 @@
 # root.  Then retransmission, give-up and TID rules; hvd keeps serving.
 . "$(dirname "$0")/lib.sh"
 TFTPC="python3 $(dirname "$0")/tftpc.py"
-for t in tftp atftp curl python3 sha256sum; do
-	command -v "$t" >/dev/null || { echo "FAIL: $t not installed (packaging/deps.sh)"; exit 1; }
-done
+need_cmd tftp atftp curl python3 sha256sum
 
 B=$T/boot
 mkdir -p "$B/sub" "$B/dir" "$T/out"
