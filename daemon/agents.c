@@ -31,6 +31,7 @@
 #include "hvd.h"
 #include "link.h"
 #include "msg.h"
+#include "sockaddr.h"
 
 #define AGENT_HANDSHAKE_TIMEOUT_S	10
 #define AGENT_REQUEST_TIMEOUT_S		10
@@ -56,7 +57,7 @@ struct agent_conn {
 	struct event *ev_deadline;
 	enum ac_state state;
 	struct link link;
-	char peer[INET6_ADDRSTRLEN + 8];
+	char peer[SA_STRLEN];		/* the session's source address */
 	struct host_row host;		/* valid from AC_HELLO */
 	struct fleet_host *fh;		/* valid in AC_UP */
 	TAILQ_HEAD(, agent_pending) pending;
@@ -226,7 +227,7 @@ static void
 agent_refine_host(struct agent_conn *ac, json_t *facts, const char *facts_text)
 {
 	json_t *macs = json_array(), *nic;
-	char ip[INET6_ADDRSTRLEN + 8], *colon, *text;
+	char *text;
 	size_t i;
 
 	json_array_foreach(json_object_get(facts, "nics"), i, nic) {
@@ -240,12 +241,10 @@ agent_refine_host(struct agent_conn *ac, json_t *facts, const char *facts_text)
 	(void)db_host_set_facts(ac->hvd->db, ac->host.id, facts_text, text,
 	    hvd_now_wall());
 	free(text);
-	snprintf(ip, sizeof(ip), "%s", ac->peer);
-	if (ip[0] != '[' && (colon = strrchr(ip, ':')) != NULL) {
-		*colon = '\0';
-		if (ac->host.underlay_ip[0] == '\0')
-			(void)db_host_set_underlay(ac->hvd->db, ac->host.id, ip);
-	}
+	if (ac->host.underlay_ip[0] == '\0' && strcmp(ac->peer, "?") != 0 &&
+	    db_host_set_underlay(ac->hvd->db, ac->host.id, ac->peer) == 0)
+		snprintf(ac->host.underlay_ip, sizeof(ac->host.underlay_ip), "%s",
+		    ac->peer);
 }
 
 static int
@@ -486,8 +485,6 @@ agent_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 	struct hvd *hvd = arg;
 	struct timeval tv = { AGENT_HANDSHAKE_TIMEOUT_S, 0 };
 	struct agent_conn *ac;
-	char host[INET6_ADDRSTRLEN] = "?";
-
 	(void)lis;
 	(void)salen;
 	if ((ac = calloc(1, sizeof(*ac))) == NULL) {
@@ -497,13 +494,7 @@ agent_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 	TAILQ_INSERT_TAIL(&agent_conns, ac, entry);
 	TAILQ_INIT(&ac->pending);
 	ac->hvd = hvd;
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host,
-		    sizeof(host));
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host,
-		    sizeof(host));
-	snprintf(ac->peer, sizeof(ac->peer), "%s", host);
+	sa_addr_str(sa, ac->peer, sizeof(ac->peer));
 	ac->bev = bufferevent_socket_new(hvd->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	ac->ev_deadline = evtimer_new(hvd->base, agent_deadline_cb, ac);
 	if (ac->bev == NULL || ac->ev_deadline == NULL) {

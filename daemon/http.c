@@ -28,6 +28,7 @@
 
 #include "hvd.h"
 #include "numparse.h"
+#include "sockaddr.h"
 
 #define HTTP_CONN_MAX		1024
 #define HTTP_CONN_TIMEOUT_S	60
@@ -327,19 +328,8 @@ http_boot_peer(struct MHD_Connection *conn, struct http_pending *p)
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 
 	p->peer[0] = '\0';
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-		    p->peer, sizeof(p->peer));
-	else if (sa && sa->sa_family == AF_INET6) {
-		const struct in6_addr *a =
-		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-
-		/* A v4-mapped client on a dual-stack socket is its v4 address. */
-		if (IN6_IS_ADDR_V4MAPPED(a))
-			inet_ntop(AF_INET, &a->s6_addr[12], p->peer, sizeof(p->peer));
-		else
-			inet_ntop(AF_INET6, a, p->peer, sizeof(p->peer));
-	}
+	if (sa)
+		sa_addr_str(sa, p->peer, sizeof(p->peer));
 	snprintf(p->actor, sizeof(p->actor), "boot:%s", p->peer[0] ? p->peer :
 	    "unknown");
 }

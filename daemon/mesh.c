@@ -26,6 +26,18 @@ mesh_anchor_ip(struct hvd *hvd)
 	return topology_boot_address();
 }
 
+/*
+ * A VXLAN device has one underlay family, so a member meets only the VTEPs
+ * of its own: an IPv6 host floods to the other IPv6 members, never to an
+ * IPv4 address it cannot reach (addresses here are text, and only IPv6
+ * text holds a colon).
+ */
+static bool
+mesh_same_family(const char *a, const char *b)
+{
+	return (strchr(a, ':') != NULL) == (strchr(b, ':') != NULL);
+}
+
 /* The FDB follows the VMs: each NIC of a VM running on another member
  * that is up (its VTEP is in the flood list) gets a unicast entry. */
 static void
@@ -87,10 +99,12 @@ mesh_doc(struct hvd *hvd, int64_t host_id, const char *local,
 				continue;
 			}
 			if (strcmp(m[j].state, "up") == 0 &&
-			    strcmp(m[j].ip, local) != 0)
+			    strcmp(m[j].ip, local) != 0 &&
+			    mesh_same_family(m[j].ip, local))
 				json_array_append_new(vteps, json_string(m[j].ip));
 		}
-		if (member && host_id != 0 && anchor && strcmp(anchor, local) != 0)
+		if (member && host_id != 0 && anchor && strcmp(anchor, local) != 0 &&
+		    mesh_same_family(anchor, local))
 			json_array_append_new(vteps, json_string(anchor));
 		if (member)
 			json_array_append_new(nets, json_pack("{s:I, s:o, s:[]}",

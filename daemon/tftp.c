@@ -38,6 +38,7 @@
 #include <event2/event.h>
 
 #include "hvd.h"
+#include "sockaddr.h"
 
 #define TFTP_BATCH		32	/* datagrams read per wakeup */
 #define TFTP_XFER_MAX		1024	/* concurrent transfers */
@@ -161,37 +162,7 @@ tftp_log(int64_t now, const char *fmt, ...)
 static uint16_t
 tftp_sa_port(const struct sockaddr_storage *ss)
 {
-	if (ss->ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	if (ss->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	return 0;
-}
-
-static void
-tftp_sa_str(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-
-	if (ss->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, a,
-		    sizeof(a));
-		snprintf(buf, len, "%s:%u", a, tftp_sa_port(ss));
-		return;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct in6_addr *in6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-
-		if (IN6_IS_ADDR_V4MAPPED(in6)) {
-			inet_ntop(AF_INET, &in6->s6_addr[12], a, sizeof(a));
-			snprintf(buf, len, "%s:%u", a, tftp_sa_port(ss));
-		} else {
-			inet_ntop(AF_INET6, in6, a, sizeof(a));
-			snprintf(buf, len, "[%s]:%u", a, tftp_sa_port(ss));
-		}
-		return;
-	}
-	snprintf(buf, len, "?");
+	return sa_port((const struct sockaddr *)ss);
 }
 
 static bool
@@ -861,7 +832,7 @@ tftp_request(const uint8_t *buf, size_t len,
 	if (len < 2 || tftp_sa_port(peer) == 0 ||
 	    ((unsigned)buf[0] << 8 | buf[1]) == TFTP_ERROR)
 		return;
-	tftp_sa_str(peer, who, sizeof(who));
+	sa_endpoint_str((const struct sockaddr *)peer, who, sizeof(who));
 	if (tftp_request_parse(buf, len, &req, &code, err, sizeof(err)) < 0) {
 		tftp_refuse(peer, plen, local, who, NULL, code, err, now);
 		return;

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${HV_AGENT:?}"
 
-need_cmd losetup mkfs.ext4 blkid unshare nsenter findmnt
+need_cmd losetup mkfs.ext4 blkid unshare findmnt
 losetup -f >/dev/null 2>&1 || need "a free loop device (losetup -f failed)"
 
 LOOPS=()
@@ -73,16 +73,18 @@ stop_agent() {
 	wait "$APID" 2>/dev/null || true
 	APID=
 }
-in_ns() { nsenter -t "$APID" -m "$@"; }
-src_of() { in_ns findmnt -n -o SOURCE --mountpoint "$1" 2>/dev/null || true; }
+# The agent's mounts, read from /proc/APID/mountinfo (findmnt --task):
+# unlike nsenter, this also works when the test itself runs in a chroot.
+mnt_of() { findmnt --task "$APID" -n -o "$1" --mountpoint "$2" 2>/dev/null || true; }
+src_of() { mnt_of SOURCE "$1"; }
 started() { grep -q 'hv-agent .*: host h1' "$T/agent1.log"; }
 
 run_agent "$T/agent1.log"
 expect "agent started after the storage pass (s)" "$(wait_for 20 started || true)" '[0-9]*.[0-9]'
 expect "LABEL= line mounted from the labelled device" "$(src_of "$M/a")" "$A"
-expect "with its options (noatime,nodev)" "$(in_ns findmnt -n -o OPTIONS --mountpoint "$M/a" || true)" '*nodev*noatime*'
+expect "with its options (noatime,nodev)" "$(mnt_of OPTIONS "$M/a")" '*nodev*noatime*'
 expect "UUID= line mounted, fstype auto" "$(src_of "$M/byuuid")" "$A"
-expect "nosuid honoured" "$(in_ns findmnt -n -o OPTIONS --mountpoint "$M/byuuid" || true)" '*nosuid*'
+expect "nosuid honoured" "$(mnt_of OPTIONS "$M/byuuid")" '*nosuid*'
 expect "x-hv-format line mounted from the empty device" "$(src_of "$M/b")" "$B"
 expect "the empty device now holds ext4" "$(blkid -p -o value -s TYPE "$B" || true)" ext4
 expect "with the line's label" "$(blkid -p -o value -s LABEL "$B" || true)" "$LB"
