@@ -2,9 +2,15 @@
  * The mesh applier: makes the kernel's vxlan<VNI>/br<VNI> devices and the
  * vxlan FDB match a mesh_state, over one NETLINK_ROUTE socket.
  *
- * Each mesh_apply() dumps the links (libnl's link cache), the IPv4
- * addresses (to find the underlay) and, per owned vxlan device, its FDB;
- * diffs them against the desired state, and sends only the difference.
+ * The underlay is IPv4 or IPv6, one family per state (lib/mesh.h): the
+ * vxlan device's local, the FDB remotes (4- or 16-byte NDA_DST) and the
+ * MTU overhead (MESH_OVERHEAD or MESH_OVERHEAD6) follow the state's
+ * family, and a device or remote of the other family is replaced.
+ *
+ * Each mesh_apply() dumps the links (libnl's link cache), the addresses of
+ * the state's family (to find the underlay) and, per owned vxlan device,
+ * its FDB; diffs them against the desired state, and sends only the
+ * difference.
  * Requests are built with libnl-route (rtnl_link_vxlan_*, rtnl_neigh_*),
  * then queued into one buffer and sent many to a sendmsg; the kernel's
  * ACK for every one of them is read back and checked by sequence number.
@@ -75,7 +81,7 @@ struct ma_pending {
 	char dev[IFNAMSIZ];
 	uint8_t mac[6];
 	bool has_dst;
-	struct in_addr dst;
+	struct in6_addr dst;		/* IPv4-mapped for IPv4 */
 	bool quiet;			/* part of a creation: not counted */
 	bool acked;
 	int error;
@@ -101,8 +107,8 @@ struct mesh_applier {
 /* One vxlan FDB remote as dumped. */
 struct ma_fdb {
 	uint8_t mac[6];
-	bool has_dst, dst4;		/* an NDA_DST; it is IPv4 */
-	uint8_t dst[16];
+	bool has_dst, dst4;		/* an NDA_DST; it is 4 bytes */
+	struct in6_addr dst;		/* IPv4-mapped when dst4 */
 	bool odd;			/* something we never set */
 	bool has_port, has_vni, has_ifindex;
 	uint16_t port;			/* network order */
@@ -355,10 +361,10 @@ ma_flush(struct mesh_applier *ma)
 				first = e->error;
 			why = ma_extack(h);
 			if (p->kind == MA_FDB_ADD || p->kind == MA_FDB_DEL) {
-				char a[INET_ADDRSTRLEN] = "-";
+				char a[MESH_IP_STRLEN] = "-";
 
 				if (p->has_dst)
-					inet_ntop(AF_INET, &p->dst, a, sizeof(a));
+					mesh_ip_str(&p->dst, a, sizeof(a));
 				ma_fail(ma, e->error, "%s: %s %02x:%02x:%02x:%02x:"
 				    "%02x:%02x dst %s: %s%s%s", p->dev,
 				    ma_kind_str(p->kind), p->mac[0], p->mac[1],
@@ -669,9 +675,20 @@ struct ma_under {
 	unsigned mtu;
 };
 
+/* A as the kernel has it: its family, and 4 or 16 bytes at the result. */
+static const void *
+ma_ip_raw(const struct in6_addr *a, int *family, size_t *len)
+{
+	bool v4 = mesh_ip_is_v4(a);
+
+	*family = v4 ? AF_INET : AF_INET6;
+	*len = v4 ? 4 : 16;
+	return v4 ? (const void *)&a->s6_addr[12] : (const void *)a;
+}
+
 /* The underlay's ifindex and MTU: the named device, or the local IP's. */
 struct ma_addr_find {
-	struct in_addr want;
+	const struct in6_addr *want;
 	int ifindex;
 };
 
@@ -680,14 +697,19 @@ ma_addr_cb(const struct nlmsghdr *h, void *arg)
 {
 	struct ma_addr_find *f = arg;
 	const struct ifaddrmsg *ifa = NLMSG_DATA(h);
-	struct nlattr *tb[IFA_MAX + 1];
+	struct nlattr *tb[IFA_MAX + 1], *a;
+	int family;
+	size_t len;
+	const void *want = ma_ip_raw(f->want, &family, &len);
 
-	if (h->nlmsg_type != RTM_NEWADDR || ifa->ifa_family != AF_INET ||
+	if (h->nlmsg_type != RTM_NEWADDR || ifa->ifa_family != family ||
 	    f->ifindex || nlmsg_parse((struct nlmsghdr *)h, sizeof(*ifa), tb,
 	    IFA_MAX, NULL) < 0)
 		return 0;
-	if (tb[IFA_LOCAL] && nla_len(tb[IFA_LOCAL]) == 4 &&
-	    memcmp(nla_data(tb[IFA_LOCAL]), &f->want, 4) == 0)
+	/* IPv6 has IFA_LOCAL only beside a peer's IFA_ADDRESS. */
+	a = family == AF_INET || tb[IFA_LOCAL] ? tb[IFA_LOCAL] :
+	    tb[IFA_ADDRESS];
+	if (a && nla_len(a) == (int)len && memcmp(nla_data(a), want, len) == 0)
 		f->ifindex = (int)ifa->ifa_index;
 	return 0;
 }
@@ -696,8 +718,10 @@ static int
 ma_underlay(struct mesh_applier *ma, const struct mesh_state *st,
     struct ma_under *u)
 {
+	unsigned overhead = mesh_ip_is_v4(&st->local) ? MESH_OVERHEAD :
+	    MESH_OVERHEAD6;
 	struct rtnl_link *l;
-	char a[INET_ADDRSTRLEN];
+	char a[MESH_IP_STRLEN];
 	int r;
 
 	if (st->underlay[0]) {
@@ -705,13 +729,16 @@ ma_underlay(struct mesh_applier *ma, const struct mesh_state *st,
 			return ma_fail(ma, -ENODEV, "underlay %s: no such "
 			    "device", st->underlay);
 	} else {
-		struct ifaddrmsg req = { .ifa_family = AF_INET };
-		struct ma_addr_find f = { st->local, 0 };
+		struct ifaddrmsg req = {
+			.ifa_family = mesh_ip_is_v4(&st->local) ? AF_INET :
+			    AF_INET6,
+		};
+		struct ma_addr_find f = { &st->local, 0 };
 
 		if ((r = ma_dump(ma, RTM_GETADDR, &req, sizeof(req),
 		    ma_addr_cb, &f, NULL)) < 0)
 			return ma_fail(ma, r, "address dump: %s", strerror(-r));
-		inet_ntop(AF_INET, &st->local, a, sizeof(a));
+		mesh_ip_str(&st->local, a, sizeof(a));
 		if (f.ifindex == 0 ||
 		    (l = rtnl_link_get(ma->links, f.ifindex)) == NULL)
 			return ma_fail(ma, -EADDRNOTAVAIL, "local %s is on no "
@@ -720,10 +747,10 @@ ma_underlay(struct mesh_applier *ma, const struct mesh_state *st,
 	u->ifindex = rtnl_link_get_ifindex(l);
 	u->mtu = rtnl_link_get_mtu(l);
 	rtnl_link_put(l);
-	if (u->mtu < 68 + MESH_OVERHEAD)
+	if (u->mtu < 68 + overhead)
 		return ma_fail(ma, -EINVAL, "underlay MTU %u is too small",
 		    u->mtu);
-	u->mtu -= MESH_OVERHEAD;
+	u->mtu -= overhead;
 	return 0;
 }
 
@@ -819,6 +846,17 @@ out:
 	return r;
 }
 
+/* A's nl_addr in its own family (4 bytes for IPv4), or NULL (ENOMEM). */
+static struct nl_addr *
+ma_nl_addr(const struct in6_addr *a)
+{
+	int family;
+	size_t len;
+	const void *raw = ma_ip_raw(a, &family, &len);
+
+	return nl_addr_build(family, raw, len);
+}
+
 /* The vxlan parameters this module sets, all of which must hold. */
 static bool
 ma_vxlan_matches(struct rtnl_link *l, uint32_t vni,
@@ -826,6 +864,9 @@ ma_vxlan_matches(struct rtnl_link *l, uint32_t vni,
 {
 	struct nl_addr *local = NULL;
 	uint32_t id = 0, port = 0, lk = 0;
+	int family;
+	size_t len;
+	const void *want = ma_ip_raw(&st->local, &family, &len);
 	bool ok;
 
 	if (!ma_kind_is(l, "vxlan") || rtnl_link_vxlan_get_id(l, &id) < 0 ||
@@ -834,9 +875,10 @@ ma_vxlan_matches(struct rtnl_link *l, uint32_t vni,
 	    rtnl_link_vxlan_get_link(l, &lk) < 0 || lk != (uint32_t)u->ifindex ||
 	    rtnl_link_vxlan_get_local(l, &local) < 0 || local == NULL)
 		return false;
-	ok = nl_addr_get_family(local) == AF_INET &&
-	    nl_addr_get_len(local) == 4 &&
-	    memcmp(nl_addr_get_binary_addr(local), &st->local, 4) == 0;
+	/* The family too: a state moved to the other one rebuilds it. */
+	ok = nl_addr_get_family(local) == family &&
+	    nl_addr_get_len(local) == len &&
+	    memcmp(nl_addr_get_binary_addr(local), want, len) == 0;
 	nl_addr_put(local);
 	return ok;
 }
@@ -865,7 +907,7 @@ ma_ensure_vxlan(struct mesh_applier *ma, uint32_t vni,
 	}
 	if (l == NULL) {
 		if ((l = rtnl_link_vxlan_alloc()) == NULL ||
-		    (local = nl_addr_build(AF_INET, &st->local, 4)) == NULL) {
+		    (local = ma_nl_addr(&st->local)) == NULL) {
 			r = ma_fail(ma, -ENOMEM, "%s: out of memory", name);
 			goto out;
 		}
@@ -943,11 +985,13 @@ ma_fdb_cb(const struct nlmsghdr *h, void *arg)
 	e = &fv->v[fv->n++];
 	memset(e, 0, sizeof(*e));
 	memcpy(e->mac, nla_data(tb[NDA_LLADDR]), 6);
-	if (tb[NDA_DST] && (nla_len(tb[NDA_DST]) == 4 ||
-	    nla_len(tb[NDA_DST]) == 16)) {
+	if (tb[NDA_DST] && nla_len(tb[NDA_DST]) == 4) {
+		e->has_dst = e->dst4 = true;
+		e->dst.s6_addr[10] = e->dst.s6_addr[11] = 0xff;
+		memcpy(&e->dst.s6_addr[12], nla_data(tb[NDA_DST]), 4);
+	} else if (tb[NDA_DST] && nla_len(tb[NDA_DST]) == 16) {
 		e->has_dst = true;
-		e->dst4 = nla_len(tb[NDA_DST]) == 4;
-		memcpy(e->dst, nla_data(tb[NDA_DST]), (size_t)nla_len(tb[NDA_DST]));
+		memcpy(&e->dst, nla_data(tb[NDA_DST]), 16);
 	}
 	if (tb[NDA_PORT] && nla_len(tb[NDA_PORT]) == 2) {
 		e->has_port = true;
@@ -961,8 +1005,12 @@ ma_fdb_cb(const struct nlmsghdr *h, void *arg)
 		e->has_ifindex = true;
 		e->ifindex = nla_get_u32(tb[NDA_IFINDEX]);
 	}
-	/* The kernel dumps port, VNI and ifindex only when not the default. */
-	e->odd = !e->has_dst || !e->dst4 || e->has_port || e->has_vni ||
+	/*
+	 * The kernel dumps port, VNI and ifindex only when not the default.
+	 * An IPv4-mapped 16-byte dst would read as the IPv4 one: never ours.
+	 */
+	e->odd = !e->has_dst || (!e->dst4 && mesh_ip_is_v4(&e->dst)) ||
+	    e->has_port || e->has_vni ||
 	    e->has_ifindex || tb[NDA_NH_ID] || tb[NDA_SRC_VNI] ||
 	    !(nd->ndm_state & NUD_PERMANENT);
 	return 0;
@@ -978,7 +1026,7 @@ ma_fdb_cmp(const void *a, const void *b)
 		return c;
 	if (x->has_dst != y->has_dst)
 		return x->has_dst ? 1 : -1;
-	return memcmp(x->dst, y->dst, 16);
+	return memcmp(&x->dst, &y->dst, sizeof(x->dst));
 }
 
 /*
@@ -988,7 +1036,7 @@ ma_fdb_cmp(const void *a, const void *b)
  */
 static int
 ma_fdb_req(struct mesh_applier *ma, int ifindex, const char *dev,
-    const uint8_t mac[6], const struct in_addr *dst, int nlflags, bool add,
+    const uint8_t mac[6], const struct in6_addr *dst, int nlflags, bool add,
     const struct ma_fdb *odd)
 {
 	struct ma_pending p = { .kind = add ? MA_FDB_ADD : MA_FDB_DEL };
@@ -999,11 +1047,12 @@ ma_fdb_req(struct mesh_applier *ma, int ifindex, const char *dev,
 
 	snprintf(p.dev, sizeof(p.dev), "%s", dev);
 	memcpy(p.mac, mac, 6);
+	/* A dumped remote is replayed in the length the kernel gave it. */
 	if (odd && odd->has_dst)
-		ip = nl_addr_build(odd->dst4 ? AF_INET : AF_INET6, odd->dst,
-		    odd->dst4 ? 4 : 16);
+		ip = odd->dst4 ? ma_nl_addr(&odd->dst) :
+		    nl_addr_build(AF_INET6, &odd->dst, 16);
 	else if (dst)
-		ip = nl_addr_build(AF_INET, dst, 4);
+		ip = ma_nl_addr(dst);
 	if (n == NULL || ll == NULL || ((dst || (odd && odd->has_dst)) &&
 	    ip == NULL)) {
 		r = ma_fail(ma, -ENOMEM, "%s: out of memory", dev);
@@ -1013,7 +1062,7 @@ ma_fdb_req(struct mesh_applier *ma, int ifindex, const char *dev,
 		p.has_dst = true;
 		p.dst = *dst;
 	}
-	/* The IPv4 dst first: libnl refuses one unlike a family already set. */
+	/* The dst first: libnl refuses one unlike a family already set. */
 	if (ip && (r = rtnl_neigh_set_dst(n, ip)) < 0) {
 		r = ma_fail(ma, ma_nlerr(r), "%s: fdb dst: %s", dev,
 		    nl_geterror(r));
@@ -1047,13 +1096,11 @@ out:
 	return r;
 }
 
+/* Dsts in ma_fdb_cmp()'s order (IPv4-mapped: numeric, as IPv4 sorted). */
 static int
 ma_cmp_ip(const void *a, const void *b)
 {
-	uint32_t x = ntohl(((const struct in_addr *)a)->s_addr);
-	uint32_t y = ntohl(((const struct in_addr *)b)->s_addr);
-
-	return x < y ? -1 : x > y;
+	return memcmp(a, b, sizeof(struct in6_addr));
 }
 
 static int
@@ -1063,10 +1110,12 @@ ma_cmp_mac(const void *a, const void *b)
 	    ((const struct mesh_mac *)b)->mac, 6);
 }
 
+/* E is exactly the remote IP: same family, same address. */
 static bool
-ma_fdb_is(const struct ma_fdb *e, const struct in_addr *ip)
+ma_fdb_is(const struct ma_fdb *e, const struct in6_addr *ip)
 {
-	return !e->odd && memcmp(e->dst, ip, 4) == 0;
+	return !e->odd && e->dst4 == mesh_ip_is_v4(ip) &&
+	    memcmp(&e->dst, ip, sizeof(*ip)) == 0;
 }
 
 /*
@@ -1080,7 +1129,7 @@ ma_fdb_sync(struct mesh_applier *ma, const struct mesh_net *net,
 	static const uint8_t zero[6];
 	struct ifinfomsg req = { .ifi_family = AF_BRIDGE, .ifi_index = ifindex };
 	struct ma_fdbvec fv = { .ifindex = ifindex };
-	struct in_addr *vteps = NULL, *add0 = NULL;
+	struct in6_addr *vteps = NULL, *add0 = NULL;
 	struct mesh_mac *macs = NULL, **addm = NULL;
 	size_t nadd0 = 0, naddm = 0, i, j, k;
 	bool zero_whole = false;
@@ -1128,7 +1177,7 @@ ma_fdb_sync(struct mesh_applier *ma, const struct mesh_net *net,
 			else if (k == net->nvteps || fv.v[j].odd)
 				c = -1;
 			else
-				c = ma_cmp_ip(fv.v[j].dst, &vteps[k]);
+				c = ma_cmp_ip(&fv.v[j].dst, &vteps[k]);
 			if (c == 0 && ma_fdb_is(&fv.v[j], &vteps[k])) {
 				if (ma->stats)
 					ma->stats->fdb_unchanged++;
@@ -1136,8 +1185,7 @@ ma_fdb_sync(struct mesh_applier *ma, const struct mesh_net *net,
 				k++;
 			} else if (c < 0) {
 				(void)ma_fdb_req(ma, ifindex, dev, zero,
-				    (const struct in_addr *)fv.v[j].dst, 0,
-				    false, &fv.v[j]);
+				    &fv.v[j].dst, 0, false, &fv.v[j]);
 				j++;
 			} else {
 				add0[nadd0++] = vteps[k++];

@@ -10,10 +10,15 @@
  * same state twice changes nothing the second time (only dumps are sent).
  *
  * Per VNI it owns a bridge br<VNI> and a vxlan<VNI> (nolearning, dstport
- * 4789, local = the underlay IP, MTU = the underlay's minus 50) enslaved to
- * it.  Ownership is the name AND IFLA_IFALIAS == MESH_MARKER: a device
- * without the marker is never touched, even when its name matches (that
- * VNI then fails with -EEXIST and the error says so).
+ * 4789, local = the underlay IP, MTU = the underlay's minus 50 for IPv4 or
+ * 70 for IPv6) enslaved to it.  Ownership is the name AND IFLA_IFALIAS ==
+ * MESH_MARKER: a device without the marker is never touched, even when its
+ * name matches (that VNI then fails with -EEXIST and the error says so).
+ *
+ * The underlay is IPv4 or IPv6, one family per state: local and every
+ * VTEP have the same family.  Addresses are held as struct in6_addr, an
+ * IPv4 one IPv4-mapped (::ffff:a.b.c.d), so equality is a 16-byte memcmp
+ * and the family is mesh_ip_is_v4().
  *
  * Errors: 0 or a negative errno, with a message in err.  mesh_apply()
  * carries on with the other VNIs after one fails and returns the first
@@ -24,6 +29,7 @@
 
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +41,8 @@
 #define MESH_VNI_MAX		16777215u
 #define MESH_DSTPORT		4789
 #define MESH_OVERHEAD		50	/* outer IPv4 + UDP + VXLAN + Ethernet */
+#define MESH_OVERHEAD6		70	/* the same with an outer IPv6 header */
+#define MESH_IP_STRLEN		INET6_ADDRSTRLEN	/* mesh_ip_str() room */
 #define MESH_JSON_VERSION	1
 /* Bounds every parser enforces. */
 #define MESH_NETS_MAX		4096
@@ -44,12 +52,12 @@
 
 struct mesh_mac {
 	uint8_t mac[6];			/* unicast, not all-zero */
-	struct in_addr vtep;		/* a remote VTEP */
+	struct in6_addr vtep;		/* a remote VTEP */
 };
 
 struct mesh_net {
 	uint32_t vni;			/* 1 .. MESH_VNI_MAX */
-	struct in_addr *vteps;		/* remote members: the flood list */
+	struct in6_addr *vteps;		/* remote members: the flood list */
 	size_t nvteps;
 	struct mesh_mac *macs;		/* VM NICs on remote hosts */
 	size_t nmacs;
@@ -57,7 +65,7 @@ struct mesh_net {
 
 /* Owns nets and, through them, every vteps and macs array. */
 struct mesh_state {
-	struct in_addr local;		/* this node's underlay IP */
+	struct in6_addr local;		/* this node's underlay IP */
 	char underlay[IFNAMSIZ];	/* device holding local; "" = find it */
 	struct mesh_net *nets;
 	size_t nnets;
@@ -68,16 +76,35 @@ struct mesh_stats {
 	unsigned fdb_added, fdb_deleted, fdb_unchanged;
 };
 
+/* True when A is IPv4 (IPv4-mapped); false for a real IPv6 address. */
+bool mesh_ip_is_v4(const struct in6_addr *a);
+/*
+ * TEXT as an address: a dotted quad (stored IPv4-mapped) or an IPv6 text
+ * that is not itself IPv4-mapped or -compatible (one spelling per
+ * address).  0, or -EINVAL with *out untouched.  Says nothing of whether
+ * the address is usable as a VTEP: mesh_state_validate() does.
+ */
+int mesh_ip_parse(const char *text, struct in6_addr *out);
+/*
+ * A as text into BUF (LEN >= MESH_IP_STRLEN): a dotted quad when IPv4,
+ * else compressed IPv6; what mesh_ip_parse() reads back.  "?" if LEN is
+ * too small.
+ */
+void mesh_ip_str(const struct in6_addr *a, char *buf, size_t len);
+
 /*
  * JSON form, used for /etc/hv/mesh.json in the overlay and as the params
  * of the agent-link request "mesh.apply":
  *   {"version":1,"local":"10.0.0.5","underlay":"eth0","networks":[
  *     {"vni":100,"vteps":["10.0.0.6"],
  *      "macs":[{"mac":"aa:bb:cc:dd:ee:ff","vtep":"10.0.0.6"}]}]}
- * "underlay" may be absent or "".  Strict: unknown or duplicate keys, bad
- * addresses (also 0/8, 127/8, 224/3 and the local address as a VTEP), a VNI
- * out of range or repeated, a repeated VTEP or MAC, a multicast or zero MAC
- * are -EINVAL with err naming the path ("networks[2].macs[7].mac: ...").
+ * Addresses are dotted-quad IPv4 or IPv6 text ("fd00::5"); every VTEP has
+ * the family of "local".  "underlay" may be absent or "".  Strict: unknown
+ * or duplicate keys, bad addresses (IPv4 0/8, 127/8, 224/3; IPv6 ::, ::1,
+ * ff00::/8, fe80::/10 and IPv4-mapped or -compatible text; a VTEP of the
+ * other family or the local address as a VTEP), a VNI out of range or
+ * repeated, a repeated VTEP or MAC, a multicast or zero MAC are -EINVAL
+ * with err naming the path ("networks[2].macs[7].mac: ...").
  * Duplicate keys are only seen by mesh_state_parse() (a json_t has none).
  * On success *out is a new state the caller frees.
  */

@@ -2,9 +2,14 @@
  * The mesh state's JSON form (lib/mesh.h): a strict parser, the same
  * checks over a state built in memory, and the encoder.
  *
+ * Addresses are IPv4 or IPv6, one family per state, held as in6_addr
+ * (IPv4-mapped for IPv4), and each has exactly one text: a dotted quad, or
+ * IPv6 that is not IPv4-mapped or -compatible.
+ *
  * Invariants: a state that leaves here is valid (mesh_state_validate()
- * passes), and bounded by MESH_NETS_MAX, MESH_VTEPS_MAX, MESH_MACS_MAX.
- * Error text names the JSON path of the rejected value.  Never touches the
+ * passes), and bounded by MESH_NETS_MAX, MESH_VTEPS_MAX, MESH_MACS_MAX;
+ * what mesh_state_to_json() writes parses back to the same state.  Error
+ * text names the JSON path of the rejected value.  Never touches the
  * kernel.
  */
 #include <arpa/inet.h>
@@ -46,22 +51,103 @@ mesh_state_free(struct mesh_state *st)
 	free(st);
 }
 
-/* Not 0/8, loopback, multicast, reserved or broadcast. */
-static bool
-mj_unicast_ip(struct in_addr a)
+bool
+mesh_ip_is_v4(const struct in6_addr *a)
 {
-	uint32_t h = ntohl(a.s_addr);
+	return IN6_IS_ADDR_V4MAPPED(a);
+}
 
-	return (h >> 24) != 0 && (h >> 24) != 127 && (h >> 29) != 7;
+int
+mesh_ip_parse(const char *text, struct in6_addr *out)
+{
+	struct in6_addr a;
+	struct in_addr v4;
+
+	if (text == NULL || strlen(text) >= MESH_IP_STRLEN)
+		return -EINVAL;
+	if (inet_pton(AF_INET, text, &v4) == 1) {
+		memset(&a, 0, sizeof(a));
+		a.s6_addr[10] = a.s6_addr[11] = 0xff;
+		memcpy(&a.s6_addr[12], &v4, 4);
+	} else if (inet_pton(AF_INET6, text, &a) != 1 ||
+	    IN6_IS_ADDR_V4MAPPED(&a) || IN6_IS_ADDR_V4COMPAT(&a)) {
+		/* A second spelling of an IPv4 address would dodge its rules. */
+		return -EINVAL;
+	}
+	*out = a;
+	return 0;
+}
+
+void
+mesh_ip_str(const struct in6_addr *a, char *buf, size_t len)
+{
+	bool v4 = mesh_ip_is_v4(a);
+	const void *raw = v4 ? (const void *)&a->s6_addr[12] : (const void *)a;
+
+	if (len == 0)
+		return;
+	if (inet_ntop(v4 ? AF_INET : AF_INET6, raw, buf, (socklen_t)(len <
+	    MESH_IP_STRLEN ? len : MESH_IP_STRLEN)) == NULL)
+		snprintf(buf, len, "?");
+}
+
+enum mj_class { MJ_UNICAST, MJ_NOT_UNICAST, MJ_LINK_LOCAL };
+
+/*
+ * IPv4: not 0/8, loopback, multicast, reserved or broadcast.  IPv6: not
+ * ::/96 (::, ::1, and IPv4-compatible, which has no text of its own),
+ * multicast, or link-local (a VTEP needs an address routable without a
+ * zone).
+ */
+static enum mj_class
+mj_class(const struct in6_addr *a)
+{
+	static const uint8_t zero[12];
+	const uint8_t *b = a->s6_addr;
+
+	if (mesh_ip_is_v4(a))
+		return b[12] != 0 && b[12] != 127 && (b[12] >> 5) != 7 ?
+		    MJ_UNICAST : MJ_NOT_UNICAST;
+	if (memcmp(b, zero, sizeof(zero)) == 0 || b[0] == 0xff)
+		return MJ_NOT_UNICAST;
+	if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+		return MJ_LINK_LOCAL;
+	return MJ_UNICAST;
+}
+
+static const char *
+mj_family(const struct in6_addr *a)
+{
+	return mesh_ip_is_v4(a) ? "IPv4" : "IPv6";
+}
+
+/* Why A cannot be a remote VTEP of a node at LOCAL, or NULL if it can. */
+static const char *
+mj_remote_why(const struct in6_addr *a, const struct in6_addr *local)
+{
+	bool v4 = mesh_ip_is_v4(a);
+
+	if (v4 != mesh_ip_is_v4(local))
+		return v4 ? "an IPv4 VTEP for an IPv6 local address" :
+		    "an IPv6 VTEP for an IPv4 local address";
+	switch (mj_class(a)) {
+	case MJ_LINK_LOCAL:
+		return "a link-local IPv6 address; a VTEP needs a routable one";
+	case MJ_NOT_UNICAST:
+		break;
+	case MJ_UNICAST:
+		if (memcmp(a, local, sizeof(*a)) != 0)
+			return NULL;
+		break;
+	}
+	return v4 ? "not a remote unicast IPv4 address" :
+	    "not a remote unicast IPv6 address";
 }
 
 static int
 mj_cmp_ip(const void *a, const void *b)
 {
-	uint32_t x = ntohl(((const struct in_addr *)a)->s_addr);
-	uint32_t y = ntohl(((const struct in_addr *)b)->s_addr);
-
-	return x < y ? -1 : x > y;
+	return memcmp(a, b, sizeof(struct in6_addr));
 }
 
 static int
@@ -96,17 +182,26 @@ mj_ifname_ok(const char *s)
 int
 mesh_state_validate(const struct mesh_state *st, char *err, size_t errlen)
 {
-	struct in_addr *ips = NULL;
+	struct in6_addr *ips = NULL;
 	struct mesh_mac *macs = NULL;
 	struct mesh_net *nets = NULL;
 	size_t total = 0;
-	char a[INET_ADDRSTRLEN];
+	char a[MESH_IP_STRLEN];
+	const char *why;
 	int r = 0;
 
 	if (st == NULL)
 		return mj_fail(err, errlen, "no state");
-	if (!mj_unicast_ip(st->local))
-		return mj_fail(err, errlen, "local: not a unicast IPv4 address");
+	switch (mj_class(&st->local)) {
+	case MJ_UNICAST:
+		break;
+	case MJ_NOT_UNICAST:
+		return mj_fail(err, errlen, "local: not a unicast %s address",
+		    mj_family(&st->local));
+	case MJ_LINK_LOCAL:
+		return mj_fail(err, errlen, "local: a link-local IPv6 address; "
+		    "a VTEP needs a routable one");
+	}
 	if (memchr(st->underlay, '\0', sizeof(st->underlay)) == NULL ||
 	    (st->underlay[0] && !mj_ifname_ok(st->underlay)))
 		return mj_fail(err, errlen, "underlay: not an interface name");
@@ -135,10 +230,9 @@ mesh_state_validate(const struct mesh_state *st, char *err, size_t errlen)
 			goto out;
 		}
 		for (size_t k = 0; k < n->nvteps; k++)
-			if (!mj_unicast_ip(n->vteps[k]) ||
-			    n->vteps[k].s_addr == st->local.s_addr) {
+			if ((why = mj_remote_why(&n->vteps[k], &st->local))) {
 				r = mj_fail(err, errlen, "networks[%zu].vteps[%zu]:"
-				    " not a remote unicast IPv4 address", i, k);
+				    " %s", i, k, why);
 				goto out;
 			}
 		for (size_t k = 0; k < n->nmacs; k++) {
@@ -150,11 +244,10 @@ mesh_state_validate(const struct mesh_state *st, char *err, size_t errlen)
 				    "mac: multicast or all-zero", i, k);
 				goto out;
 			}
-			if (!mj_unicast_ip(n->macs[k].vtep) ||
-			    n->macs[k].vtep.s_addr == st->local.s_addr) {
+			if ((why = mj_remote_why(&n->macs[k].vtep,
+			    &st->local))) {
 				r = mj_fail(err, errlen, "networks[%zu].macs[%zu]."
-				    "vtep: not a remote unicast IPv4 address", i,
-				    k);
+				    "vtep: %s", i, k, why);
 				goto out;
 			}
 		}
@@ -169,8 +262,8 @@ mesh_state_validate(const struct mesh_state *st, char *err, size_t errlen)
 			memcpy(ips, n->vteps, n->nvteps * sizeof(*ips));
 			qsort(ips, n->nvteps, sizeof(*ips), mj_cmp_ip);
 			for (size_t k = 1; k < n->nvteps; k++)
-				if (ips[k].s_addr == ips[k - 1].s_addr) {
-					inet_ntop(AF_INET, &ips[k], a, sizeof(a));
+				if (mj_cmp_ip(&ips[k], &ips[k - 1]) == 0) {
+					mesh_ip_str(&ips[k], a, sizeof(a));
 					r = mj_fail(err, errlen, "networks[%zu]."
 					    "vteps: %s is listed twice", i, a);
 					goto out;
@@ -215,17 +308,20 @@ out:
 }
 
 static int
-mj_ip(const json_t *v, struct in_addr *out, const char *path, char *err,
+mj_ip(const json_t *v, struct in6_addr *out, const char *path, char *err,
     size_t errlen)
 {
 	const char *s = json_string_value(v);
+	struct in6_addr a;
 
 	if (s == NULL)
 		return mj_fail(err, errlen, "%s: not a string", path);
-	if (strlen(s) >= INET_ADDRSTRLEN || inet_pton(AF_INET, s, out) != 1)
-		return mj_fail(err, errlen, "%s: not a dotted-quad IPv4 address",
-		    path);
-	return 0;
+	if (mesh_ip_parse(s, out) == 0)
+		return 0;
+	if (strlen(s) < MESH_IP_STRLEN && inet_pton(AF_INET6, s, &a) == 1)
+		return mj_fail(err, errlen, "%s: an IPv4-mapped or -compatible "
+		    "IPv6 address; write IPv4 as a dotted quad", path);
+	return mj_fail(err, errlen, "%s: not an IPv4 or IPv6 address", path);
 }
 
 static int
@@ -438,11 +534,11 @@ mesh_state_parse(const char *buf, size_t len, struct mesh_state **out,
 }
 
 static json_t *
-mj_ip_json(struct in_addr a)
+mj_ip_json(const struct in6_addr *a)
 {
-	char s[INET_ADDRSTRLEN];
+	char s[MESH_IP_STRLEN];
 
-	inet_ntop(AF_INET, &a, s, sizeof(s));
+	mesh_ip_str(a, s, sizeof(s));
 	return json_string(s);
 }
 
@@ -452,7 +548,7 @@ mesh_state_to_json(const struct mesh_state *st)
 	json_t *j, *nets;
 
 	j = json_pack("{s:i, s:o, s:s, s:o}", "version", MESH_JSON_VERSION,
-	    "local", mj_ip_json(st->local), "underlay", st->underlay,
+	    "local", mj_ip_json(&st->local), "underlay", st->underlay,
 	    "networks", nets = json_array());
 	if (j == NULL)
 		goto enomem;
@@ -466,7 +562,7 @@ mesh_state_to_json(const struct mesh_state *st)
 			goto enomem;
 		for (size_t k = 0; k < n->nvteps; k++)
 			if (json_array_append_new(vteps,
-			    mj_ip_json(n->vteps[k])) < 0)
+			    mj_ip_json(&n->vteps[k])) < 0)
 				goto enomem;
 		for (size_t k = 0; k < n->nmacs; k++) {
 			const uint8_t *m = n->macs[k].mac;
@@ -475,7 +571,7 @@ mesh_state_to_json(const struct mesh_state *st)
 			snprintf(s, sizeof(s), "%02x:%02x:%02x:%02x:%02x:%02x",
 			    m[0], m[1], m[2], m[3], m[4], m[5]);
 			if (json_array_append_new(macs, json_pack("{s:s, s:o}",
-			    "mac", s, "vtep", mj_ip_json(n->macs[k].vtep))) < 0)
+			    "mac", s, "vtep", mj_ip_json(&n->macs[k].vtep))) < 0)
 				goto enomem;
 		}
 	}
