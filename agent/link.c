@@ -32,6 +32,7 @@
 #include "agent.h"
 #include "agent_link.h"
 #include "link.h"
+#include "link_ev.h"
 #include "log.h"
 #include "msg.h"
 #include "vm.h"
@@ -139,20 +140,17 @@ al_disconnect(struct agent_link *al, const char *why)
 	al_schedule_retry(al);
 }
 
+/* Takes ownership of json. */
 static int
 al_send(struct agent_link *al, char *json)
 {
-	size_t n = 0;
 	int r;
 
 	if (json == NULL)
 		return -ENOMEM;
-	r = link_seal(&al->link, (const uint8_t *)json, strlen(json), al_out,
-	    sizeof(al_out), &n);
+	r = link_ev_send(&al->link, al->bev, json, strlen(json));
 	free(json);
-	if (r < 0)
-		return r;
-	return bufferevent_write(al->bev, al_out, n) == 0 ? 0 : -EIO;
+	return r;
 }
 
 static void
@@ -417,26 +415,14 @@ al_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct agent_link *al = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t blen, have;
+	size_t blen = 0;
 	int r;
 
-	for (;;) {
-		have = evbuffer_get_length(in);
-		if (have < LINK_FRAME_HDR)
-			return;
-		r = link_frame_peek(evbuffer_pullup(in, LINK_FRAME_HDR), have,
-		    &blen);
-		if (r == -EAGAIN)
-			return;
-		if (r < 0) {
-			al_disconnect(al, "bad frame length from hvd");
-			return;
-		}
-		evbuffer_drain(in, LINK_FRAME_HDR);
-		evbuffer_remove(in, al_frame, blen);
+	while ((r = link_ev_frame(in, al_frame, sizeof(al_frame), &blen)) == 1)
 		if (!al_on_frame(al, al_frame, blen))
 			return;
-	}
+	if (r < 0)
+		al_disconnect(al, "bad frame length from hvd");
 }
 
 static uint64_t

@@ -1,6 +1,7 @@
 /*
  * hv-agent's VMs: the image store (images.c), libxl on the libevent loop
- * (xlevent.c) and the vm.* methods (vm.c).  Grouped by file.
+ * (xlevent.c) and the vm.* methods (vm.c, vm_cmd.c, vm_console.c).
+ * Grouped by file.
  *
  * Everything runs on the agent's one event loop; no call here blocks on
  * the network or on libxl, and no callback is ever made from inside the
@@ -107,7 +108,7 @@ const struct libxl_osevent_hooks *xlev_hooks(void);
 /* Registrations alive (tests). */
 unsigned xlev_count(const struct xlev *x);
 
-/* vm.c */
+/* vm.c (lifecycle), vm_cmd.c (the methods), vm_console.c (vm.console) */
 struct agent_vm;
 /*
  * Called with a vm.state notify's params (a new reference the callee

@@ -21,7 +21,7 @@
 #include <sodium.h>
 #include <systemd/sd-daemon.h>
 
-#include "hvd.h"
+#include "rest.h"
 
 static void __attribute__((noreturn))
 usage(void)
@@ -138,6 +138,27 @@ hvd_restore(struct hvd *hvd, const char *file)
 	return 0;
 }
 
+/*
+ * The wiring: each layer gets what it calls up through as a table, so the
+ * whole graph reads here.  net/http.c hands finished requests to the api
+ * layer; net/agents.c hands sessions to the fleet.
+ */
+static const struct http_routes hvd_routes = {
+	.api = api_handle,
+	.boot = boot_handle,
+	.upload = api_image_is_upload,
+	.served = metrics_count_request,
+};
+
+static const struct agent_ops hvd_agent_ops = {
+	.authorize = session_authorize,
+	.hello = session_hello,
+	.up = session_up,
+	.heartbeat = session_heartbeat,
+	.notify = session_notify,
+	.gone = session_gone,
+};
+
 int
 main(int argc, char **argv)
 {
@@ -243,7 +264,7 @@ main(int argc, char **argv)
 		fatalx("cannot load hvd's keys from %s", hvd.conf->state_dir);
 	if ((r = fleet_init(&hvd)) < 0)
 		fatalx("cannot load the hosts");
-	if ((r = agents_init(&hvd)) < 0)
+	if ((r = agents_init(&hvd, &hvd_agent_ops)) < 0)
 		fatalx("cannot start the agent listener");
 	if ((r = dhcp_init(&hvd)) < 0)
 		fatalx("cannot start DHCP on %s", hvd.conf->dhcp_interface);
@@ -255,7 +276,7 @@ main(int argc, char **argv)
 	if ((r = tftp_init(&hvd)) < 0)
 		fatalx("cannot start TFTP on %s:%u", hvd.conf->tftp_host,
 		    hvd.conf->tftp_port);
-	if ((r = http_init(&hvd)) < 0)
+	if ((r = http_init(&hvd, &hvd_routes)) < 0)
 		fatalx("cannot start the REST API");
 	if ((r = mesh_init(&hvd)) < 0)
 		fatalx("cannot start the mesh");

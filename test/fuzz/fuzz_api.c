@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "api.h"
-#include "hvd.h"
+#include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

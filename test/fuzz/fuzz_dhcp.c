@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hvd.h"
+#include "net.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -17,7 +17,7 @@
 
 #include <event2/event.h>
 
-#include "hvd.h"
+#include "net.h"
 #include "mesh.h"
 
 static int done_result = 1;

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "hvd.h"
+#include "store.h"
 
 static char tmpdir[] = "/tmp/hv-test-auth.XXXXXX";
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "hvd.h"
+#include "wire.h"
 
 struct config_case {
 	const char *text;

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "hvd.h"
+#include "store.h"
 
 static char tmpdir[] = "/tmp/hv-test-lease.XXXXXX";
 static char dbpath[256];

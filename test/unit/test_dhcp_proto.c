@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "hvd.h"
+#include "net.h"
 
 #define O(s)	(const uint8_t *)(s), sizeof(s) - 1
 

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
-#include "hvd.h"
+#include "fleet.h"
 
 static json_t *
 sample(double cpu, double load1, long long used)

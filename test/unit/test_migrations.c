@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "hvd.h"
+#include "store.h"
 #include "schema.h"
 
 static char tmpdir[] = "/tmp/hv-test-migrations.XXXXXX";

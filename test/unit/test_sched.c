@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "hvd.h"
+#include "wire.h"
 
 static struct vm_spec
 spec(unsigned vcpus, uint64_t mib)

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "hvd.h"
+#include "wire.h"
 
 /* Packets are written as C strings with explicit lengths: "\0" inside. */
 #define PKT(s)	(const uint8_t *)(s), sizeof(s) - 1

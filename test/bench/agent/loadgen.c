@@ -2,10 +2,11 @@
  * loadgen: many simulated hv-agents in one process, for the fan-in
  * benchmark (run.sh fanin).  Each agent has its own X25519 key, derived
  * from a seed and its index, and speaks the real agent link through
- * proto/link.c and proto/msg.c: preamble and Noise IK handshake, hello,
- * then a telemetry notify every interval with a little jitter.  It answers
- * any request from hvd with error unknown_method and, when its connection
- * drops, reconnects with the backoff of PROTOCOL.md section 10.
+ * proto/link.c, proto/link_ev.c and proto/msg.c: preamble and Noise IK
+ * handshake, hello, then a telemetry notify every interval with a little
+ * jitter.  It answers any request from hvd with error unknown_method and,
+ * when its connection drops, reconnects with the backoff of PROTOCOL.md
+ * section 10.
  *
  *   loadgen keys N SEED                  public keys of agents 1..N, hex
  *   loadgen run [-n N] [-s SEED] [-i MS] [-j PCT] [-R MS] [-r MS] [-T S]
@@ -47,6 +48,7 @@
 #include <sodium.h>
 
 #include "link.h"
+#include "link_ev.h"
 #include "msg.h"
 
 #define LG_BACKOFF_BASE_MS	250
@@ -250,20 +252,17 @@ lg_close(struct lg_agent *a, enum lg_end why)
 	lg_arm(a, lg_backoff_ms(a->attempt));
 }
 
+/* Takes ownership of json. */
 static int
 lg_send(struct lg_agent *a, char *json)
 {
-	size_t n = 0;
 	int r;
 
 	if (json == NULL)
 		return -ENOMEM;
-	r = link_seal(&a->link, (const uint8_t *)json, strlen(json), lg_out,
-	    sizeof(lg_out), &n);
+	r = link_ev_send(&a->link, a->bev, json, strlen(json));
 	free(json);
-	if (r < 0)
-		return r;
-	return bufferevent_write(a->bev, lg_out, n) == 0 ? 0 : -EIO;
+	return r;
 }
 
 static void
@@ -406,27 +405,15 @@ lg_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct lg_agent *a = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t have, blen;
+	size_t blen = 0;
 	int r;
 
 	/* Bounded by the read high-watermark. */
-	for (;;) {
-		have = evbuffer_get_length(in);
-		if (have < LINK_FRAME_HDR)
-			return;
-		r = link_frame_peek(evbuffer_pullup(in, LINK_FRAME_HDR), have,
-		    &blen);
-		if (r == -EAGAIN)
-			return;
-		if (r < 0) {
-			lg_close(a, END_PROTO);
-			return;
-		}
-		evbuffer_drain(in, LINK_FRAME_HDR);
-		evbuffer_remove(in, lg_frame, blen);
+	while ((r = link_ev_frame(in, lg_frame, sizeof(lg_frame), &blen)) == 1)
 		if (!lg_on_frame(a, lg_frame, blen))
 			return;
-	}
+	if (r < 0)
+		lg_close(a, END_PROTO);
 }
 
 static uint64_t

@@ -1,0 +1,106 @@
+/*
+ * Shared by vm.c (lifecycle), vm_cmd.c (the vm.* methods) and
+ * vm_console.c (vm.console) only: struct vm, struct agent_vm and the few
+ * functions that cross those files.  No other file may include this
+ * header; the agent's VM interface is vm.h.
+ */
+#ifndef HV_AGENT_VM_INTERNAL_H
+#define HV_AGENT_VM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <jansson.h>
+#include <libxl.h>
+
+#include "domain.h"
+#include "msg.h"
+#include "vm.h"
+
+struct event;
+struct event_base;
+struct xen;
+
+enum vm_phase { VP_FETCHING, VP_CREATING, VP_RUNNING, VP_STOPPING,
+    VP_DESTROYING };
+enum vm_after { VA_STOPPED, VA_CRASHED, VA_REBOOT };
+enum vm_img { VI_KERNEL, VI_INITRAMFS, VI_DISK, VI_N };
+
+struct vm {
+	TAILQ_ENTRY(vm) entry;
+	struct agent_vm *av;
+	uint64_t serial;		/* death events' for_user */
+	char name[MSG_VM_NAME_MAX + 1];
+	char uuid[DOM_UUID_TEXT + 1];
+	bool has_spec;			/* false: adopted, config unknown */
+	struct dom_spec spec;		/* image fields hold cache paths */
+	struct {
+		char url[IMG_URL_MAX + 1];
+		char sha[IMG_SHA_HEX + 1];
+		struct img_req *rq;
+	} img[VI_N];
+	unsigned fetching;		/* image requests outstanding */
+	enum vm_phase phase;
+	uint32_t domid;			/* INVALID_DOMID when none */
+	libxl_evgen_domain_death *death;
+	libxl_domain_config dc;		/* alive while creating */
+	bool dc_live;
+	unsigned ops;			/* libxl ops in flight */
+	bool gone;			/* off the list, freed when ops == 0 */
+	bool cancel;			/* stop asked before it ran */
+	bool rebooted;			/* the next running is a reboot */
+	bool remove_disk;		/* vm.destroy: the disk copy goes */
+	enum vm_after after;
+	char reason[MSG_VM_REASON_MAX + 1];
+	struct event *ev_timeout;	/* shutdown grace */
+	struct event *ev_create;	/* vm_create_domain() on a new pass */
+};
+TAILQ_HEAD(vm_list, vm);
+
+struct vm_evt;
+
+struct agent_vm {
+	struct event_base *base;
+	struct xen *xen;
+	libxl_ctx *ctx;
+	struct xlev *xlev;
+	struct img_cache *cache;
+	struct vm_list vms;
+	uint64_t next_serial;
+	TAILQ_HEAD(, vm_evt) evts;
+	struct event *ev_evts;
+	json_t *outq;			/* vm.state params to send */
+	struct event *ev_flush;
+	vm_notify_fn *notify;
+	void *notify_arg;
+};
+
+/* vm.c */
+/* libxl's error as text for a notify or a reply. */
+void vm_xl_err(struct agent_vm *av, int rc, char *err, size_t errlen,
+    const char *what);
+/* Queues a vm.state notify of STATE (REASON may be NULL or ""). */
+void vm_notify(struct vm *vm, const char *state, const char *reason);
+/* Sets the reason the VM's next state will be reported with. */
+void vm_reason(struct vm *vm, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Reports STATE once and forgets the VM (freed when no op holds it). */
+void vm_end(struct vm *vm, const char *state, const char *reason);
+/* A new VM on AV's list, no domain yet.  NULL on failure. */
+struct vm *vm_alloc(struct agent_vm *av, const char *name, const char *uuid);
+/* CREATING: the create op starts from a timer, on a later pass. */
+void vm_create_later(struct vm *vm);
+/* DESTROYING: the destroy op, unless one runs already. */
+void vm_destroy_domain(struct vm *vm);
+/* The VM of UUID (or NAME), adopting a domain the agent did not know. */
+struct vm *vm_find(struct agent_vm *av, const char *uuid, const char *name);
+
+/* vm_cmd.c */
+/* Every method's failure when V is NULL: sets err, returns NULL. */
+json_t *vm_cmd_no_xen(char *err, size_t errlen);
+/* The VM of params.uuid, or NULL when no domain has it. */
+struct vm *vm_cmd_of(struct agent_vm *av, const json_t *params);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * hvd's api layer: REST handlers, boot pages, metrics, backup.
+ */
+#ifndef HVD_API_H
+#define HVD_API_H
+
+#include "fleet.h"
+
+/* api.c: REST routes. */
+void api_handle(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *reply);
+void api_shutdown(void);
+
+/* api_network.c, api_token.c: one file per resource. */
+void api_networks_list(struct hvd *, const struct http_request *, struct http_reply *);
+void api_networks_create(struct hvd *, const struct http_request *, struct http_reply *);
+void api_network_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_network_patch(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_network_delete(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_network_shutdown(void);
+void api_tokens_list(struct hvd *, const struct http_request *, struct http_reply *);
+void api_tokens_create(struct hvd *, const struct http_request *, struct http_reply *);
+void api_token_delete(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+
+/* backup.c: one file holds the inventory and the master key. */
+void api_backup(struct hvd *, const struct http_request *, struct http_reply *);
+/* Unpacks a backup into conf's state-dir, which must hold no inventory. */
+int backup_restore(const struct hvd_config *conf, const char *file, char *err,
+    size_t errlen);
+
+/* api_host.c */
+void api_hosts_list(struct hvd *, const struct http_request *, struct http_reply *);
+void api_hosts_create(struct hvd *, const struct http_request *, struct http_reply *);
+void api_host_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_telemetry(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_command(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_show_config(struct hvd *hvd, const struct host_row *h, json_t *j);
+
+/* api_host_ident.c */
+void api_host_adopt(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_replace(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_retire(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_edit(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+
+/* api_image.c: the image store. */
+bool image_name_valid(const char *s);
+bool api_image_is_upload(const char *method, const char *url);
+void api_images_list(struct hvd *, const struct http_request *, struct http_reply *);
+void api_image_add(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_image_delete(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+
+/* api_vm.c */
+void api_vms_create(struct hvd *, const struct http_request *, struct http_reply *);
+void api_vms_list(struct hvd *, const struct http_request *, struct http_reply *);
+void api_vm_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_vm_stop(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_vm_start(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_vm_destroy(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_vm_console(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_operation_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+
+/* boot.c: iPXE scripts and boot files over HTTP, the boot root. */
+int boot_init(struct hvd *hvd);
+void boot_shutdown(void);
+void boot_handle(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep);
+json_t *boot_status_json(void);
+
+/* metrics.c */
+void metrics_count_request(const char *route, const char *method,
+    unsigned status);
+int metrics_render(struct hvd *hvd, char **out, size_t *len);
+void metrics_shutdown(void);
+
+#endif

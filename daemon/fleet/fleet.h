@@ -1,0 +1,89 @@
+/*
+ * hvd's fleet layer: the domain: hosts and their sessions, identity, VMs, the mesh plan.
+ */
+#ifndef HVD_FLEET_H
+#define HVD_FLEET_H
+
+#include "net.h"
+
+/* fleet.c: the live state of every host (sessions, liveness, telemetry). */
+struct fleet_host;
+struct agent_conn;
+struct fleet_sample {
+	int64_t t;			/* wall seconds, start of the step */
+	float cpu_percent, load1;
+	uint64_t mem_used, mem_total;
+	uint64_t rx_bps, tx_bps;
+};
+int fleet_init(struct hvd *hvd);
+void fleet_shutdown(void);
+struct fleet_host *fleet_get(struct hvd *hvd, const struct host_row *h);
+struct fleet_host *fleet_find(const char *name);
+struct fleet_host *fleet_by_id(int64_t id);
+struct agent_conn *fleet_session(const struct fleet_host *fh);
+/* Which session this is: a new one (a reconnect) has a larger number. */
+uint64_t fleet_session_serial(const struct fleet_host *fh);
+const char *fleet_name(const struct fleet_host *fh);
+bool fleet_is_up(const struct fleet_host *fh);
+/* Replay defence for handshake message 1: true if ts is newer. */
+bool fleet_accept_timestamp(struct fleet_host *fh, uint64_t ts);
+/* Attaches a session, closing any previous one (PROTOCOL.md section 9). */
+void fleet_session_up(struct fleet_host *fh, struct agent_conn *ac);
+void fleet_session_gone(struct fleet_host *fh, struct agent_conn *ac);
+void fleet_heartbeat(struct fleet_host *fh);
+void fleet_reset(struct fleet_host *fh);
+void fleet_telemetry(struct fleet_host *fh, json_t *sample, int64_t now);
+json_t *fleet_host_json(const struct fleet_host *fh);
+json_t *fleet_telemetry_json(const struct fleet_host *fh);
+void fleet_metrics(FILE *f);
+size_t fleet_sessions(void);
+
+/* ident.c: host identity at boot time and the overlay route. */
+/* Records a boot request of the machine q names (from ip); in lab mode
+ * adopts an unknown one.  -EPERM: its fingerprint was retired. */
+int ident_boot(struct hvd *hvd, const struct boot_query *q, const char *ip,
+    bool stage2, struct host_row *h);
+/* The underlay address h gets: its lease in full DHCP mode, else the
+ * address it booted from; NULL if unknown. */
+const char *ident_underlay(struct hvd *hvd, const struct host_row *h);
+int ident_overlay(struct hvd *hvd, const struct host_row *h,
+    const char *agent_key_hex, const char *token, unsigned char **out,
+    size_t *len, char *err, size_t errlen);
+void ident_handle_ovl(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep);
+void ident_handle_discover(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep);
+
+/* mesh.c: the desired VXLAN mesh of each member, from the inventory. */
+/* h's mesh as mesh.json text (malloc'd), NULL without an underlay IP. */
+char *mesh_host_json(struct hvd *hvd, const struct host_row *h);
+json_t *mesh_sync_json(int64_t host_id);
+json_t *mesh_anchor_json(struct hvd *hvd);
+int mesh_init(struct hvd *hvd);
+void mesh_shutdown(void);
+
+/* vm.c: VM lifecycle (commands to hosts, operations, reports). */
+uint64_t vm_start_action(struct hvd *hvd, const struct vm_row *v,
+    const char *action, char *err, size_t errlen);
+json_t *vm_op_json(uint64_t id);
+void vm_agent_state(struct hvd *hvd, struct fleet_host *fh, json_t *params);
+/* A host's session started: adopt its running VMs, report missing ones. */
+void vm_host_up(struct hvd *hvd, struct fleet_host *fh, int64_t host_id);
+
+/* session.c: what an agent session means (the listener's struct agent_ops,
+ * wired by main.c), and requests to a host's agent. */
+int session_authorize(struct hvd *hvd, const uint8_t pubkey[32],
+    uint64_t timestamp, struct host_row *h, char *why, size_t whylen);
+struct fleet_host *session_hello(struct hvd *hvd, struct agent_conn *ac,
+    const struct host_row *h, json_t *params, const char *peer, char *why,
+    size_t whylen);
+void session_up(struct hvd *hvd, struct fleet_host *fh, int64_t host_id);
+void session_heartbeat(struct fleet_host *fh);
+int session_notify(struct hvd *hvd, struct fleet_host *fh, const char *method,
+    json_t *params, char *why, size_t whylen);
+void session_gone(struct fleet_host *fh, struct agent_conn *ac);
+/* agents_request() to fh's session: -ENOTCONN when it has none. */
+int fleet_request(struct fleet_host *fh, const char *method, json_t *params,
+    agent_reply_cb cb, void *arg);
+
+#endif

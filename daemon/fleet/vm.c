@@ -1,0 +1,345 @@
+/*
+ * VM lifecycle in hvd: the commands hvd sends a VM's host (vm.create,
+ * vm.shutdown, vm.destroy), the operations an operator waits on, the
+ * agent's vm.state reports, and reconciliation when an agent (re)connects.
+ *
+ * The inventory is the desired state, written before any command goes out;
+ * the agent's reports only move `state`.  After an hvd or agent restart a
+ * VM the agent still runs is adopted (never created twice) and one it does
+ * not run is reported missing (never silently restarted).  Every change of
+ * where a VM's NICs live re-pushes the mesh, so the FDB follows the VM.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleet.h"
+
+#define VM_OPS_MAX		256	/* remembered operations (a ring) */
+#define VM_SHUTDOWN_TIMEOUT_S	30
+
+struct vm_op {
+	uint64_t id;			/* 0: free slot */
+	char vm[64], uuid[37], action[12];
+	char state[12];			/* pending, done, failed */
+	char message[256];
+	int64_t started, ended;
+};
+
+static struct vm_op vm_ops[VM_OPS_MAX];
+static uint64_t vm_op_next = 1;
+
+static struct vm_op *
+vm_op_new(const char *vm, const char *uuid, const char *action)
+{
+	struct vm_op *op = &vm_ops[vm_op_next % VM_OPS_MAX];
+
+	memset(op, 0, sizeof(*op));
+	op->id = vm_op_next++;
+	snprintf(op->vm, sizeof(op->vm), "%s", vm);
+	snprintf(op->uuid, sizeof(op->uuid), "%s", uuid);
+	snprintf(op->action, sizeof(op->action), "%s", action);
+	snprintf(op->state, sizeof(op->state), "pending");
+	op->started = hvd_now_wall();
+	return op;
+}
+
+static struct vm_op *
+vm_op_find(uint64_t id)
+{
+	struct vm_op *op = &vm_ops[id % VM_OPS_MAX];
+
+	return op->id == id ? op : NULL;
+}
+
+/* Ends the newest pending operation on uuid of one of the actions. */
+static void
+vm_op_end(const char *uuid, const char *actions, bool ok, const char *msg)
+{
+	for (uint64_t id = vm_op_next - 1; id > 0 && id + VM_OPS_MAX >= vm_op_next;
+	    id--) {
+		struct vm_op *op = vm_op_find(id);
+
+		if (op == NULL || strcmp(op->uuid, uuid) != 0 ||
+		    strcmp(op->state, "pending") != 0 || !strstr(actions, op->action))
+			continue;
+		snprintf(op->state, sizeof(op->state), "%s", ok ? "done" : "failed");
+		snprintf(op->message, sizeof(op->message), "%s", msg ? msg : "");
+		op->ended = hvd_now_wall();
+		return;
+	}
+}
+
+json_t *
+vm_op_json(uint64_t id)
+{
+	struct vm_op *op = vm_op_find(id);
+
+	if (op == NULL)
+		return NULL;
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I}", "id",
+	    (json_int_t)op->id, "vm", op->vm, "action", op->action, "state",
+	    op->state, "message", op->message, "started", (json_int_t)op->started,
+	    "ended", (json_int_t)op->ended);
+}
+
+/* {"url", "sha256"} of an image the agent fetches from the boot port. */
+static json_t *
+vm_image_ref(struct hvd *hvd, const char *name)
+{
+	struct image_row im;
+	char base[ADDR_STRLEN], url[256];
+
+	/* Agents fetch images from the boot listener. */
+	if (name == NULL || name[0] == '\0' || !hvd->conf->boot_http ||
+	    db_image_get(hvd->db, name, &im) < 0)
+		return NULL;
+	addr_boot_url(hvd, base, sizeof(base));
+	snprintf(url, sizeof(url), "%s/images/%s", base, im.sha256);
+	return json_pack("{s:s, s:s}", "url", url, "sha256", im.sha256);
+}
+
+/* The vm.create params (PROTOCOL.md 6.2) for v, from its stored spec. */
+static json_t *
+vm_create_params(struct hvd *hvd, const struct vm_row *v, char *err,
+    size_t errlen)
+{
+	struct vm_nic_row *nics = NULL;
+	json_t *spec, *p, *arr, *img;
+	const char *k;
+	size_t n = 0;
+
+	if ((spec = json_loads(v->spec, 0, NULL)) == NULL) {
+		snprintf(err, errlen, "stored spec unreadable");
+		return NULL;
+	}
+	p = json_pack("{s:s, s:s, s:I, s:I, s:s}", "name", v->name, "uuid",
+	    v->uuid, "vcpus", (json_int_t)v->vcpus, "memory_mib",
+	    (json_int_t)v->memory_mib, "type", v->type);
+	for (int i = 0; i < 3; i++) {
+		const char *field = i == 0 ? "kernel" : i == 1 ? "initramfs" : "disk";
+
+		k = json_string_value(json_object_get(spec, field));
+		if (k == NULL)
+			continue;
+		if ((img = vm_image_ref(hvd, k)) == NULL) {
+			snprintf(err, errlen, "%s: image '%s' is gone from the store",
+			    field, k);
+			json_decref(p);
+			json_decref(spec);
+			return NULL;
+		}
+		json_object_set_new(p, field, img);
+	}
+	if ((k = json_string_value(json_object_get(spec, "cmdline"))) != NULL)
+		json_object_set_new(p, "cmdline", json_string(k));
+	json_decref(spec);
+	arr = json_array();
+	if (db_vm_nics(hvd->db, v->id, &nics, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			char bridge[24];
+
+			snprintf(bridge, sizeof(bridge), "br%u", nics[i].vni);
+			json_array_append_new(arr, json_pack("{s:s, s:s}", "bridge",
+			    bridge, "mac", nics[i].mac));
+		}
+		free(nics);
+	}
+	json_object_set_new(p, "nics", arr);
+	return p;
+}
+
+struct vm_cmd {
+	struct hvd *hvd;
+	char uuid[37], action[12];
+};
+
+static void
+vm_cmd_done(void *arg, json_t *result, json_t *error)
+{
+	struct vm_cmd *c = arg;
+	struct vm_row v;
+	char msg[256];
+
+	if (result == NULL) {
+		snprintf(msg, sizeof(msg), "the agent refused %s: %s", c->action,
+		    json_string_value(json_object_get(error, "message")) ?: "?");
+		vm_op_end(c->uuid, c->action, false, msg);
+		if (db_vm_get(c->hvd->db, c->uuid, &v) == 0 &&
+		    strcmp(c->action, "create") == 0)
+			db_vm_set_state(c->hvd->db, &v, "failed", -1, msg, "agent",
+			    hvd_now_wall());
+	} else if (strcmp(c->action, "create") == 0 &&
+	    db_vm_get(c->hvd->db, c->uuid, &v) == 0 &&
+	    strcmp(v.state, "pending") == 0) {
+		db_vm_set_state(c->hvd->db, &v, "creating", -1, "", "agent",
+		    hvd_now_wall());
+	}
+	free(c);
+}
+
+/* Sends method for v to its host; -ENOTCONN when the host has no session. */
+static int
+vm_send(struct hvd *hvd, const struct vm_row *v, const char *method,
+    const char *action, json_t *params)
+{
+	struct fleet_host *fh = fleet_by_id(v->host_id);
+	struct vm_cmd *c;
+	int r;
+
+	if (fh == NULL || fleet_session(fh) == NULL) {
+		json_decref(params);
+		return -ENOTCONN;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		json_decref(params);
+		return -ENOMEM;
+	}
+	c->hvd = hvd;
+	snprintf(c->uuid, sizeof(c->uuid), "%s", v->uuid);
+	snprintf(c->action, sizeof(c->action), "%s", action);
+	if ((r = fleet_request(fh, method, params, vm_cmd_done, c)) < 0)
+		free(c);
+	return r;
+}
+
+/* Starts action on v: "create", "stop" or "destroy".  Returns the
+ * operation id (0 when it could not even be sent; *err says why). */
+uint64_t
+vm_start_action(struct hvd *hvd, const struct vm_row *v, const char *action,
+    char *err, size_t errlen)
+{
+	struct vm_op *op;
+	json_t *params;
+	int r;
+
+	if (strcmp(action, "create") == 0) {
+		if ((params = vm_create_params(hvd, v, err, errlen)) == NULL)
+			return 0;
+		r = vm_send(hvd, v, "vm.create", "create", params);
+	} else if (strcmp(action, "stop") == 0) {
+		r = vm_send(hvd, v, "vm.shutdown", "stop", json_pack("{s:s, s:i}",
+		    "uuid", v->uuid, "timeout_s", VM_SHUTDOWN_TIMEOUT_S));
+	} else {
+		r = vm_send(hvd, v, "vm.destroy", "destroy", json_pack("{s:s}",
+		    "uuid", v->uuid));
+	}
+	if (r < 0) {
+		snprintf(err, errlen, r == -ENOTCONN ? "host %s has no agent "
+		    "session" : "cannot reach host %s", v->host[0] ? v->host : "-");
+		return 0;
+	}
+	op = vm_op_new(v->name, v->uuid, action);
+	return op->id;
+}
+
+/* vm.state from an agent: the VM's observed state moves; the operation
+ * waiting on it ends; the mesh follows. */
+void
+vm_agent_state(struct hvd *hvd, struct fleet_host *fh, json_t *params)
+{
+	const char *uuid = json_string_value(json_object_get(params, "uuid"));
+	const char *state = json_string_value(json_object_get(params, "state"));
+	const char *reason = json_string_value(json_object_get(params, "reason"));
+	json_t *jd = json_object_get(params, "domid");
+	int64_t domid = json_is_integer(jd) ? json_integer_value(jd) : -1;
+	const char *db_state;
+	struct vm_row v;
+	bool ok;
+
+	if (uuid == NULL || state == NULL || db_vm_get(hvd->db, uuid, &v) < 0) {
+		log_warnx("vm: host %s reports unknown VM %s (%s)", fleet_name(fh),
+		    uuid ? uuid : "?", state ? state : "?");
+		db_event_record(hvd->db, "vm.unknown", uuid ? uuid : "?",
+		    fleet_name(fh), state ? state : "", hvd_now_wall());
+		return;
+	}
+	/* "crashed" is a failed VM whose reason says so. */
+	db_state = strcmp(state, "crashed") == 0 ? "failed" : state;
+	if (strcmp(db_state, "running") != 0 && strcmp(db_state, "stopped") != 0 &&
+	    strcmp(db_state, "failed") != 0)
+		return;
+	log_info("vm %s: %s on %s%s%s", v.name, state, fleet_name(fh),
+	    reason ? ": " : "", reason ? reason : "");
+	db_vm_set_state(hvd->db, &v, db_state, domid, strcmp(state, "crashed") ==
+	    0 && reason == NULL ? "crashed" : reason, fleet_name(fh),
+	    hvd_now_wall());
+	ok = strcmp(state, "running") == 0;
+	vm_op_end(uuid, "create start", ok, reason);
+	vm_op_end(uuid, "stop destroy", strcmp(state, "stopped") == 0, reason);
+	if (strcmp(v.desired, "destroyed") == 0 && !ok) {
+		db_vm_delete(hvd->db, &v, fleet_name(fh), hvd_now_wall());
+		log_info("vm %s: destroyed", v.name);
+	}
+}
+
+struct vm_reconcile {
+	struct hvd *hvd;
+	int64_t host_id;
+};
+
+/* vm.list after a session starts: adopt what runs, report what is gone. */
+static void
+vm_reconcile_done(void *arg, json_t *result, json_t *error)
+{
+	struct vm_reconcile *rc = arg;
+	struct vm_row *rows = NULL;
+	json_t *list = json_object_get(result, "vms"), *e;
+	size_t n = 0, i;
+
+	(void)error;
+	if (result == NULL || db_vm_list(rc->hvd->db, rc->host_id, &rows, &n) < 0)
+		goto out;
+	for (size_t k = 0; k < n; k++) {
+		struct vm_row *v = &rows[k];
+		bool found = false;
+
+		json_array_foreach(list, i, e) {
+			const char *u = json_string_value(json_object_get(e, "uuid"));
+			const char *st = json_string_value(json_object_get(e, "state"));
+
+			if (u == NULL || strcmp(u, v->uuid) != 0)
+				continue;
+			found = true;
+			if (st && strcmp(st, "running") == 0 &&
+			    strcmp(v->state, "running") != 0)
+				db_vm_set_state(rc->hvd->db, v, "running",
+				    json_integer_value(json_object_get(e, "domid")),
+				    "adopted after a restart", "hvd", hvd_now_wall());
+		}
+		if (!found && (strcmp(v->state, "running") == 0 ||
+		    strcmp(v->state, "creating") == 0)) {
+			log_warnx("vm %s: missing on %s; not restarted (hvctl vm "
+			    "start %s)", v->name, v->host, v->name);
+			db_vm_set_state(rc->hvd->db, v, "lost", -1, "missing on its "
+			    "host after a restart", "hvd", hvd_now_wall());
+		}
+	}
+	json_array_foreach(list, i, e) {
+		const char *u = json_string_value(json_object_get(e, "uuid"));
+		struct vm_row v;
+
+		if (u && db_vm_get(rc->hvd->db, u, &v) < 0)
+			db_event_record(rc->hvd->db, "vm.unknown", u, "hvd",
+			    "runs on a host but is not in the inventory",
+			    hvd_now_wall());
+	}
+out:
+	free(rows);
+	free(rc);
+}
+
+void
+vm_host_up(struct hvd *hvd, struct fleet_host *fh, int64_t host_id)
+{
+	struct vm_reconcile *rc = calloc(1, sizeof(*rc));
+
+	if (rc == NULL)
+		return;
+	rc->hvd = hvd;
+	rc->host_id = host_id;
+	if (fleet_request(fh, "vm.list", json_object(), vm_reconcile_done,
+	    rc) < 0)
+		free(rc);
+}

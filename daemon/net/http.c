@@ -1,0 +1,808 @@
+/*
+ * libmicrohttpd glue: the REST API's listeners, driven by the libevent loop.
+ *
+ * Each listener is one MHD daemon in external-loop epoll mode (no MHD
+ * threads).  libevent watches MHD's epoll fd and a timer re-armed from
+ * MHD_get_timeout() after every MHD_run().  Requests are authenticated here
+ * (SO_PEERCRED on the unix socket, bearer tokens on TCP), bodies are bounded
+ * by api-body-max, and the finished request goes to the handlers main.c
+ * handed to http_init() (struct http_routes): this file knows no route.
+ *
+ * Must never: block (MHD sockets are non-blocking, handlers are bounded);
+ * log an Authorization header; let a client make hvd exit.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "net.h"
+#include "numparse.h"
+#include "sockaddr.h"
+
+#define HTTP_CONN_MAX		1024
+#define HTTP_CONN_TIMEOUT_S	60
+
+enum http_kind { HTTP_UNIX, HTTP_TCP, HTTP_BOOT };
+
+struct http_listener {
+	struct hvd *hvd;
+	enum http_kind kind;
+	struct MHD_Daemon *mhd;		/* owns the listen fd once started */
+	struct event *ev_io;
+	struct event *ev_timer;
+	char path[HVD_SOCKET_PATH_MAX + 1];	/* unix: unlinked at shutdown */
+	uint16_t port;				/* tcp: the bound port */
+};
+
+/* One per request; freed by http_completed(). */
+struct http_pending {
+	char *body;
+	size_t len, cap;
+	bool too_large;
+	bool anonymous;
+	enum api_role role;
+	char actor[48];
+	char peer[INET6_ADDRSTRLEN];	/* boot listener: the client's address */
+	/* An upload streamed to a file (image store), not kept in memory. */
+	struct http_upload *up;
+	bool discard;		/* an upload refused by role: body dropped */
+	/* A deferred reply: the connection is suspended until finished. */
+	struct http_listener *l;
+	struct MHD_Connection *conn;
+	bool deferred, finished;
+	struct http_reply reply;
+	char method[16];
+};
+
+/* The handle a deferring handler keeps is the request's own state. */
+struct http_deferred {
+	struct http_pending p;
+};
+
+static struct http_listener *http_listeners[3];
+
+static void
+http_listener_free(struct http_listener *l)
+{
+	if (l == NULL)
+		return;
+	if (l->ev_io)
+		event_free(l->ev_io);
+	if (l->ev_timer)
+		event_free(l->ev_timer);
+	if (l->mhd)
+		MHD_stop_daemon(l->mhd);
+	if (l->kind == HTTP_UNIX && l->path[0] != '\0')
+		unlink(l->path);
+	free(l);
+}
+
+static void
+http_run(struct http_listener *l)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+	struct timeval tv;
+
+	MHD_run(l->mhd);
+	if (MHD_get_timeout(l->mhd, &ms) == MHD_YES) {
+		tv.tv_sec = (time_t)(ms / 1000);
+		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+		evtimer_add(l->ev_timer, &tv);
+	} else {
+		evtimer_del(l->ev_timer);
+	}
+}
+
+static void
+http_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	http_run(arg);
+}
+
+static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void
+http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_debug("http: %s", msg);
+}
+
+/*
+ * Streamed uploads.  A POST to /api/v1/images/{name} by an admin goes to a
+ * temporary file in state-dir/images, hashed (SHA-256) as it arrives and
+ * bounded by image-max-bytes; the handler gets the file's path, size and
+ * hash, and renames it into the store.  A file the handler did not take is
+ * removed when the request ends.
+ */
+struct http_upload {
+	int fd;
+	char path[PATH_MAX];
+	uint64_t size, max;
+	crypto_hash_sha256_state sha;
+	bool too_large, failed;
+};
+
+static void
+http_upload_free(struct http_upload *u)
+{
+	if (u == NULL)
+		return;
+	if (u->fd != -1)
+		close(u->fd);
+	if (u->path[0])
+		unlink(u->path);
+	free(u);
+}
+
+/* The handler moved the uploaded file into place: do not remove it. */
+void
+http_upload_keep(const struct http_request *req)
+{
+	struct http_pending *p = req->pending;
+
+	if (p && p->up)
+		p->up->path[0] = '\0';
+}
+
+static const struct http_routes *http_routes;
+
+static bool
+http_is_upload_path(const struct http_listener *l, const char *method,
+    const char *url)
+{
+	return l->kind != HTTP_BOOT && http_routes->upload(method, url);
+}
+
+static bool
+http_is_upload(const struct http_listener *l, const char *method,
+    const char *url, const struct http_pending *p)
+{
+	return http_is_upload_path(l, method, url) && p->role == API_ROLE_ADMIN;
+}
+
+static struct http_upload *
+http_upload_new(const struct hvd *hvd)
+{
+	struct http_upload *u = calloc(1, sizeof(*u));
+	char dir[PATH_MAX];
+
+	if (u == NULL)
+		return NULL;
+	snprintf(dir, sizeof(dir), "%s/images", hvd->conf->state_dir);
+	(void)mkdir(dir, 0700);
+	snprintf(u->path, sizeof(u->path), "%s/.upload-XXXXXX", dir);
+	if ((u->fd = mkostemp(u->path, O_CLOEXEC)) == -1) {
+		log_warn("http: upload: %s", u->path);
+		u->path[0] = '\0';
+		free(u);
+		return NULL;
+	}
+	u->max = hvd->conf->image_max_bytes;
+	crypto_hash_sha256_init(&u->sha);
+	return u;
+}
+
+static void
+http_upload_data(struct http_upload *u, const char *data, size_t n)
+{
+	size_t done = 0;
+	ssize_t w;
+
+	if (u->too_large || u->failed)
+		return;
+	if (u->size + n > u->max) {
+		u->too_large = true;
+		return;
+	}
+	crypto_hash_sha256_update(&u->sha, (const unsigned char *)data, n);
+	while (done < n) {
+		if ((w = write(u->fd, data + done, n - done)) <= 0) {
+			log_warn("http: upload: %s", u->path);
+			u->failed = true;
+			return;
+		}
+		done += (size_t)w;
+	}
+	u->size += n;
+}
+
+static void
+http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct http_pending *p = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (p == NULL)
+		return;
+	http_upload_free(p->up);
+	free(p->body);
+	json_decref(p->reply.json);
+	blob_unref(p->reply.blob);
+	free(p);
+	*con_cls = NULL;
+}
+
+static void
+http_auth_unix(struct http_listener *l, struct MHD_Connection *conn,
+    struct http_pending *p)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	p->role = API_ROLE_NONE;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED,
+	    &cred, &len) == -1) {
+		log_warn("http: unix peer credentials");
+		snprintf(p->actor, sizeof(p->actor), "unix:unknown");
+		return;
+	}
+	snprintf(p->actor, sizeof(p->actor), "uid:%u", (unsigned)cred.uid);
+	if (cred.uid == 0 || cred.uid == geteuid())
+		p->role = API_ROLE_ADMIN;
+	else
+		p->role = l->hvd->conf->api_socket_peer_role;
+}
+
+static void
+http_auth_tcp(struct http_listener *l, struct MHD_Connection *conn,
+    struct http_pending *p)
+{
+	const char *hdr;
+	char id[AUTH_ID_HEX + 1];
+	int r;
+
+	p->role = API_ROLE_NONE;
+	p->anonymous = true;
+	snprintf(p->actor, sizeof(p->actor), "anonymous");
+	hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	r = auth_bearer(l->hvd->db, hdr, &p->role, id, hvd_now_wall());
+	if (r == 0) {
+		p->anonymous = false;
+		snprintf(p->actor, sizeof(p->actor), "token:%s", id);
+	} else if (r == -EACCES) {
+		log_debug("http: rejected a bearer token");
+	}
+}
+
+static const char *
+http_query(const struct http_request *req, const char *key)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static const char *
+http_header(const struct http_request *req, const char *key)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, key);
+}
+
+struct http_query_iter {
+	void (*cb)(void *, const char *, const char *);
+	void *arg;
+};
+
+static enum MHD_Result
+http_query_iter_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct http_query_iter *it = cls;
+
+	(void)kind;
+	if (it->cb)
+		it->cb(it->arg, key, value);
+	return MHD_YES;
+}
+
+/* The boot listener's clients are anonymous; the overlay route needs
+ * their address (an overlay goes only to the address that booted). */
+static void
+http_boot_peer(struct MHD_Connection *conn, struct http_pending *p)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	p->peer[0] = '\0';
+	if (sa)
+		sa_addr_str(sa, p->peer, sizeof(p->peer));
+	snprintf(p->actor, sizeof(p->actor), "boot:%s", p->peer[0] ? p->peer :
+	    "unknown");
+}
+
+static int
+http_query_each(const struct http_request *req,
+    void (*cb)(void *, const char *, const char *), void *arg)
+{
+	struct http_query_iter it = { cb, arg };
+
+	return MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
+	    http_query_iter_cb, &it);
+}
+
+static void
+http_blob_free(void *cls)
+{
+	blob_unref(cls);
+}
+
+static enum MHD_Result
+http_respond(struct MHD_Connection *conn, const char *method,
+    struct http_reply *rep)
+{
+	struct MHD_Response *resp = NULL;
+	enum MHD_Result ret;
+	char *text = NULL;
+	size_t len;
+
+	if (rep->json && rep->blob == NULL) {
+		text = json_dumps(rep->json, JSON_COMPACT);
+		if (text != NULL) {
+			len = strlen(text);
+			rep->blob = blob_new(text, len);
+			free(text);
+		}
+		if (rep->blob == NULL) {
+			rep->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+			log_warnx("http: out of memory serialising a reply");
+		}
+	}
+	if (rep->blob) {
+		resp = MHD_create_response_from_buffer_with_free_callback_cls(
+		    blob_len(rep->blob), (void *)blob_data(rep->blob),
+		    http_blob_free, rep->blob);
+		if (resp)
+			rep->blob = NULL;	/* the response owns it now */
+	} else if (rep->file_fd > 0) {
+		/* Zero-copy: libmicrohttpd sends the range with sendfile and
+		 * closes the fd when the response is done. */
+		resp = MHD_create_response_from_fd_at_offset64(rep->file_len,
+		    rep->file_fd, rep->file_off);
+		if (resp)
+			rep->file_fd = 0;
+	} else {
+		resp = MHD_create_response_from_buffer(0, (void *)"",
+		    MHD_RESPMEM_PERSISTENT);
+	}
+	if (resp == NULL)
+		return MHD_NO;
+	for (size_t i = 0; i < HTTP_EXTRA_HEADERS && rep->header[i][0]; i++) {
+		char name[64];
+		const char *colon = strchr(rep->header[i], ':');
+		size_t n = colon ? (size_t)(colon - rep->header[i]) : 0;
+
+		if (n == 0 || n >= sizeof(name))
+			continue;
+		memcpy(name, rep->header[i], n);
+		name[n] = '\0';
+		if (MHD_add_response_header(resp, name, colon + 2) != MHD_YES) {
+			MHD_destroy_response(resp);
+			return MHD_NO;
+		}
+	}
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    rep->content_type ? rep->content_type : "application/json") != MHD_YES ||
+	    (rep->file_len == 0 && MHD_add_response_header(resp,
+	    MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES) ||
+	    (rep->location[0] && MHD_add_response_header(resp,
+	    MHD_HTTP_HEADER_LOCATION, rep->location) != MHD_YES) ||
+	    (rep->allow && MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+	    rep->allow) != MHD_YES) ||
+	    (rep->status == MHD_HTTP_UNAUTHORIZED && MHD_add_response_header(resp,
+	    MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"hvd\"") != MHD_YES)) {
+		MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	ret = MHD_queue_response(conn, rep->status, resp);
+	MHD_destroy_response(resp);
+	http_routes->served(rep->route ? rep->route : "unmatched", method,
+	    rep->status);
+	return ret;
+}
+
+static void
+http_reply_dispose(struct http_reply *rep)
+{
+	json_decref(rep->json);
+	blob_unref(rep->blob);
+	if (rep->file_fd > 0)
+		close(rep->file_fd);
+}
+
+static enum MHD_Result
+http_access(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct http_listener *l = cls;
+	struct http_pending *p = *con_cls;
+	struct http_reply rep = { 0 };
+	struct http_request req;
+	const char *cl;
+	uint64_t clen;
+	enum MHD_Result ret;
+
+	(void)version;
+	if (p == NULL) {
+		if ((p = calloc(1, sizeof(*p))) == NULL)
+			return MHD_NO;
+		*con_cls = p;
+		if (l->kind == HTTP_UNIX)
+			http_auth_unix(l, conn, p);
+		else if (l->kind == HTTP_TCP)
+			http_auth_tcp(l, conn, p);
+		else
+			http_boot_peer(conn, p);
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (http_is_upload_path(l, method, url) &&
+		    p->role != API_ROLE_ADMIN) {
+			/* Refused by role, not by size: the route says 401/403. */
+			p->discard = true;
+			return MHD_YES;
+		}
+		if (http_is_upload(l, method, url, p)) {
+			if ((p->up = http_upload_new(l->hvd)) == NULL)
+				return MHD_NO;
+			if (cl && (parse_u64(cl, 0, UINT64_MAX, &clen) < 0 ||
+			    clen > p->up->max))
+				p->up->too_large = true;
+			return MHD_YES;
+		}
+		if (cl && (parse_u64(cl, 0, UINT64_MAX, &clen) < 0 ||
+		    clen > l->hvd->conf->api_body_max)) {
+			/* Refuse before reading: the client may still be sending. */
+			p->too_large = true;
+			goto reply;
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0 && p->discard) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0 && p->up) {
+		http_upload_data(p->up, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		if (p->too_large || p->len + n > l->hvd->conf->api_body_max) {
+			p->too_large = true;
+			return MHD_YES;
+		}
+		if (p->len + n + 1 > p->cap) {
+			size_t cap = p->len + n + 1 < 1024 ? 1024 : (p->len + n + 1) * 2;
+			char *nb;
+
+			if (cap > l->hvd->conf->api_body_max + 1)
+				cap = l->hvd->conf->api_body_max + 1;
+			if ((nb = realloc(p->body, cap)) == NULL)
+				return MHD_NO;
+			p->body = nb;
+			p->cap = cap;
+		}
+		memcpy(p->body + p->len, upload_data, n);
+		p->len += n;
+		p->body[p->len] = '\0';
+		return MHD_YES;
+	}
+reply:
+	if (p->deferred) {
+		/* Resumed by http_finish(): send what it stored. */
+		if (!p->finished)
+			return MHD_YES;
+		ret = http_respond(conn, p->method, &p->reply);
+		http_reply_dispose(&p->reply);
+		memset(&p->reply, 0, sizeof(p->reply));
+		return ret;
+	}
+	if (p->too_large) {
+		http_error(&rep, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "request body larger than %zu bytes", l->hvd->conf->api_body_max);
+	} else if (p->up && (p->up->too_large || p->up->failed)) {
+		if (p->up->too_large)
+			http_error(&rep, MHD_HTTP_CONTENT_TOO_LARGE, "image larger "
+			    "than image-max-bytes (%llu)",
+			    (unsigned long long)p->up->max);
+		else
+			http_error(&rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "could not "
+			    "store the upload");
+	} else {
+		req = (struct http_request){
+			.method = method, .url = url, .body = p->body,
+			.body_len = p->len, .role = p->role,
+			.anonymous = p->anonymous, .actor = p->actor,
+			.query = http_query, .conn = conn, .pending = p,
+			.upload_fd = -1,
+		};
+		if (p->up) {
+			unsigned char h[crypto_hash_sha256_BYTES];
+
+			crypto_hash_sha256_final(&p->up->sha, h);
+			sodium_bin2hex(req.upload_sha256, sizeof(req.upload_sha256),
+			    h, sizeof(h));
+			req.upload_path = p->up->path;
+			req.upload_size = p->up->size;
+			req.upload_fd = p->up->fd;
+		}
+		p->conn = conn;
+		p->l = l;
+		snprintf(p->method, sizeof(p->method), "%s", method);
+		if (l->kind == HTTP_BOOT) {
+			req.header = http_header;
+			req.query_each = http_query_each;
+			req.peer = p->peer;
+			http_routes->boot(l->hvd, &req, &rep);
+		} else {
+			http_routes->api(l->hvd, &req, &rep);
+		}
+		if (rep.deferred) {
+			p->deferred = true;
+			p->reply.route = rep.route;
+			MHD_suspend_connection(conn);
+			http_reply_dispose(&rep);
+			return MHD_YES;
+		}
+	}
+	ret = http_respond(conn, method, &rep);
+	http_reply_dispose(&rep);
+	return ret;
+}
+
+/* The one error body: {"error": "..."} with status. */
+void
+http_error(struct http_reply *reply, unsigned status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_decref(reply->json);
+	reply->status = status;
+	reply->json = json_pack("{s:s}", "error", msg);
+}
+
+struct http_deferred *
+http_defer(const struct http_request *req, struct http_reply *rep)
+{
+	rep->deferred = true;
+	return (struct http_deferred *)req->pending;
+}
+
+void
+http_finish(struct http_deferred *d, struct http_reply *rep)
+{
+	struct http_pending *p = &d->p;
+	const char *route = p->reply.route;
+
+	p->reply = *rep;
+	if (p->reply.route == NULL)
+		p->reply.route = route;
+	p->finished = true;
+	MHD_resume_connection(p->conn);
+	/* Resuming does not wake MHD's epoll fd in external mode: run the
+	 * daemon from the loop now, and http_access() sends the reply. */
+	event_active(p->l->ev_timer, EV_TIMEOUT, 0);
+}
+
+static int
+http_unix_socket(const char *path, unsigned mode)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1)
+		return -errno;
+	/* A live hvd answers on the socket; a dead one leaves a stale file. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	if (errno == ECONNREFUSED)
+		unlink(path);
+	close(fd);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1)
+		return -errno;
+	/* Bind under a umask so the socket is never briefly too open. */
+	old = umask(~mode & 0777);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r == -1 || chmod(path, mode) == -1 || listen(fd, 128) == -1) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int
+http_tcp_socket(const char *host, uint16_t port, uint16_t *bound)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+	int fd, one = 1, r;
+
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		len = sizeof(*sin6);
+	} else {
+		return -EINVAL;
+	}
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) == -1)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, (struct sockaddr *)&ss, len) == -1 ||
+	    listen(fd, 511) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) == -1) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	*bound = ntohs(ss.ss_family == AF_INET ? sin->sin_port : sin6->sin6_port);
+	return fd;
+}
+
+static int
+http_listener_start(struct hvd *hvd, enum http_kind kind,
+    struct http_listener **out)
+{
+	const struct hvd_config *c = hvd->conf;
+	const union MHD_DaemonInfo *di;
+	struct http_listener *l;
+	int fd, r;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return -ENOMEM;
+	l->hvd = hvd;
+	l->kind = kind;
+	if (kind == HTTP_UNIX) {
+		fd = http_unix_socket(c->api_socket, c->api_socket_mode);
+		if (fd < 0) {
+			errno = -fd;
+			log_warn("api: %s", c->api_socket);
+			r = fd;
+			goto fail;
+		}
+		snprintf(l->path, sizeof(l->path), "%s", c->api_socket);
+	} else {
+		const char *host = kind == HTTP_TCP ? c->api_listen_host :
+		    c->boot_http_host;
+		uint16_t port = kind == HTTP_TCP ? c->api_listen_port :
+		    c->boot_http_port;
+
+		if ((fd = http_tcp_socket(host, port, &l->port)) < 0) {
+			errno = -fd;
+			log_warn("%s: listen %s:%u", kind == HTTP_TCP ? "api" :
+			    "boot", host, port);
+			r = fd;
+			goto fail;
+		}
+	}
+	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO |
+	    MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, http_access, l,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_MAX,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
+	    /* main() ignores SIGPIPE; saying so lets libmicrohttpd send file
+	     * replies with sendfile() instead of pread() + send() per chunk. */
+	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
+	    MHD_OPTION_END);
+	if (l->mhd == NULL) {
+		log_warnx("api: libmicrohttpd failed to start");
+		close(fd);
+		r = -EIO;
+		goto fail;
+	}
+	di = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (di == NULL) {
+		r = -EIO;
+		goto fail;
+	}
+	l->ev_io = event_new(hvd->base, di->epoll_fd, EV_READ | EV_PERSIST,
+	    http_io_cb, l);
+	l->ev_timer = evtimer_new(hvd->base, http_io_cb, l);
+	if (l->ev_io == NULL || l->ev_timer == NULL ||
+	    event_add(l->ev_io, NULL) == -1) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (kind == HTTP_UNIX)
+		log_info("api: listening on %s (mode %04o)", l->path,
+		    c->api_socket_mode);
+	else if (kind == HTTP_TCP)
+		log_info("api: listening on %s:%u", c->api_listen_host, l->port);
+	else
+		log_info("boot: HTTP on %s:%u", c->boot_http_host, l->port);
+	*out = l;
+	return 0;
+fail:
+	http_listener_free(l);
+	return r;
+}
+
+int
+http_init(struct hvd *hvd, const struct http_routes *routes)
+{
+	int r;
+
+	http_routes = routes;
+	if (hvd->conf->api_socket[0] &&
+	    (r = http_listener_start(hvd, HTTP_UNIX, &http_listeners[0])) < 0)
+		return r;
+	if (hvd->conf->api_tcp &&
+	    (r = http_listener_start(hvd, HTTP_TCP, &http_listeners[1])) < 0)
+		return r;
+	if (hvd->conf->boot_http &&
+	    (r = http_listener_start(hvd, HTTP_BOOT, &http_listeners[2])) < 0)
+		return r;
+	return 0;
+}
+
+uint16_t
+http_boot_port(void)
+{
+	return http_listeners[2] ? http_listeners[2]->port : 0;
+}
+
+void
+http_shutdown(void)
+{
+	for (size_t i = 0; i < 3; i++) {
+		http_listener_free(http_listeners[i]);
+		http_listeners[i] = NULL;
+	}
+}
+
+uint16_t
+http_tcp_port(void)
+{
+	return http_listeners[1] ? http_listeners[1]->port : 0;
+}

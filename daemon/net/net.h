@@ -1,0 +1,191 @@
+/*
+ * hvd's net layer: the transports: libmicrohttpd glue, the agent-link listener, TFTP,
+ * DHCP, topology, the privileged mesh helper, and hvd's own addresses.
+ * Reaches up only through the handlers and operations it is handed.
+ */
+#ifndef HVD_NET_H
+#define HVD_NET_H
+
+#include "store.h"
+
+/* http.c: libmicrohttpd glue on the libevent loop. */
+struct http_request {
+	const char *method;
+	const char *url;
+	const char *body;
+	size_t body_len;
+	enum api_role role;
+	bool anonymous;		/* TCP without a valid token */
+	const char *actor;	/* for the audit log: "uid:0", "token:<id>" */
+	const char *peer;	/* boot listener: client address, else NULL */
+	/* A streamed upload (POST /api/v1/images/{name}): a temporary file
+	 * the handler may rename (http.c removes it otherwise). */
+	const char *upload_path;
+	uint64_t upload_size;
+	char upload_sha256[65];
+	int upload_fd;
+	const char *(*query)(const struct http_request *req, const char *key);
+	const char *(*header)(const struct http_request *req, const char *key);
+	/* Calls cb for every query argument (cb may be NULL); returns the
+	 * number of arguments. */
+	int (*query_each)(const struct http_request *req,
+	    void (*cb)(void *arg, const char *key, const char *value), void *arg);
+	struct MHD_Connection *conn;	/* http.c's, for query() */
+	void *pending;			/* http.c's, for http_defer() */
+};
+struct blob;
+struct http_deferred;
+struct http_reply {
+	unsigned status;
+	json_t *json;		/* owned, serialised by http.c */
+	struct blob *blob;	/* owned reference, sent as is */
+	const char *content_type;
+	char location[128];
+	const char *allow;
+	const char *route;	/* route template, for metrics */
+	/* A handler that answers later sets this and keeps the handle it
+	 * got from http_defer(); the client waits (no thread blocks). */
+	bool deferred;
+	/* A file range sent zero-copy; file_fd (> 0) is owned and closed. */
+	int file_fd;
+	uint64_t file_off, file_len;
+#define HTTP_EXTRA_HEADERS 6
+	char header[HTTP_EXTRA_HEADERS][128];	/* "Name: value" */
+};
+/* Called from a handler: the reply will come through http_finish(). */
+struct http_deferred *http_defer(const struct http_request *req,
+    struct http_reply *rep);
+void http_upload_keep(const struct http_request *req);
+/* Completes a deferred reply; takes ownership of rep's contents. */
+void http_finish(struct http_deferred *d, struct http_reply *rep);
+void http_error(struct http_reply *reply, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The handlers a finished request goes to; main.c fills them in. */
+struct http_routes {
+	void (*api)(struct hvd *hvd, const struct http_request *req,
+	    struct http_reply *rep);		/* unix socket and TCP */
+	void (*boot)(struct hvd *hvd, const struct http_request *req,
+	    struct http_reply *rep);		/* the boot listener */
+	/* Whether the body of this API request streams to a file. */
+	bool (*upload)(const char *method, const char *url);
+	/* Every reply sent: its route template, method and status. */
+	void (*served)(const char *route, const char *method, unsigned status);
+};
+/* routes must outlive the listeners. */
+int http_init(struct hvd *hvd, const struct http_routes *routes);
+void http_shutdown(void);
+uint16_t http_tcp_port(void);
+uint16_t http_boot_port(void);
+
+/* agents.c: the agent-link listener and sessions. */
+struct agent_conn;
+struct fleet_host;		/* the fleet's, opaque here */
+/*
+ * What a session means, from the layer above; main.c hands it to
+ * agents_init().  A function that refuses writes why (it names the
+ * reason in the agent.rejected event) and the connection is closed.
+ */
+struct agent_ops {
+	/* Handshake message 1 proved the peer holds pubkey: its host into
+	 * *h, unless the key is unknown or timestamp replays.  0 or -1. */
+	int (*authorize)(struct hvd *hvd, const uint8_t pubkey[32],
+	    uint64_t timestamp, struct host_row *h, char *why, size_t whylen);
+	/* A well-formed hello on ac from peer: the fleet's handle of the
+	 * session it recorded, or NULL. */
+	struct fleet_host *(*hello)(struct hvd *hvd, struct agent_conn *ac,
+	    const struct host_row *h, json_t *params, const char *peer,
+	    char *why, size_t whylen);
+	/* The hello reply went out: the host is up. */
+	void (*up)(struct hvd *hvd, struct fleet_host *fh, int64_t host_id);
+	/* Any authenticated message of an established session. */
+	void (*heartbeat)(struct fleet_host *fh);
+	/* A notification ("telemetry", "vm.state", ...): 0 or -1. */
+	int (*notify)(struct hvd *hvd, struct fleet_host *fh, const char *method,
+	    json_t *params, char *why, size_t whylen);
+	/* The session ended, for any reason. */
+	void (*gone)(struct fleet_host *fh, struct agent_conn *ac);
+};
+/* ops must outlive the listener. */
+int agents_init(struct hvd *hvd, const struct agent_ops *ops);
+void agents_shutdown(void);
+void agent_conn_close(struct agent_conn *ac, const char *why);
+/* Sends a request to the host's agent; cb runs exactly once with the
+ * result or an error object ({code, message}), also on disconnect,
+ * timeout (10 s) or shutdown.  Takes ownership of params. */
+typedef void (*agent_reply_cb)(void *arg, json_t *result, json_t *error);
+int agents_request(struct agent_conn *ac, const char *method, json_t *params,
+    agent_reply_cb cb, void *arg);
+uint16_t agents_port(void);
+
+/* topology.c: this node's interfaces, addresses and routes via libnl. */
+int topology_init(struct hvd *hvd);
+void topology_shutdown(void);
+const char *topology_boot_address(void);
+json_t *topology_json(void);
+
+/* dhcp.c: proxy and full DHCP on dhcp-interface. */
+struct dhcp_site {
+	enum dhcp_mode mode;
+	uint32_t addr, mask;		/* the interface's, network order */
+	uint32_t boot_server;		/* siaddr, network order */
+	char url[128];			/* stage-1 script, for iPXE clients */
+	uint32_t router, dns;		/* network order, 0: none */
+	uint32_t lease_s;
+};
+int dhcp_init(struct hvd *hvd);
+void dhcp_shutdown(void);
+void dhcp_metrics(FILE *f);
+/* Fills a's boot fields for client c; false if hvd has no boot for c. */
+bool dhcp_boot_answer(const struct dhcp_site *s, enum dhcp_client c,
+    struct dhcp_answer *a);
+/* The proxyDHCP answer to m received on port; -ENOENT with *why if none. */
+int dhcp_proxy_answer(const struct dhcp_site *s, const struct dhcp_msg *m,
+    uint16_t port, struct dhcp_answer *a, const char **why);
+
+/* tftp.c: the TFTP server (read-only, files under boot-root). */
+int tftp_init(struct hvd *hvd);
+void tftp_shutdown(void);
+uint16_t tftp_port(void);
+void tftp_metrics(FILE *f);
+
+/* mesh_priv.c: the anchor's privileged netlink path (DESIGN section 5). */
+struct mesh_state;
+/*
+ * Before the loop starts: forks a helper that keeps only CAP_NET_ADMIN and
+ * runs mesh_apply() on each state it is sent, then drops CAP_NET_ADMIN
+ * from hvd.  Without CAP_NET_ADMIN it logs that the anchor is disabled and
+ * returns 0 (mesh_priv_apply() then returns -EPERM).  0 or -errno.
+ */
+int mesh_priv_init(struct hvd *hvd);
+/* Closes the helper's socket (it exits) and reaps it; pending callbacks
+ * get -ECANCELED. */
+void mesh_priv_shutdown(void);
+/*
+ * RESULT: 0 or -errno from the helper (or -EPIPE when it died); DETAIL:
+ * on success the stats as JSON text ({"links_added":0,...}), else the
+ * error message.  DETAIL is valid only during the call.
+ */
+typedef void (*mesh_priv_cb)(void *arg, int result, const char *detail);
+/*
+ * Sends ST (copied) to the helper; CB runs once, from the loop, when it
+ * answers.  Requests are answered in order.  0, or -EPERM (anchor
+ * disabled), -EPIPE (helper gone), -ENOMEM, -EMSGSIZE: then CB never runs.
+ */
+int mesh_priv_apply(const struct mesh_state *st, mesh_priv_cb cb, void *arg);
+
+/* addr.c: hvd's own addresses, one rule (see the file's head). */
+#define ADDR_STRLEN	96	/* "http://[" IPv6 "]:65535" fits */
+/* "HOST:PORT", with brackets around an IPv6 HOST. */
+void addr_join(const char *host, uint16_t port, char *buf, size_t len);
+/* The address hosts reach a listener bound to listen_host at (NULL: no
+ * listener in particular); returns buf. */
+const char *addr_self(const struct hvd *hvd, const char *listen_host,
+    char *buf, size_t len);
+/* "http://HOST:PORT" of the boot scripts (port 80 without boot HTTP). */
+void addr_boot_url(const struct hvd *hvd, char *buf, size_t len);
+/* "HOST:PORT" agents dial (written into overlays). */
+void addr_agents(const struct hvd *hvd, char *buf, size_t len);
+/* hvd's VTEP, or NULL while it has no address to anchor the mesh at. */
+const char *addr_anchor(const struct hvd *hvd, char *buf, size_t len);
+
+#endif
