@@ -92,12 +92,7 @@ metric() {
 }
 probe() { ip netns exec "$prober" python3 "$here/dhcp_probe.py" "$@"; }
 export HVCTL_SOCKET=$T/hvd.sock
-start_hvd() {
-	bg "$hvns" "$T/hvd.log" "$HVD" -d -f "$T/hvd.conf"
-	HVD_PID=$LAST_PID
-	wait_for 10 "$HVCTL" status >/dev/null
-}
-stop_hvd() { kill "$HVD_PID"; wait "$HVD_PID" || true; }
+start_hvd() { start_hvd_in "$hvns" 10; }
 malformed_then_alive() {	# MODE: hvd drops them all and stays up
 	local before n
 	before=$(metric malformed)
@@ -238,5 +233,5 @@ kill "$UDHCPC"; wait "$UDHCPC" || true
 expect "full: RELEASE recorded" "$(lease_of "$MAC2") $(( $(metric releases) - releases ))" '10.78.0.151|released 1'
 expect "hvd never crashed (same process throughout)" "$(kill -0 "$HVD_PID" && echo alive)" alive
 stop_hvd
-expect "no sanitizer report from hvd" "$(grep -cE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/hvd.log" || true)" 0
+expect "no sanitizer report from hvd" "$(sanitizer_reports "$T/hvd.log")" 0
 finish

@@ -1,27 +1,20 @@
 # Shared by the netns tests: network namespaces joined by veth pairs, and
 # cleanup of every namespace, device and process the test made (by PID).
-# Needs root and iproute2.  Expects HVD, HVCTL (and more) from ctest.
-set -euo pipefail
-# shellcheck source=../lib/require.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../lib/require.sh"
+# Needs root and iproute2.  Expects HVD, HVCTL (and more) from ctest.  The
+# checks, wait_for, field and the rest come from test/lib/common.sh.
+# shellcheck source=../lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 [ "$(id -u)" -eq 0 ] || need "root (ip netns, veth, bridges)"
 need_cmd ip -- iproute2
 
 SUFFIX=$$
-T=$(mktemp -d /tmp/hv-netns.XXXXXX)
+hv_tmpdir netns
 NETNS=()
-PIDS=()
-failures=0
 
 netns_cleanup() {
-	local p ns
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
+	local ns
+	kill_tracked
 	for ns in "${NETNS[@]}"; do
 		ip netns del "$ns" 2>/dev/null || true
 	done
@@ -57,43 +50,25 @@ bg() {
 	local ns=$1 log=$2; shift 2
 	ip netns exec "$ns" "$@" >> "$log" 2>&1 &
 	LAST_PID=$!
-	PIDS+=("$LAST_PID")
+	track_pid "$LAST_PID"
 }
 
-expect() {
-	# shellcheck disable=SC2053
-	if [[ $2 == $3 ]]; then
-		echo "ok   $1"
-	else
-		echo "FAIL $1"
-		echo "     got:  $2"
-		echo "     want: $3"
-		failures=$((failures + 1))
-	fi
+# start_hvd_in NS SECS: hvd -d -f $T/hvd.conf in NS, logging to $T/hvd.log,
+# its PID in HVD_PID; then wait up to SECS for `hvctl status` (the caller
+# exports HVCTL_SOCKET).  Returns wait_for's status.
+start_hvd_in() {
+	bg "$1" "$T/hvd.log" "$HVD" -d -f "$T/hvd.conf"
+	# shellcheck disable=SC2034 # read by the test (and stop_hvd)
+	HVD_PID=$LAST_PID
+	wait_for "$2" "$HVCTL" status >/dev/null
 }
 
-# wait_for SECONDS CMD...: poll CMD every 0.1 s; prints elapsed seconds.
-wait_for() {
-	local limit=$1; shift
-	local start end
-	start=$(date +%s.%N)
-	while ! "$@" >/dev/null 2>&1; do
-		end=$(date +%s.%N)
-		if (( $(echo "$end - $start > $limit" | bc) )); then
-			echo "timeout"
-			return 1
-		fi
-		sleep 0.1
-	done
-	end=$(date +%s.%N)
-	printf '%.1f\n' "$(echo "$end - $start" | bc)"
+# tail_logs: the last 40 lines of every log in $T.
+tail_logs() {
+	local f
+	for f in "$T"/*.log; do echo "--- $f"; tail -n 40 "$f"; done
 }
 
 finish() {
-	if [ "$failures" -ne 0 ]; then
-		for f in "$T"/*.log; do echo "--- $f"; tail -n 40 "$f"; done
-		echo "$failures check(s) failed"
-		exit 1
-	fi
-	echo "all checks passed"
+	report_checks tail_logs
 }

@@ -6,11 +6,15 @@
 # the underlay; the FDB holds one appended all-zero entry per remote;
 # re-applying changes nothing; a removed member's entries go; a
 # hand-deleted entry comes back; operators' devices are never touched.
+# The same on an IPv6 underlay: three more hosts on fd00:78::/64, the
+# vxlan device's local and the FDB dsts IPv6, MTU underlay - 70, br200
+# addresses ping across, and a move to IPv4 and back rebuilds vxlan200.
 # Then the real hv-agent with a mesh-file: applied at start, a hand-deleted
 # entry restored within mesh-interval (no hvd: the agent keeps retrying).
 . "$(dirname "$0")/lib.sh"
 : "${MESH_APPLY:?}" "${HV_AGENT:?}" "${MESH_PRIV_PROBE:?}"
 need_cmd nft bridge -- nft counts VXLAN packets, bridge reads the FDB
+[ -d /proc/sys/net/ipv6 ] || need "IPv6 in the kernel (the IPv6 underlay checks)"
 
 mkns U u
 nft_ok=1
@@ -125,6 +129,91 @@ expect "the underlay survives" "$(ip -n "${H[1]}" link show ul0 >/dev/null && ec
 echo '{"version":1,"local":"10.78.0.1","networks":[{"vni":5,"vteps":["10.78.0.2","10.78.0.2"]}]}' > "$T/bad.json"
 set +e; out=$(ip netns exec "${H[1]}" "$MESH_APPLY" "$T/bad.json" 2>&1); rc=$?; set -e
 expect "bad state refused with its path" "$rc:$out" '2:*networks?0?.vteps: 10.78.0.2 is listed twice*'
+
+# --- IPv6 underlay: hosts h61..h63 on their own bridge in U (no snooping:
+# no MLD querier here), ULA addresses with nodad so they are usable at
+# once.  VNI 200; each br200 gets a fixed MAC (known to the others' states)
+# and 192.168.200.<i>.
+ip -n "$U" link add ubr6 type bridge mcast_snooping 0
+ip -n "$U" link set ubr6 up
+H6=()
+for i in 1 2 3; do
+	mkns h "h6$i"; H6[i]=$h
+	ip link add "ul$SUFFIX" type veth peer name "u6p$i$SUFFIX"
+	ip link set "ul$SUFFIX" netns "$h" name ul0
+	ip link set "u6p$i$SUFFIX" netns "$U"
+	ip -n "$U" link set "u6p$i$SUFFIX" master ubr6 up
+	ip -n "$h" addr add "fd00:78::$i/64" dev ul0 nodad
+	ip -n "$h" link set ul0 up
+done
+# state6 I [VTEP...]: host I's IPv6 state for VNI 200.
+state6() {
+	local i=$1 first=1 v; shift
+	printf '{"version":1,"local":"fd00:78::%s","networks":[{"vni":200,"vteps":[' "$i"
+	for v in "$@"; do [ $first = 1 ] || printf ','; first=0; printf '"fd00:78::%s"' "$v"; done
+	printf '],"macs":['; first=1
+	for v in "$@"; do [ $first = 1 ] || printf ','; first=0; printf '{"mac":"02:00:00:00:06:0%s","vtep":"fd00:78::%s"}' "$v" "$v"; done
+	printf ']}]}\n'
+}
+apply6() { ip netns exec "${H6[$1]}" "$MESH_APPLY" "$2" 2>>"$T/apply.log"; }
+fdb6() { ip netns exec "${H6[$1]}" bridge fdb show dev vxlan200; }
+zero_dsts6() { fdb6 "$1" | awk '$1 == "00:00:00:00:00:00" { for (i = 2; i < NF; i++) if ($i == "dst") print $(i + 1) }' | sort | tr '\n' ' '; }
+ping6ok() { ip netns exec "${H6[$1]}" ping -c 2 -W 2 -q "192.168.200.$2" >/dev/null 2>&1 && echo ok; }
+
+state6 1 2 3 > "$T/v1.json"; state6 2 1 3 > "$T/v2.json"; state6 3 1 2 > "$T/v3.json"
+for i in 1 2 3; do
+	out=$(apply6 "$i" "$T/v$i.json")
+	expect "h6$i: first IPv6 apply creates br200 and vxlan200" "$(echo "$out" | field links_added)" 2
+	expect "h6$i: first IPv6 apply adds 2 flood + 2 MAC entries" "$(echo "$out" | field fdb_added)" 4
+	ip -n "${H6[$i]}" link set br200 address "02:00:00:00:06:0$i"
+	ip -n "${H6[$i]}" addr add "192.168.200.$i/24" dev br200
+done
+d=$(ip -n "${H6[1]}" -d link show vxlan200)
+expect "vxlan200: VNI, dstport, IPv6 local, nolearning" "$d" "*vxlan id 200 local fd00:78::1 dev ul0 *dstport 4789 nolearning*"
+expect "vxlan200: MTU underlay - 70, enslaved to br200" "$d" "*mtu 1430 *master br200*"
+expect "br200: MTU 1430, marker" "$(ip -n "${H6[1]}" -d link show br200)" "*mtu 1430 *alias hv-mesh*"
+expect "h61: all-zero entries with IPv6 dsts, one per remote" "$(zero_dsts6 1)" "fd00:78::2 fd00:78::3 "
+expect "h61: per-MAC entry with an IPv6 dst" "$(fdb6 1 | grep -c '^02:00:00:00:06:02 dst fd00:78::2 self permanent')" 1
+for p in "1 2" "1 3" "2 3" "3 1"; do
+	set -- $p
+	expect "h6$1 pings br200 of h6$2 across the IPv6 VXLAN" "$(ping6ok "$1" "$2")" ok
+done
+out=$(apply6 1 "$T/v1.json")
+expect "IPv6: second apply: 0 changes" "$(echo "$out" | changes)" 0
+expect "IPv6: second apply: 4 entries unchanged" "$(echo "$out" | field fdb_unchanged)" 4
+
+# Drift on IPv6 remotes (one deleted, one with a port never set, one
+# rewritten), and a remote left out of the state.
+ip netns exec "${H6[1]}" bridge fdb del 00:00:00:00:00:00 dev vxlan200 dst fd00:78::3
+ip netns exec "${H6[1]}" bridge fdb append 00:00:00:00:00:00 dev vxlan200 dst fd00:78::3 port 4790
+ip netns exec "${H6[1]}" bridge fdb replace 02:00:00:00:06:02 dev vxlan200 dst fd00:78::9
+out=$(apply6 1 "$T/v1.json")
+expect "IPv6: re-apply repairs 2 entries" "$(echo "$out" | field fdb_added)" 2
+expect "IPv6: the remote with a foreign port is deleted" "$(echo "$out" | field fdb_deleted):$(fdb6 1 | grep -c 'port 4790' || true)" 1:0
+expect "IPv6: hand-deleted entry is back" "$(zero_dsts6 1)" "fd00:78::2 fd00:78::3 "
+expect "IPv6: rewritten MAC entry points at h62 again" "$(fdb6 1 | grep -c '^02:00:00:00:06:02 dst fd00:78::2 ')" 1
+state6 1 2 > "$T/v1b.json"
+out=$(apply6 1 "$T/v1b.json")
+expect "IPv6: member removed: 2 entries deleted" "$(echo "$out" | field fdb_deleted)" 2
+expect "IPv6: member removed: only h62 left" "$(zero_dsts6 1)" "fd00:78::2 "
+
+# The same VNI moved to an IPv4 underlay: vxlan200 is rebuilt with the
+# IPv4 local and MTU - 50; back to IPv6, and the mesh works again.
+ip -n "${H6[1]}" addr add 10.79.0.1/24 dev ul0
+echo '{"version":1,"local":"10.79.0.1","networks":[{"vni":200,"vteps":["10.79.0.2"]}]}' > "$T/v1v4.json"
+out=$(apply6 1 "$T/v1v4.json")
+expect "IPv6 -> IPv4: vxlan200 deleted and created again" "$(echo "$out" | field links_deleted):$(echo "$out" | field links_added)" 1:1
+expect "IPv6 -> IPv4: the flood list is the IPv4 VTEP alone" "$(zero_dsts6 1)" "10.79.0.2 "
+expect "IPv6 -> IPv4: IPv4 local, MTU underlay - 50" "$(ip -n "${H6[1]}" -d link show vxlan200)" "*mtu 1450 *vxlan id 200 local 10.79.0.1 dev ul0 *"
+out=$(apply6 1 "$T/v1.json")
+expect "IPv4 -> IPv6: rebuilt, 4 entries added" "$(echo "$out" | field links_added):$(echo "$out" | field fdb_added)" 1:4
+expect "IPv4 -> IPv6: IPv6 local, MTU underlay - 70" "$(ip -n "${H6[1]}" -d link show vxlan200)" "*mtu 1430 *vxlan id 200 local fd00:78::1 dev ul0 *"
+expect "h61 pings br200 of h63 again" "$(ping6ok 1 3)" ok
+
+# An IPv6 local on no interface: the error names it.
+echo '{"version":1,"local":"fd00:78::77","networks":[{"vni":200,"vteps":["fd00:78::2"]}]}' > "$T/v1x.json"
+set +e; out=$(apply6 1 "$T/v1x.json"); rc=$?; set -e
+expect "IPv6 local on no interface: apply fails naming it" "$rc:$out" '1:*local fd00:78::77 is on no interface*'
 
 # --- hvd's privileged path (daemon/mesh_priv.c) on h3: the helper keeps
 # CAP_NET_ADMIN alone, the caller drops it; without it, the anchor is off.

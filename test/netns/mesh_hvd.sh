@@ -84,27 +84,10 @@ log-level debug
 CONF
 export HVCTL_SOCKET=$T/hvd.sock
 start_hvd() {
-	bg "$D" "$T/hvd.log" "$HVD" -d -f "$T/hvd.conf"
-	HVD_PID=$LAST_PID
-	wait_for 15 "$HVCTL" status >/dev/null ||
-		{ cat "$T/hvd.log"; echo "hvd did not start"; exit 1; }
+	start_hvd_in "$D" 15 || { cat "$T/hvd.log"; echo "hvd did not start"; exit 1; }
 }
 start_hvd
 expect "hvd's privileged helper is up (anchor not disabled)" "$(grep -c 'anchor is disabled' "$T/hvd.log" || true)" 0
-
-# expect_eq NAME ACTUAL WANT: exact (WANT may hold [ ] * ?).
-expect_eq() {
-	if [ "$2" = "$3" ]; then
-		echo "ok   $1"
-	else
-		echo "FAIL $1"
-		echo "     got:  $2"
-		echo "     want: $3"
-		failures=$((failures + 1))
-	fi
-}
-field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-hosts_json() { "$HVCTL" --json host list; }
 
 # --- each machine boots: stage 2 (auto-adopted), overlay, real agent
 B=http://10.88.0.1:8080
@@ -286,5 +269,5 @@ expect_eq "m1: vxlan999 and vxlan300 unchanged (ifindex, config, FDB)" "$(opstat
 expect "m1: the operator's vxlan300 got no marker, no master" "$(ip -n "${H[1]}" -d link show vxlan300 | grep -cE 'alias|master' || true)" 0
 
 expect "no sanitizer report from hvd or the agents" \
-	"$(cat "$T"/hvd.log "$T"/agent*.log | grep -cE 'AddressSanitizer|LeakSanitizer|runtime error:' || true)" 0
+	"$(sanitizer_reports "$T"/hvd.log "$T"/agent*.log)" 0
 finish

@@ -104,5 +104,5 @@ expect "hvd saw every transfer to its last block" \
 expect "and no other failure" "$(metric hvd_tftp_transfers_failed_total)" "$lastack"
 expect "hvd is still up" "$(kill -0 "$HVD_PID" && echo up)" up
 expect "no sanitizer report in hvd's log" \
-	"$(grep -cE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/hvd.log" || true)" 0
+	"$(sanitizer_reports "$T/hvd.log")" 0
 finish

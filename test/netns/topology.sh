@@ -21,8 +21,7 @@ api-socket-mode 0600
 boot-http-listen 0.0.0.0:8080
 CONF
 export HVCTL_SOCKET=$T/hvd.sock
-bg "$hvns" "$T/hvd.log" "$HVD" -d -f "$T/hvd.conf"
-wait_for 10 "$HVCTL" status >/dev/null
+start_hvd_in "$hvns" 10
 dev=$(ip -n "$hvns" -o -4 addr show | awk '$4 == "10.66.0.1/24" {print $2}')
 expect "status names the default route's interface" "$("$HVCTL" status | grep '^network:')" \
 	"network:   boot interface $dev, 10.66.0.1/24"

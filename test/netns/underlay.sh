@@ -54,11 +54,8 @@ mesh-anchor on
 log-level debug
 CONF
 export HVCTL_SOCKET=$T/hvd.sock
-bg "$D" "$T/hvd.log" "$HVD" -d -f "$T/hvd.conf"
-HVD_PID=$LAST_PID
-wait_for 15 "$HVCTL" status >/dev/null || { cat "$T/hvd.log"; echo "hvd did not start"; exit 1; }
+start_hvd_in "$D" 15 || { cat "$T/hvd.log"; echo "hvd did not start"; exit 1; }
 
-field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 underlay_of() { "$HVCTL" --json host show "$1" | field 'd.get("underlay_ip") or ""'; }
 state_of() { "$HVCTL" --json host show "$1" | field 'd["state"]'; }
 
@@ -109,5 +106,5 @@ expect "the anchor pings h2" "$(ip netns exec "$D" ping -c 2 -W 2 -q 192.168.100
 expect "h3 pings h4 over the IPv6 VXLAN" "$(ip netns exec "${H[3]}" ping -c 3 -W 2 -q 192.168.200.4 | grep -o '[0-9]* received')" '[1-9] received'
 synced4() { [ "$("$HVCTL" --json net show mixed | field 'sorted((m["host"], m["vtep"], m["sync"]["state"]) for m in d["members"])')" = "[('h1', '10.89.0.11', 'synced'), ('h2', '10.89.0.12', 'synced'), ('h3', 'fd89::13', 'synced'), ('h4', 'fd89::14', 'synced')]" ]; }
 expect "hvctl net show mixed: each member at its VTEP, synced (s)" "$(wait_for 10 synced4 || true)" '[0-9]*.[0-9]'
-expect "no sanitizer report from hvd" "$(grep -cE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/hvd.log" || true)" 0
+expect "no sanitizer report from hvd" "$(sanitizer_reports "$T/hvd.log")" 0
 finish

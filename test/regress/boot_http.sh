@@ -13,7 +13,6 @@ start_hvd
 BP=$(curl -s --unix-socket "$T/hvd.sock" http://localhost/api/v1/status |
 	sed -n 's/.*"boot_http":"127.0.0.1:\([0-9]*\)".*/\1/p')
 B="http://127.0.0.1:$BP"
-get() { curl -s -o "$T/out" -w '%{http_code}' "$@"; }
 
 # --- iPXE binaries installed from Debian's ipxe package
 expect "undionly.kpxe installed into the boot root" "$(cmp /usr/lib/ipxe/undionly.kpxe "$T/boot/undionly.kpxe" && echo same)" same
@@ -46,7 +45,7 @@ mkdir -p "$T/state/alpine/v3.20/main/x86_64"
 head -c 4096 /dev/urandom > "$T/state/alpine/v3.20/main/x86_64/APKINDEX.tar.gz"
 # An operator template overrides the built-in one.
 printf '#!ipxe\necho custom stage 2 for {{host}}\n' > "$T/tpl/stage2.ipxe"
-kill "$HVD_PID"; wait "$HVD_PID" || true; HVD_PID=
+stop_hvd
 start_hvd
 BP=$(curl -s --unix-socket "$T/hvd.sock" http://localhost/api/v1/status |
 	sed -n 's/.*"boot_http":"127.0.0.1:\([0-9]*\)".*/\1/p'); B="http://127.0.0.1:$BP"

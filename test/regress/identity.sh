@@ -26,9 +26,6 @@ status=$(curl -s --unix-socket "$T/hvd.sock" http://localhost/api/v1/status)
 BP=$(echo "$status" | sed -n 's/.*"boot_http":"127.0.0.1:\([0-9]*\)".*/\1/p')
 B="http://127.0.0.1:$BP"
 AGENT_ADDR=$(echo "$status" | sed -n 's/.*"agents":"\([0-9.:]*\)".*/\1/p')
-get() { curl -s -o "$T/out" -w '%{http_code}' "$@"; }
-hosts_json() { "$HVCTL" --json host list; }
-field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 
 MAC1=52:54:00:aa:00:01 UUID1=8f2c64b4-2d57-4f0d-9a57-2b1b7c3d4e01
 MAC2=52:54:00:aa:00:02 UUID2=8f2c64b4-2d57-4f0d-9a57-2b1b7c3d4e02

@@ -10,7 +10,6 @@ start_hvd
 BP=$(curl -s --unix-socket "$T/hvd.sock" http://localhost/api/v1/status |
 	sed -n 's/.*"boot_http":"127.0.0.1:\([0-9]*\)".*/\1/p')
 B="http://127.0.0.1:$BP"
-field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 
 head -c 3000000 /dev/urandom > "$T/vmlinuz-guest"
 head -c 700000 /dev/urandom > "$T/initrd-guest"

@@ -1,23 +1,22 @@
 # Shared by the regress tests: start the real hvd on a temporary directory
 # with an ephemeral TCP port, wait for it, and always clean up by PID.
-# Expects HVD and HVCTL in the environment (ctest sets them).
-set -euo pipefail
-# shellcheck source=../lib/require.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../lib/require.sh"
+# Expects HVD and HVCTL in the environment (ctest sets them).  The checks,
+# wait_for, field, get and the rest come from test/lib/common.sh.
+# shellcheck source=../lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 need_cmd curl python3 sqlite3
 
 : "${HVD:?HVD must point at the hvd binary}"
 : "${HVCTL:?HVCTL must point at the hvctl binary}"
 
-T=$(mktemp -d /tmp/hv-regress.XXXXXX)
-HVD_PID=
-failures=0
+hv_tmpdir regress
 
 cleanup() {
 	if [ -n "$HVD_PID" ] && kill -0 "$HVD_PID" 2>/dev/null; then
 		kill "$HVD_PID" 2>/dev/null || true
 		wait "$HVD_PID" 2>/dev/null || true
 	fi
+	kill_tracked
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -54,12 +53,6 @@ start_hvd() {
 	exit 1
 }
 
-stop_hvd() {
-	kill "$HVD_PID"
-	wait "$HVD_PID" || true
-	HVD_PID=
-}
-
 # sock METHOD PATH [BODY]: prints "STATUS BODY" for a request over the socket.
 sock() {
 	local out
@@ -77,31 +70,13 @@ tcp() {
 	echo "$out $(cat "$T/body")"
 }
 
-# expect NAME ACTUAL PATTERN: ACTUAL must match the shell glob PATTERN.
-expect() {
-	# shellcheck disable=SC2053
-	if [[ $2 == $3 ]]; then
-		echo "ok   $1"
-	else
-		echo "FAIL $1"
-		echo "     got:  $2"
-		echo "     want: $3"
-		failures=$((failures + 1))
-	fi
+show_hvd_log() {
+	echo "--- hvd log"
+	cat "$T/hvd.log"
 }
 
-# expect_eq NAME ACTUAL WANT: exact comparison (WANT may hold [ ] * ?).
-expect_eq() {
-	if [ "$2" = "$3" ]; then
-		echo "ok   $1"
-	else
-		echo "FAIL $1"
-		echo "     got:  $2"
-		echo "     want: $3"
-		failures=$((failures + 1))
-	fi
-}
-
+# finish: stop hvd (it must exit 0 on SIGTERM), check its log for sanitizer
+# reports, and report; on failure the whole hvd log is shown.
 finish() {
 	local rc=0
 	if [ -n "$HVD_PID" ]; then
@@ -111,12 +86,6 @@ finish() {
 		expect "hvd exits 0 on SIGTERM" "$rc" 0
 	fi
 	# Sanitizer reports from any hvd this test started land in its log.
-	expect "no sanitizer report in hvd's log" \
-		"$(grep -cE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/hvd.log" || true)" 0
-	if [ "$failures" -ne 0 ]; then
-		echo "--- hvd log"; cat "$T/hvd.log"
-		echo "$failures check(s) failed"
-		exit 1
-	fi
-	echo "all checks passed"
+	expect "no sanitizer report in hvd's log" "$(sanitizer_reports "$T/hvd.log")" 0
+	report_checks show_hvd_log
 }

@@ -14,7 +14,6 @@ ip link set lo up
 
 write_conf "boot-http-listen 127.0.0.1:0" "agent-listen 127.0.0.1:0" "agent-heartbeat-ms 500"
 start_hvd
-field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 head -c 100000 /dev/urandom > "$T/vmlinuz"
 head -c 50000 /dev/urandom > "$T/initrd"
 "$HVCTL" image add vmlinuz-guest "$T/vmlinuz" >/dev/null
