@@ -249,7 +249,7 @@ api_vms_create(struct hvd *hvd, const struct http_request *req,
 	log_info("vm %s: placed on %s by %s", v->name, v->host, req->actor);
 	/* Committed: from here on the request cannot be lost.  The host is
 	 * told now; an unreachable host leaves the VM pending. */
-	op = vm_start_action(hvd, v, "create", err, sizeof(err));
+	op = vm_start_action(hvd, v, VM_ACTION_CREATE, err, sizeof(err));
 	rep->status = MHD_HTTP_ACCEPTED;
 	rep->json = json_pack("{s:I, s:o}", "operation", (json_int_t)op, "vm",
 	    api_vm_json(hvd, v, true));
@@ -327,10 +327,10 @@ api_vm_show(struct hvd *hvd, const struct http_request *req,
 /* stop, start, destroy: the desired state first, then the command. */
 static void
 api_vm_action(struct hvd *hvd, const struct http_request *req,
-    struct http_reply *rep, const char *key, const char *action)
+    struct http_reply *rep, const char *key, enum vm_action action)
 {
-	const char *desired = strcmp(action, "stop") == 0 ? "stopped" :
-	    strcmp(action, "destroy") == 0 ? "destroyed" : "running";
+	const char *desired = action == VM_ACTION_STOP ? "stopped" :
+	    action == VM_ACTION_DESTROY ? "destroyed" : "running";
 	struct vm_row *v;
 	char err[256];
 	uint64_t op;
@@ -343,9 +343,8 @@ api_vm_action(struct hvd *hvd, const struct http_request *req,
 		goto out;
 	}
 	snprintf(v->desired, sizeof(v->desired), "%s", desired);
-	op = vm_start_action(hvd, v, strcmp(action, "start") == 0 ? "create" :
-	    action, err, sizeof(err));
-	if (op == 0 && strcmp(action, "destroy") == 0) {
+	op = vm_start_action(hvd, v, action, err, sizeof(err));
+	if (op == 0 && action == VM_ACTION_DESTROY) {
 		/* Its host is gone: nothing runs it that hvd could reach. */
 		db_vm_delete(hvd->db, v, req->actor, hvd_now_wall());
 		rep->status = MHD_HTTP_OK;
@@ -365,21 +364,22 @@ void
 api_vm_stop(struct hvd *hvd, const struct http_request *req,
     struct http_reply *rep, const char *key)
 {
-	api_vm_action(hvd, req, rep, key, "stop");
+	api_vm_action(hvd, req, rep, key, VM_ACTION_STOP);
 }
 
 void
 api_vm_start(struct hvd *hvd, const struct http_request *req,
     struct http_reply *rep, const char *key)
 {
-	api_vm_action(hvd, req, rep, key, "start");
+	/* Starting a stopped VM creates its domain again. */
+	api_vm_action(hvd, req, rep, key, VM_ACTION_CREATE);
 }
 
 void
 api_vm_destroy(struct hvd *hvd, const struct http_request *req,
     struct http_reply *rep, const char *key)
 {
-	api_vm_action(hvd, req, rep, key, "destroy");
+	api_vm_action(hvd, req, rep, key, VM_ACTION_DESTROY);
 }
 
 struct api_console {

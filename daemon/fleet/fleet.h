@@ -63,8 +63,12 @@ int mesh_init(struct hvd *hvd);
 void mesh_shutdown(void);
 
 /* vm.c: VM lifecycle (commands to hosts, operations, reports). */
+enum vm_action { VM_ACTION_CREATE, VM_ACTION_STOP, VM_ACTION_DESTROY };
+/* Sends action for v to its host and opens an operation: its id, or 0
+ * when nothing was sent (*err says why; an unknown action is refused,
+ * never mapped to another). */
 uint64_t vm_start_action(struct hvd *hvd, const struct vm_row *v,
-    const char *action, char *err, size_t errlen);
+    enum vm_action action, char *err, size_t errlen);
 json_t *vm_op_json(uint64_t id);
 void vm_agent_state(struct hvd *hvd, struct fleet_host *fh, json_t *params);
 /* A host's session started: adopt its running VMs, report missing ones. */

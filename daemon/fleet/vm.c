@@ -19,9 +19,21 @@
 #define VM_OPS_MAX		256	/* remembered operations (a ring) */
 #define VM_SHUTDOWN_TIMEOUT_S	30
 
+/* What each action sends, and what its operation is called. */
+static const struct vm_action_def {
+	const char *name;		/* in the operation's JSON */
+	const char *method;		/* the agent's */
+} vm_actions[] = {
+	[VM_ACTION_CREATE] = { "create", "vm.create" },
+	[VM_ACTION_STOP] = { "stop", "vm.shutdown" },
+	[VM_ACTION_DESTROY] = { "destroy", "vm.destroy" },
+};
+#define VM_ACTION_BIT(a)	(1u << (a))
+
 struct vm_op {
 	uint64_t id;			/* 0: free slot */
-	char vm[64], uuid[37], action[12];
+	char vm[64], uuid[37];
+	enum vm_action action;
 	char state[12];			/* pending, done, failed */
 	char message[256];
 	int64_t started, ended;
@@ -31,7 +43,7 @@ static struct vm_op vm_ops[VM_OPS_MAX];
 static uint64_t vm_op_next = 1;
 
 static struct vm_op *
-vm_op_new(const char *vm, const char *uuid, const char *action)
+vm_op_new(const char *vm, const char *uuid, enum vm_action action)
 {
 	struct vm_op *op = &vm_ops[vm_op_next % VM_OPS_MAX];
 
@@ -39,7 +51,7 @@ vm_op_new(const char *vm, const char *uuid, const char *action)
 	op->id = vm_op_next++;
 	snprintf(op->vm, sizeof(op->vm), "%s", vm);
 	snprintf(op->uuid, sizeof(op->uuid), "%s", uuid);
-	snprintf(op->action, sizeof(op->action), "%s", action);
+	op->action = action;
 	snprintf(op->state, sizeof(op->state), "pending");
 	op->started = hvd_now_wall();
 	return op;
@@ -53,16 +65,18 @@ vm_op_find(uint64_t id)
 	return op->id == id ? op : NULL;
 }
 
-/* Ends the newest pending operation on uuid of one of the actions. */
+/* Ends the newest pending operation on uuid whose action is in the mask
+ * (VM_ACTION_BIT()s). */
 static void
-vm_op_end(const char *uuid, const char *actions, bool ok, const char *msg)
+vm_op_end(const char *uuid, unsigned actions, bool ok, const char *msg)
 {
 	for (uint64_t id = vm_op_next - 1; id > 0 && id + VM_OPS_MAX >= vm_op_next;
 	    id--) {
 		struct vm_op *op = vm_op_find(id);
 
 		if (op == NULL || strcmp(op->uuid, uuid) != 0 ||
-		    strcmp(op->state, "pending") != 0 || !strstr(actions, op->action))
+		    strcmp(op->state, "pending") != 0 ||
+		    !(actions & VM_ACTION_BIT(op->action)))
 			continue;
 		snprintf(op->state, sizeof(op->state), "%s", ok ? "done" : "failed");
 		snprintf(op->message, sizeof(op->message), "%s", msg ? msg : "");
@@ -79,7 +93,8 @@ vm_op_json(uint64_t id)
 	if (op == NULL)
 		return NULL;
 	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I}", "id",
-	    (json_int_t)op->id, "vm", op->vm, "action", op->action, "state",
+	    (json_int_t)op->id, "vm", op->vm, "action",
+	    vm_actions[op->action].name, "state",
 	    op->state, "message", op->message, "started", (json_int_t)op->started,
 	    "ended", (json_int_t)op->ended);
 }
@@ -152,7 +167,8 @@ vm_create_params(struct hvd *hvd, const struct vm_row *v, char *err,
 
 struct vm_cmd {
 	struct hvd *hvd;
-	char uuid[37], action[12];
+	char uuid[37];
+	enum vm_action action;
 };
 
 static void
@@ -163,14 +179,15 @@ vm_cmd_done(void *arg, json_t *result, json_t *error)
 	char msg[256];
 
 	if (result == NULL) {
-		snprintf(msg, sizeof(msg), "the agent refused %s: %s", c->action,
+		snprintf(msg, sizeof(msg), "the agent refused %s: %s",
+		    vm_actions[c->action].name,
 		    json_string_value(json_object_get(error, "message")) ?: "?");
-		vm_op_end(c->uuid, c->action, false, msg);
+		vm_op_end(c->uuid, VM_ACTION_BIT(c->action), false, msg);
 		if (db_vm_get(c->hvd->db, c->uuid, &v) == 0 &&
-		    strcmp(c->action, "create") == 0)
+		    c->action == VM_ACTION_CREATE)
 			db_vm_set_state(c->hvd->db, &v, "failed", -1, msg, "agent",
 			    hvd_now_wall());
-	} else if (strcmp(c->action, "create") == 0 &&
+	} else if (c->action == VM_ACTION_CREATE &&
 	    db_vm_get(c->hvd->db, c->uuid, &v) == 0 &&
 	    strcmp(v.state, "pending") == 0) {
 		db_vm_set_state(c->hvd->db, &v, "creating", -1, "", "agent",
@@ -181,8 +198,8 @@ vm_cmd_done(void *arg, json_t *result, json_t *error)
 
 /* Sends method for v to its host; -ENOTCONN when the host has no session. */
 static int
-vm_send(struct hvd *hvd, const struct vm_row *v, const char *method,
-    const char *action, json_t *params)
+vm_send(struct hvd *hvd, const struct vm_row *v, enum vm_action action,
+    json_t *params)
 {
 	struct fleet_host *fh = fleet_by_id(v->host_id);
 	struct vm_cmd *c;
@@ -198,33 +215,39 @@ vm_send(struct hvd *hvd, const struct vm_row *v, const char *method,
 	}
 	c->hvd = hvd;
 	snprintf(c->uuid, sizeof(c->uuid), "%s", v->uuid);
-	snprintf(c->action, sizeof(c->action), "%s", action);
-	if ((r = fleet_request(fh, method, params, vm_cmd_done, c)) < 0)
+	c->action = action;
+	if ((r = fleet_request(fh, vm_actions[action].method, params,
+	    vm_cmd_done, c)) < 0)
 		free(c);
 	return r;
 }
 
-/* Starts action on v: "create", "stop" or "destroy".  Returns the
- * operation id (0 when it could not even be sent; *err says why). */
 uint64_t
-vm_start_action(struct hvd *hvd, const struct vm_row *v, const char *action,
-    char *err, size_t errlen)
+vm_start_action(struct hvd *hvd, const struct vm_row *v,
+    enum vm_action action, char *err, size_t errlen)
 {
 	struct vm_op *op;
 	json_t *params;
 	int r;
 
-	if (strcmp(action, "create") == 0) {
+	switch (action) {
+	case VM_ACTION_CREATE:
 		if ((params = vm_create_params(hvd, v, err, errlen)) == NULL)
 			return 0;
-		r = vm_send(hvd, v, "vm.create", "create", params);
-	} else if (strcmp(action, "stop") == 0) {
-		r = vm_send(hvd, v, "vm.shutdown", "stop", json_pack("{s:s, s:i}",
-		    "uuid", v->uuid, "timeout_s", VM_SHUTDOWN_TIMEOUT_S));
-	} else {
-		r = vm_send(hvd, v, "vm.destroy", "destroy", json_pack("{s:s}",
-		    "uuid", v->uuid));
+		break;
+	case VM_ACTION_STOP:
+		params = json_pack("{s:s, s:i}", "uuid", v->uuid, "timeout_s",
+		    VM_SHUTDOWN_TIMEOUT_S);
+		break;
+	case VM_ACTION_DESTROY:
+		params = json_pack("{s:s}", "uuid", v->uuid);
+		break;
+	default:
+		/* Never guess: an action this file does not know does nothing. */
+		snprintf(err, errlen, "unknown VM action %d", (int)action);
+		return 0;
 	}
+	r = vm_send(hvd, v, action, params);
 	if (r < 0) {
 		snprintf(err, errlen, r == -ENOTCONN ? "host %s has no agent "
 		    "session" : "cannot reach host %s", v->host[0] ? v->host : "-");
@@ -266,8 +289,10 @@ vm_agent_state(struct hvd *hvd, struct fleet_host *fh, json_t *params)
 	    0 && reason == NULL ? "crashed" : reason, fleet_name(fh),
 	    hvd_now_wall());
 	ok = strcmp(state, "running") == 0;
-	vm_op_end(uuid, "create start", ok, reason);
-	vm_op_end(uuid, "stop destroy", strcmp(state, "stopped") == 0, reason);
+	vm_op_end(uuid, VM_ACTION_BIT(VM_ACTION_CREATE), ok, reason);
+	vm_op_end(uuid, VM_ACTION_BIT(VM_ACTION_STOP) |
+	    VM_ACTION_BIT(VM_ACTION_DESTROY), strcmp(state, "stopped") == 0,
+	    reason);
 	if (strcmp(v.desired, "destroyed") == 0 && !ok) {
 		db_vm_delete(hvd->db, &v, fleet_name(fh), hvd_now_wall());
 		log_info("vm %s: destroyed", v.name);

@@ -41,6 +41,7 @@
 #define AGENT_REQUEST_TIMEOUT_S		10
 #define AGENT_PENDING_MAX		64
 #define AGENT_INPUT_MAX			(256 * 1024)
+#define AGENT_ACCEPT_PAUSE_S		1
 
 /* A request hvd sent and whose reply it awaits. */
 struct agent_pending {
@@ -76,6 +77,8 @@ static uint8_t agent_frame[LINK_FRAME_MAX];
 static uint8_t agent_plain[LINK_FRAME_MAX];
 static uint8_t agent_out[LINK_FRAME_MAX + LINK_FRAME_HDR];
 static const struct agent_ops *agent_ops;
+static struct event *agent_resume;	/* re-enables accept after a pause */
+static uint64_t agent_accept_pauses;
 
 /* Runs the callback once and frees the pending request. */
 static void
@@ -410,12 +413,42 @@ agent_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 }
 
 static void
+agent_listen_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (agent_listener)
+		evconnlistener_enable(agent_listener);
+}
+
+/*
+ * Out of descriptors (EMFILE, ENFILE) or memory: the pending connection
+ * stays in the backlog and the listen socket stays readable, so accepting
+ * again at once would spin.  Pause accepting for a second, say so once
+ * per pause, and carry on serving the sessions already open.
+ */
+static void
 agent_listen_error_cb(struct evconnlistener *lis, void *arg)
 {
-	(void)lis;
+	struct timeval tv = { AGENT_ACCEPT_PAUSE_S, 0 };
+	int e = EVUTIL_SOCKET_ERROR();
+
 	(void)arg;
-	/* EMFILE and friends: log and keep the listener; never exit. */
-	log_warn("agents: accept");
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+		log_warnx("agents: accept: %s", strerror(e));
+		return;
+	}
+	evconnlistener_disable(lis);
+	if (agent_resume == NULL ||
+	    evtimer_add(agent_resume, &tv) == -1) {
+		/* No timer: better a busy listener than a dead one. */
+		evconnlistener_enable(lis);
+		return;
+	}
+	agent_accept_pauses++;
+	log_warnx("agents: accept: %s; not accepting for %d s", strerror(e),
+	    AGENT_ACCEPT_PAUSE_S);
 }
 
 int
@@ -487,6 +520,9 @@ agents_init(struct hvd *hvd, const struct agent_ops *ops)
 		return -errno ? -errno : -EADDRINUSE;
 	}
 	evconnlistener_set_error_cb(agent_listener, agent_listen_error_cb);
+	if ((agent_resume = evtimer_new(hvd->base, agent_listen_resume_cb,
+	    NULL)) == NULL)
+		return -ENOMEM;
 	if (getsockname(evconnlistener_get_fd(agent_listener),
 	    (struct sockaddr *)&ss, &len) == 0)
 		agent_port = ntohs(ss.ss_family == AF_INET ? sin->sin_port :
@@ -505,6 +541,15 @@ agents_shutdown(void)
 	if (agent_listener)
 		evconnlistener_free(agent_listener);
 	agent_listener = NULL;
+	if (agent_resume)
+		event_free(agent_resume);
+	agent_resume = NULL;
+}
+
+uint64_t
+agents_accept_pauses(void)
+{
+	return agent_accept_pauses;
 }
 
 uint16_t

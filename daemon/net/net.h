@@ -116,6 +116,8 @@ typedef void (*agent_reply_cb)(void *arg, json_t *result, json_t *error);
 int agents_request(struct agent_conn *ac, const char *method, json_t *params,
     agent_reply_cb cb, void *arg);
 uint16_t agents_port(void);
+/* How often accepting paused because hvd was out of descriptors. */
+uint64_t agents_accept_pauses(void);
 
 /* topology.c: this node's interfaces, addresses and routes via libnl. */
 int topology_init(struct hvd *hvd);
