@@ -509,11 +509,11 @@ boot_handle(struct hvd *hvd, const struct http_request *req,
 		return;
 	}
 	if (strcmp(url, "/boot/discover") == 0) {
-		ident_handle_discover(hvd, req, rep);
+		boot_discover_handle(hvd, req, rep);
 		return;
 	}
 	if (strncmp(url, "/ovl/", 5) == 0) {
-		ident_handle_ovl(hvd, req, rep);
+		boot_ovl_handle(hvd, req, rep);
 		return;
 	}
 	if (strncmp(url, "/images/", 8) == 0) {

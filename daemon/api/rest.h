@@ -72,4 +72,10 @@ void metrics_count_request(const char *route, const char *method,
 int metrics_render(struct hvd *hvd, char **out, size_t *len);
 void metrics_shutdown(void);
 
+/* boot_ovl.c: the overlay and discovery routes of the boot listener. */
+void boot_ovl_handle(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep);
+void boot_discover_handle(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep);
+
 #endif

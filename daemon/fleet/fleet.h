@@ -49,10 +49,8 @@ const char *ident_underlay(struct hvd *hvd, const struct host_row *h);
 int ident_overlay(struct hvd *hvd, const struct host_row *h,
     const char *agent_key_hex, const char *token, unsigned char **out,
     size_t *len, char *err, size_t errlen);
-void ident_handle_ovl(struct hvd *hvd, const struct http_request *req,
-    struct http_reply *rep);
-void ident_handle_discover(struct hvd *hvd, const struct http_request *req,
-    struct http_reply *rep);
+bool ident_ip_allowed(struct hvd *hvd, const struct host_row *h,
+    const char *ip);
 
 /* mesh.c: the desired VXLAN mesh of each member, from the inventory. */
 /* h's mesh as mesh.json text (malloc'd), NULL without an underlay IP. */
