@@ -126,23 +126,9 @@ const char *topology_boot_address(void);
 json_t *topology_json(void);
 
 /* dhcp.c: proxy and full DHCP on dhcp-interface. */
-struct dhcp_site {
-	enum dhcp_mode mode;
-	uint32_t addr, mask;		/* the interface's, network order */
-	uint32_t boot_server;		/* siaddr, network order */
-	char url[128];			/* stage-1 script, for iPXE clients */
-	uint32_t router, dns;		/* network order, 0: none */
-	uint32_t lease_s;
-};
 int dhcp_init(struct hvd *hvd);
 void dhcp_shutdown(void);
 void dhcp_metrics(FILE *f);
-/* Fills a's boot fields for client c; false if hvd has no boot for c. */
-bool dhcp_boot_answer(const struct dhcp_site *s, enum dhcp_client c,
-    struct dhcp_answer *a);
-/* The proxyDHCP answer to m received on port; -ENOENT with *why if none. */
-int dhcp_proxy_answer(const struct dhcp_site *s, const struct dhcp_msg *m,
-    uint16_t port, struct dhcp_answer *a, const char **why);
 
 /* tftp.c: the TFTP server (read-only, files under boot-root). */
 int tftp_init(struct hvd *hvd);

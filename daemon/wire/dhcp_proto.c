@@ -403,3 +403,74 @@ dhcp_build(const struct dhcp_msg *req, const struct dhcp_answer *a,
 	*len = o.len < BOOTP_MIN_REPLY ? BOOTP_MIN_REPLY : o.len;
 	return 0;
 }
+
+/*
+ * The proxyDHCP policy: what hvd answers a PXE client, as pure functions
+ * of the site (net/dhcp.c loads it from the interface and the config).
+ */
+bool
+dhcp_boot_answer(const struct dhcp_site *s, enum dhcp_client c,
+    struct dhcp_answer *a)
+{
+	switch (c) {
+	case DHCP_CLIENT_BIOS:
+		a->file = "undionly.kpxe";
+		break;
+	case DHCP_CLIENT_EFI64:
+		/* To boot snponly.efi instead, install it as ipxe.efi in
+		 * boot-root (README, "DHCP"). */
+		a->file = "ipxe.efi";
+		break;
+	case DHCP_CLIENT_IPXE:
+		a->file = s->url;
+		break;
+	default:
+		return false;
+	}
+	a->siaddr = s->boot_server;
+	return true;
+}
+
+int
+dhcp_proxy_answer(const struct dhcp_site *s, const struct dhcp_msg *m,
+    uint16_t port, struct dhcp_answer *a, const char **why)
+{
+	enum dhcp_client c;
+	uint32_t sid;
+	uint16_t arch;
+
+	memset(a, 0, sizeof(*a));
+	c = dhcp_classify(m, &arch);
+	if (c == DHCP_CLIENT_OTHER) {
+		*why = "not a PXE client";
+		return -ENOENT;
+	}
+	if (port == DHCP_PROXY_PORT) {
+		if (m->type != DHCP_REQUEST) {
+			*why = "only REQUEST is served on port 4011";
+			return -ENOENT;
+		}
+		a->type = DHCP_ACK;
+	} else if (m->type == DHCP_DISCOVER) {
+		a->type = DHCP_OFFER;
+	} else if (m->type == DHCP_REQUEST) {
+		if (!dhcp_opt_addr(m, 54, &sid) || sid != s->addr) {
+			*why = "REQUEST for another server";
+			return -ENOENT;
+		}
+		a->type = DHCP_ACK;
+	} else {
+		*why = "message type not served in proxy mode";
+		return -ENOENT;
+	}
+	if (!dhcp_boot_answer(s, c, a)) {
+		*why = "no loader for this PXE architecture";
+		return -ENOENT;
+	}
+	a->server_id = s->addr;
+	a->proxy = true;
+	/* BIOS PXE ROMs want option 43 to accept a proxy offer; some UEFI
+	 * firmware ignores a proxy offer that carries it. */
+	a->pxe_bypass = c == DHCP_CLIENT_BIOS;
+	return 0;
+}

@@ -134,6 +134,22 @@ const char *dhcp_client_name(enum dhcp_client c);
 int dhcp_build(const struct dhcp_msg *req, const struct dhcp_answer *a,
     uint8_t *out, size_t cap, size_t *len);
 
+/* dhcp_proto.c: the site a reply is built for, and the proxy policy. */
+struct dhcp_site {
+	enum dhcp_mode mode;
+	uint32_t addr, mask;		/* the interface's, network order */
+	uint32_t boot_server;		/* siaddr, network order */
+	char url[128];			/* stage-1 script, for iPXE clients */
+	uint32_t router, dns;		/* network order, 0: none */
+	uint32_t lease_s;
+};
+/* Fills a's boot fields for client c; false if hvd has no boot for c. */
+bool dhcp_boot_answer(const struct dhcp_site *s, enum dhcp_client c,
+    struct dhcp_answer *a);
+/* The proxyDHCP answer to m received on port; -ENOENT with *why if none. */
+int dhcp_proxy_answer(const struct dhcp_site *s, const struct dhcp_msg *m,
+    uint16_t port, struct dhcp_answer *a, const char **why);
+
 /* tftp_proto.c: TFTP packets (RFC 1350, 2347, 2348, 2349, 7440) and the
  * send window of a read transfer, as pure functions over buffers and
  * explicit state; tftp.c does every system call. */

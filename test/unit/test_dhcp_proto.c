@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "net.h"
+#include "wire.h"
 
 #define O(s)	(const uint8_t *)(s), sizeof(s) - 1
 
