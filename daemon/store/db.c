@@ -152,8 +152,12 @@ db_run(struct db *db, enum db_slot slot, const char *sql, int *changes,
 	return r;
 }
 
+/*
+ * One state change is one transaction: db_tx_begin(), the statements and
+ * the audit event, then return db_tx_end(db, r) on every path.
+ */
 int
-db_begin(struct db *db)
+db_tx_begin(struct db *db)
 {
 	sqlite3_stmt *st = db_stmt(db, DB_S_BEGIN, "BEGIN IMMEDIATE");
 
@@ -163,18 +167,24 @@ db_begin(struct db *db)
 }
 
 int
-db_commit(struct db *db)
+db_tx_end(struct db *db, int r)
 {
-	sqlite3_stmt *st = db_stmt(db, DB_S_COMMIT, "COMMIT");
-	int r;
+	sqlite3_stmt *st;
 
-	if (st == NULL)
-		return -EIO;
-	if ((r = db_err(db, sqlite3_step(st), "commit")) < 0) {
-		db_rollback(db);
-		return r;
+	if (r >= 0) {
+		if ((st = db_stmt(db, DB_S_COMMIT, "COMMIT")) == NULL) {
+			r = -EIO;
+		} else {
+			int c = db_err(db, sqlite3_step(st), "commit");
+
+			if (c < 0)
+				r = c;
+		}
 	}
-	return 0;
+	/* A failed COMMIT (SQLITE_BUSY) leaves the transaction open. */
+	if (r < 0)
+		db_rollback(db);
+	return r;
 }
 
 /*

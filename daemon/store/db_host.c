@@ -117,14 +117,14 @@ db_host_register(struct db *db, const char *name, const char *pubhex,
 	/* Until hardware discovery, a manually enrolled host's fingerprint
 	 * is derived from its name; discovery replaces it. */
 	snprintf(fingerprint, sizeof(fingerprint), "manual:%s", name);
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((st = db_stmt(db, DB_S_HOST_INSERT,
 	    "INSERT INTO hosts (name, fingerprint, state, boot_mac, agent_pubkey, "
 	    "boot_token_hash, created_at, updated_at) "
 	    "VALUES (?, ?, 'adopted', '', ?, ?, ?, ?)")) == NULL) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, fingerprint, -1, SQLITE_STATIC);
@@ -138,13 +138,11 @@ db_host_register(struct db *db, const char *name, const char *pubhex,
 	r = db_err(db, sqlite3_step(st), "host insert");
 	sqlite3_reset(st);
 	if (r < 0 || (r = db_event_add(db, "host.adopted", name, actor,
-	    "enrolled with an agent key", now)) < 0 ||
-	    (r = db_host_get(db, name, out)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	    "enrolled with an agent key", now)) < 0)
+		goto out;
+	r = db_host_get(db, name, out);
+out:
+	return db_tx_end(db, r);
 }
 
 int
@@ -155,12 +153,12 @@ db_host_set_state(struct db *db, int64_t id, const char *name,
 	char kind[32];
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((st = db_stmt(db, DB_S_HOST_STATE, "UPDATE hosts SET state = ?, "
 	    "updated_at = ? WHERE id = ?")) == NULL) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now);
@@ -168,13 +166,10 @@ db_host_set_state(struct db *db, int64_t id, const char *name,
 	r = db_err(db, sqlite3_step(st), "host state");
 	sqlite3_reset(st);
 	snprintf(kind, sizeof(kind), "host.%s", state);
-	if (r < 0 || (r = db_event_add(db, kind, name, actor, cause, now)) < 0 ||
-	    (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	if (r == 0)
+		r = db_event_add(db, kind, name, actor, cause, now);
+out:
+	return db_tx_end(db, r);
 }
 
 int
@@ -186,7 +181,7 @@ db_host_session_start(struct db *db, const struct host_row *h,
 	char detail[160];
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if (consume_token) {
 		/* Only an unused token may be consumed: the WHERE makes the
@@ -195,24 +190,24 @@ db_host_session_start(struct db *db, const struct host_row *h,
 		    "boot_token_used_at = ? WHERE id = ? AND "
 		    "boot_token_used_at IS NULL")) == NULL) {
 			r = -EIO;
-			goto fail;
+			goto out;
 		}
 		sqlite3_bind_int64(st, 1, now);
 		sqlite3_bind_int64(st, 2, h->id);
 		r = db_err(db, sqlite3_step(st), "host token");
 		sqlite3_reset(st);
 		if (r < 0)
-			goto fail;
+			goto out;
 		if (sqlite3_changes(db->sql) != 1) {
 			r = -EALREADY;
-			goto fail;
+			goto out;
 		}
 	}
 	if ((st = db_stmt(db, DB_S_HOST_SESSION, "UPDATE hosts SET state = 'up', "
 	    "boot_id = ?, facts = coalesce(?, facts), last_seen_at = ?, "
 	    "updated_at = ? WHERE id = ?")) == NULL) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
 	if (facts_json)
@@ -226,13 +221,10 @@ db_host_session_start(struct db *db, const struct host_row *h,
 	sqlite3_reset(st);
 	snprintf(detail, sizeof(detail), "agent session from %s, boot %.40s%s",
 	    peer, boot_id, consume_token ? ", boot token consumed" : "");
-	if (r < 0 || (r = db_event_add(db, "host.up", h->name, "agent", detail,
-	    now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	if (r == 0)
+		r = db_event_add(db, "host.up", h->name, "agent", detail, now);
+out:
+	return db_tx_end(db, r);
 }
 
 /* An event on its own, outside any other change (e.g. a refused agent). */
@@ -242,12 +234,8 @@ db_event_record(struct db *db, const char *kind, const char *subject,
 {
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
-	if ((r = db_event_add(db, kind, subject, actor, detail, now)) < 0 ||
-	    (r = db_commit(db)) < 0) {
-		db_rollback(db);
-		return r;
-	}
-	return 0;
+	return db_tx_end(db, db_event_add(db, kind, subject, actor, detail,
+	    now));
 }

@@ -94,7 +94,7 @@ db_host_seen(struct db *db, const struct host_seen *s, int64_t now,
 
 	if ((r = db_fingerprint_retired(db, s->fingerprint, NULL, 0)) != 0)
 		return r < 0 ? r : -EPERM;
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	r = db_host_by_fp(db, s->fingerprint, out);
 	if (r == -ENOENT) {
@@ -108,7 +108,7 @@ db_host_seen(struct db *db, const struct host_seen *s, int64_t now,
 		    s->mac, s->uuid[0] ? s->uuid : "none", s->ip);
 		if (r < 0 || (r = db_event_add(db, "host.discovered",
 		    s->fingerprint, "boot", detail, now)) < 0)
-			goto fail;
+			goto out;
 	} else if (r == 0) {
 		/* Booting again refreshes the same record; a stage-2 request
 		 * of a host in service opens a new boot.  An overlay request
@@ -122,7 +122,7 @@ db_host_seen(struct db *db, const struct host_seen *s, int64_t now,
 		    "product = coalesce(nullif(?, ''), product), boot_ip = ?, "
 		    "boot_at = ?, updated_at = ? WHERE id = ?", NULL, "tttiii",
 		    s->serial, s->product, s->ip, now, now, out->id)) < 0)
-			goto fail;
+			goto out;
 		if (open) {
 			r = db_run(db, DB_S_HOST_BOOT_OPEN, "UPDATE hosts SET "
 			    "state = 'booting', ovl_served_at = NULL WHERE id = ?",
@@ -131,18 +131,14 @@ db_host_seen(struct db *db, const struct host_seen *s, int64_t now,
 			    "%s", s->ip);
 			if (r < 0 || (r = db_event_add(db, "host.booting",
 			    out->name, "boot", detail, now)) < 0)
-				goto fail;
+				goto out;
 		}
 	} else {
-		goto fail;
+		goto out;
 	}
-	if ((r = db_host_by_fp(db, s->fingerprint, out)) < 0 ||
-	    (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	r = db_host_by_fp(db, s->fingerprint, out);
+out:
+	return db_tx_end(db, r);
 }
 
 int
@@ -152,7 +148,7 @@ db_host_ovl_claim(struct db *db, const struct host_row *h, const char *ip,
 	char detail[120];
 	int changes = 0, r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	r = db_run(db, DB_S_HOST_OVL_CLAIM, "UPDATE hosts SET "
 	    "agent_pubkey = ?, boot_token_hash = ?, boot_token_used_at = NULL, "
@@ -160,20 +156,16 @@ db_host_ovl_claim(struct db *db, const struct host_row *h, const char *ip,
 	    "WHERE id = ? AND ovl_served_at IS NULL AND boot_at IS NOT NULL",
 	    &changes, "thiii", pubhex, token_hash, now, now, h->id);
 	if (r < 0)
-		goto fail;
+		goto out;
 	if (changes != 1) {
 		r = -EALREADY;
-		goto fail;
+		goto out;
 	}
 	snprintf(detail, sizeof(detail), "overlay with fresh credentials served "
 	    "to %s", ip);
-	if ((r = db_event_add(db, "host.overlay", h->name, "boot", detail,
-	    now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	r = db_event_add(db, "host.overlay", h->name, "boot", detail, now);
+out:
+	return db_tx_end(db, r);
 }
 
 static int
@@ -223,7 +215,7 @@ db_host_adopt(struct db *db, const struct host_row *h,
 		return -EBUSY;
 	if ((r = db_mounts_json(hs, &mounts)) < 0)
 		return r;
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		goto out;
 	/* The underlay address must be unique: one held by another host
 	 * stays with it, and this host gets its own at its first session. */
@@ -235,23 +227,21 @@ db_host_adopt(struct db *db, const struct host_row *h,
 	    &changes, "tttttttii", hs->name, hs->labels, hs->ssh_keys, mounts,
 	    underlay_ip, underlay_ip, underlay_ip, now, h->id);
 	if (r < 0)
-		goto fail;
+		goto out_tx;
 	if (changes != 1) {
 		r = -EBUSY;
-		goto fail;
+		goto out_tx;
 	}
 	if ((r = db_members_set(db, h->id, hs->vnis, hs->nvnis)) < 0)
-		goto fail;
+		goto out_tx;
 	snprintf(detail, sizeof(detail), "fingerprint %.16s..., mac %s, by %s",
 	    h->fingerprint, h->boot_mac, actor);
 	if ((r = db_event_add(db, "host.adopted", hs->name, actor, detail,
-	    now)) < 0 || (r = db_host_by_id(db, h->id, out)) < 0 ||
-	    (r = db_commit(db)) < 0)
-		goto fail;
-	r = 0;
-	goto out;
-fail:
-	db_rollback(db);
+	    now)) < 0)
+		goto out_tx;
+	r = db_host_by_id(db, h->id, out);
+out_tx:
+	r = db_tx_end(db, r);
 out:
 	free(mounts);
 	return r;
@@ -277,7 +267,7 @@ db_host_replace(struct db *db, const struct host_row *h,
 
 	if (strcmp(hw->state, "discovered") != 0 || hw->id == h->id)
 		return -EBUSY;
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	snprintf(cause, sizeof(cause), "replaced by %.16s... (mac %s) by %s",
 	    hw->fingerprint, hw->boot_mac, actor);
@@ -286,10 +276,10 @@ db_host_replace(struct db *db, const struct host_row *h,
 	if ((r = db_fp_retire(db, h, cause, now)) < 0 ||
 	    (r = db_run(db, DB_S_HOST_DELETE, "DELETE FROM hosts WHERE id = ? "
 	    "AND state = 'discovered'", &changes, "i", hw->id)) < 0)
-		goto fail;
+		goto out;
 	if (changes != 1) {
 		r = -EBUSY;
-		goto fail;
+		goto out;
 	}
 	r = db_run(db, DB_S_HOST_REBIND, "UPDATE hosts SET fingerprint = ?, "
 	    "boot_mac = ?, smbios_uuid = ?, serial = nullif(?, ''), "
@@ -300,20 +290,17 @@ db_host_replace(struct db *db, const struct host_row *h,
 	    hw->fingerprint, hw->boot_mac, hw->uuid, hw->serial, hw->product,
 	    hw->boot_ip, hw->boot_at, now, h->id);
 	if (r < 0)
-		goto fail;
+		goto out;
 	/* Both MACs forget their leases: the new one then gets the
 	 * identity's underlay address, the old one nothing of it. */
 	if ((r = db_run(db, DB_S_LEASE_FORGET, "DELETE FROM dhcp_leases WHERE "
-	    "mac IN (?, ?)", NULL, "tt", h->boot_mac, hw->boot_mac)) < 0)
-		goto fail;
-	if ((r = db_event_add(db, "host.replaced", h->name, actor, cause,
-	    now)) < 0 || (r = db_host_by_id(db, h->id, out)) < 0 ||
-	    (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	    "mac IN (?, ?)", NULL, "tt", h->boot_mac, hw->boot_mac)) < 0 ||
+	    (r = db_event_add(db, "host.replaced", h->name, actor, cause,
+	    now)) < 0)
+		goto out;
+	r = db_host_by_id(db, h->id, out);
+out:
+	return db_tx_end(db, r);
 }
 
 int
@@ -325,21 +312,17 @@ db_host_retire(struct db *db, const struct host_row *h, const char *actor,
 
 	if (strcmp(h->state, "retired") == 0)
 		return -EALREADY;
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	snprintf(cause, sizeof(cause), "retired by %s", actor);
-	if ((r = db_fp_retire(db, h, cause, now)) < 0 ||
+	if ((r = db_fp_retire(db, h, cause, now)) == 0 &&
 	    (r = db_run(db, DB_S_HOST_RETIRE, "UPDATE hosts SET "
 	    "state = 'retired', agent_pubkey = NULL, boot_token_hash = NULL, "
 	    "ovl_served_at = NULL, updated_at = ? WHERE id = ?", NULL, "ii",
-	    now, h->id)) < 0 ||
-	    (r = db_event_add(db, "host.retired", h->name[0] ? h->name :
-	    h->fingerprint, actor, cause, now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	    now, h->id)) == 0)
+		r = db_event_add(db, "host.retired", h->name[0] ? h->name :
+		    h->fingerprint, actor, cause, now);
+	return db_tx_end(db, r);
 }
 
 int
@@ -349,40 +332,35 @@ db_host_edit(struct db *db, const struct host_row *h,
 	char detail[128], *mounts = NULL;
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((hs->present & API_HS_LABELS) && (r = db_run(db,
 	    DB_S_HOST_EDIT_LABELS, "UPDATE hosts SET labels = ?, updated_at = ? "
 	    "WHERE id = ?", NULL, "tii", hs->labels, now, h->id)) < 0)
-		goto fail;
+		goto out;
 	if ((hs->present & API_HS_SSH_KEYS) && (r = db_run(db,
 	    DB_S_HOST_EDIT_KEYS, "UPDATE hosts SET ssh_keys = ?, updated_at = ? "
 	    "WHERE id = ?", NULL, "tii", hs->ssh_keys, now, h->id)) < 0)
-		goto fail;
+		goto out;
 	if (hs->present & API_HS_MOUNTS) {
 		if ((r = db_mounts_json(hs, &mounts)) < 0 || (r = db_run(db,
 		    DB_S_HOST_EDIT_MOUNTS, "UPDATE hosts SET mounts = ?, "
 		    "updated_at = ? WHERE id = ?", NULL, "tii", mounts, now,
 		    h->id)) < 0)
-			goto fail;
+			goto out;
 	}
 	if ((hs->present & API_HS_NETWORKS) &&
 	    (r = db_members_set(db, h->id, hs->vnis, hs->nvnis)) < 0)
-		goto fail;
+		goto out;
 	snprintf(detail, sizeof(detail), "changed%s%s%s%s",
 	    hs->present & API_HS_NETWORKS ? " networks" : "",
 	    hs->present & API_HS_LABELS ? " labels" : "",
 	    hs->present & API_HS_SSH_KEYS ? " ssh_keys" : "",
 	    hs->present & API_HS_MOUNTS ? " mounts" : "");
-	if ((r = db_event_add(db, "host.edited", h->name, actor, detail,
-	    now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
+	r = db_event_add(db, "host.edited", h->name, actor, detail, now);
+out:
 	free(mounts);
-	return 0;
-fail:
-	free(mounts);
-	db_rollback(db);
-	return r;
+	return db_tx_end(db, r);
 }
 
 int

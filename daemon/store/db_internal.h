@@ -57,11 +57,16 @@ _Static_assert(DB_S__MAX <= sizeof(((struct db *)0)->stmts) /
 sqlite3_stmt *db_stmt(struct db *db, enum db_slot slot, const char *sql);
 /* Translates a sqlite3 result code into -errno, logging unexpected ones. */
 int db_err(struct db *db, int rc, const char *what);
-int db_begin(struct db *db);
+/* BEGIN IMMEDIATE: 0, or -errno with no transaction open. */
+int db_tx_begin(struct db *db);
+/* Ends the transaction db_tx_begin() opened: commits when r >= 0, rolls
+ * back otherwise or when the commit fails.  Returns r, or the commit's
+ * -errno. */
+int db_tx_end(struct db *db, int r);
+/* Abandons the open transaction, if any, without firing the commit hook. */
+void db_rollback(struct db *db);
 int db_run(struct db *db, enum db_slot slot, const char *sql, int *changes,
     const char *types, ...);
-int db_commit(struct db *db);
-void db_rollback(struct db *db);
 int db_event_add(struct db *db, const char *kind, const char *subject,
     const char *actor, const char *detail, int64_t now);
 void db_text(char *dst, size_t dstlen, sqlite3_stmt *st, int col);

@@ -45,12 +45,12 @@ db_key_put(struct db *db, const char *name, const uint8_t pub[32],
 	sqlite3_stmt *st;
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((st = db_stmt(db, DB_S_KEY_PUT, "INSERT INTO keys (name, public, "
 	    "sealed_secret, created_at) VALUES (?, ?, ?, ?)")) == NULL) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 2, pub, 32, SQLITE_STATIC);
@@ -58,11 +58,8 @@ db_key_put(struct db *db, const char *name, const uint8_t pub[32],
 	sqlite3_bind_int64(st, 4, now);
 	r = db_err(db, sqlite3_step(st), "key put");
 	sqlite3_reset(st);
-	if (r < 0 || (r = db_event_add(db, "key.create", name, "hvd", "",
-	    now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	if (r == 0)
+		r = db_event_add(db, "key.create", name, "hvd", "", now);
+out:
+	return db_tx_end(db, r);
 }

@@ -311,26 +311,25 @@ db_lease_offer(struct db *db, const char *mac, const struct lease_pool *p,
 	uint32_t own_ip = 0;
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((r = lease_pick(db, mac, p, want, false, now, ip, &own,
 	    &have_own)) < 0)
-		goto fail;
+		goto out;
 	same = have_own && lease_parse_ip(own.ip, &own_ip) && own_ip == *ip &&
 	    (strcmp(own.state, "bound") == 0 || strcmp(own.state, "offered") == 0);
 	/* A retransmitted DISCOVER, or a host whose lease still runs: the
-	 * row already says this, so nothing is written. */
+	 * row already says this, so nothing is written.  Roll back rather
+	 * than commit: committing even an empty BEGIN IMMEDIATE fires the
+	 * commit hook, bumping the generation and waking the subscriber. */
 	if (same && own.expires_at >= hold_until) {
 		db_rollback(db);
 		return 0;
 	}
-	if ((r = lease_write(db, mac, *ip, same ? own.state : "offered",
-	    hold_until, NULL, NULL, now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	r = lease_write(db, mac, *ip, same ? own.state : "offered", hold_until,
+	    NULL, NULL, now);
+out:
+	return db_tx_end(db, r);
 }
 
 int
@@ -344,30 +343,24 @@ db_lease_request(struct db *db, const char *mac, const struct lease_pool *p,
 	uint32_t ip;
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((r = lease_pick(db, mac, p, want, true, now, &ip, &own,
 	    &have_own)) < 0)
-		goto fail;
+		goto out;
 	lease_fmt_ip(ip, ipstr);
 	if ((r = lease_write(db, mac, ip, "bound", expires_at, hostname,
 	    client_id, now)) < 0)
-		goto fail;
+		goto out;
 	/* Renewals are not news; a new binding is. */
 	if (!have_own || strcmp(own.ip, ipstr) != 0 ||
 	    strcmp(own.state, "bound") != 0 || own.expires_at <= now) {
 		snprintf(detail, sizeof(detail), "%s bound until %lld", ipstr,
 		    (long long)expires_at);
-		if ((r = db_event_add(db, "dhcp.lease", mac, "dhcp", detail,
-		    now)) < 0)
-			goto fail;
+		r = db_event_add(db, "dhcp.lease", mac, "dhcp", detail, now);
 	}
-	if ((r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+out:
+	return db_tx_end(db, r);
 }
 
 int
@@ -378,7 +371,7 @@ db_lease_release(struct db *db, const char *mac, uint32_t ip, int64_t now)
 	int r;
 
 	lease_fmt_ip(ip, ipstr);
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	/* The row stays: the MAC gets the same address back if it is free. */
 	if ((st = db_stmt(db, DB_S_LEASE_RELEASE,
@@ -386,25 +379,17 @@ db_lease_release(struct db *db, const char *mac, uint32_t ip, int64_t now)
 	    "expires_at = min(expires_at, ?3), updated_at = ?3 "
 	    "WHERE mac = ?1 AND ip = ?2 AND state != 'declined'")) == NULL) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, ipstr, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now);
 	r = db_err(db, sqlite3_step(st), "lease release");
 	sqlite3_reset(st);
-	if (r < 0)
-		goto fail;
-	if (sqlite3_changes(db->sql) != 1) {
+	if (r == 0 && sqlite3_changes(db->sql) != 1)
 		r = -ENOENT;
-		goto fail;
-	}
-	if ((r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+out:
+	return db_tx_end(db, r);
 }
 
 int
@@ -416,34 +401,30 @@ db_lease_decline(struct db *db, const char *mac, uint32_t ip,
 	int r;
 
 	lease_fmt_ip(ip, ipstr);
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	/* Only the MAC that held the address may have it withheld. */
 	if ((st = db_stmt(db, DB_S_LEASE_DROP,
 	    "DELETE FROM dhcp_leases WHERE mac = ? AND ip = ?")) == NULL) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, ipstr, -1, SQLITE_STATIC);
 	r = db_err(db, sqlite3_step(st), "lease decline");
 	sqlite3_reset(st);
 	if (r < 0)
-		goto fail;
+		goto out;
 	if (sqlite3_changes(db->sql) != 1) {
 		r = -ENOENT;
-		goto fail;
+		goto out;
 	}
 	snprintf(holder, sizeof(holder), "declined:%s", ipstr);
 	snprintf(detail, sizeof(detail), "%s declined (in use by another "
 	    "station); withheld until %lld", ipstr, (long long)hold_until);
 	if ((r = lease_write(db, holder, ip, "declined", hold_until, NULL, NULL,
-	    now)) < 0 ||
-	    (r = db_event_add(db, "dhcp.declined", mac, "dhcp", detail, now)) < 0 ||
-	    (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	    now)) == 0)
+		r = db_event_add(db, "dhcp.declined", mac, "dhcp", detail, now);
+out:
+	return db_tx_end(db, r);
 }

@@ -80,29 +80,26 @@ db_network_set_members(struct db *db, int64_t net_id, char names[][API_NAME_MAX 
 	char detail[64];
 	int changes, r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((r = db_run(db, DB_S_NET_MEMBERS_CLEAR, "DELETE FROM network_members "
 	    "WHERE network_id = ?", NULL, "i", net_id)) < 0)
-		goto fail;
+		goto out;
 	for (size_t i = 0; i < n; i++) {
 		if ((r = db_run(db, DB_S_NET_MEMBERS_ADD, "INSERT INTO "
 		    "network_members (network_id, host_id) SELECT ?, id FROM hosts "
 		    "WHERE name = ?", &changes, "it", net_id, names[i])) < 0)
-			goto fail;
+			goto out;
 		if (changes != 1) {
 			r = -ENOENT;
-			goto fail;
+			goto out;
 		}
 	}
 	snprintf(detail, sizeof(detail), "%zu explicit members", n);
 	if ((r = db_run(db, DB_S_NET_ALL_OFF, "UPDATE networks SET all_hosts = 0, "
-	    "updated_at = ? WHERE id = ?", NULL, "ii", now, net_id)) < 0 ||
-	    (r = db_event_add(db, "network.members", detail, actor, detail,
-	    now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	    "updated_at = ? WHERE id = ?", NULL, "ii", now, net_id)) == 0)
+		r = db_event_add(db, "network.members", detail, actor, detail,
+		    now);
+out:
+	return db_tx_end(db, r);
 }

@@ -85,13 +85,13 @@ db_network_create(struct db *db, struct network *n, const char *actor,
 	char detail[64];
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((st = db_stmt(db, DB_S_NET_INSERT,
 	    "INSERT INTO networks (name, vni, description, all_hosts, "
 	    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)")) == NULL) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	sqlite3_bind_text(st, 1, n->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, n->vni);
@@ -102,17 +102,13 @@ db_network_create(struct db *db, struct network *n, const char *actor,
 	r = db_err(db, sqlite3_step(st), "network insert");
 	sqlite3_reset(st);
 	if (r < 0)
-		goto fail;
+		goto out;
 	n->id = sqlite3_last_insert_rowid(db->sql);
 	n->created_at = n->updated_at = now;
 	snprintf(detail, sizeof(detail), "vni %u", n->vni);
-	if ((r = db_event_add(db, "network.create", n->name, actor, detail,
-	    now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	r = db_event_add(db, "network.create", n->name, actor, detail, now);
+out:
+	return db_tx_end(db, r);
 }
 
 int
@@ -124,10 +120,10 @@ db_network_update(struct db *db, const char *key,
 	sqlite3_stmt *st;
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((r = db_network_get(db, key, &cur)) < 0)
-		goto fail;
+		goto out;
 	if (patch->present & API_NET_NAME)
 		snprintf(cur.name, sizeof(cur.name), "%s", patch->name);
 	if (patch->present & API_NET_DESCRIPTION)
@@ -140,7 +136,7 @@ db_network_update(struct db *db, const char *key,
 	    "UPDATE networks SET name = ?, description = ?, all_hosts = ?, "
 	    "updated_at = ? WHERE id = ?")) == NULL) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	sqlite3_bind_text(st, 1, cur.name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, cur.description, -1, SQLITE_STATIC);
@@ -149,15 +145,12 @@ db_network_update(struct db *db, const char *key,
 	sqlite3_bind_int64(st, 5, cur.id);
 	r = db_err(db, sqlite3_step(st), "network update");
 	sqlite3_reset(st);
-	if (r < 0)
-		goto fail;
-	if ((r = db_event_add(db, "network.update", cur.name, actor, "",
-	    now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	*out = cur;
-	return 0;
-fail:
-	db_rollback(db);
+	if (r == 0)
+		r = db_event_add(db, "network.update", cur.name, actor, "", now);
+out:
+	/* The caller sees the row only once it is committed. */
+	if ((r = db_tx_end(db, r)) == 0)
+		*out = cur;
 	return r;
 }
 
@@ -170,27 +163,23 @@ db_network_delete(struct db *db, const char *key, const char *actor,
 	char detail[64];
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((r = db_network_get(db, key, &cur)) < 0)
-		goto fail;
+		goto out;
 	if ((st = db_stmt(db, DB_S_NET_DELETE,
 	    "DELETE FROM networks WHERE id = ?")) == NULL) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	sqlite3_bind_int64(st, 1, cur.id);
 	/* A VM NIC still on the network makes this -EBUSY (foreign key). */
 	r = db_err(db, sqlite3_step(st), "network delete");
 	sqlite3_reset(st);
 	if (r < 0)
-		goto fail;
+		goto out;
 	snprintf(detail, sizeof(detail), "vni %u", cur.vni);
-	if ((r = db_event_add(db, "network.delete", cur.name, actor, detail,
-	    now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	r = db_event_add(db, "network.delete", cur.name, actor, detail, now);
+out:
+	return db_tx_end(db, r);
 }

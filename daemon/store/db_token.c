@@ -35,13 +35,13 @@ db_token_insert(struct db *db, const struct token_row *t, const char *actor,
 	sqlite3_stmt *st;
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((st = db_stmt(db, DB_S_TOKEN_INSERT,
 	    "INSERT INTO api_tokens (id, secret_hash, role, name, created_at) "
 	    "VALUES (?, ?, ?, ?, ?)")) == NULL) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 2, t->hash, AUTH_HASH_LEN, SQLITE_STATIC);
@@ -50,15 +50,11 @@ db_token_insert(struct db *db, const struct token_row *t, const char *actor,
 	sqlite3_bind_int64(st, 5, now);
 	r = db_err(db, sqlite3_step(st), "token insert");
 	sqlite3_reset(st);
-	if (r < 0)
-		goto fail;
-	if ((r = db_event_add(db, "token.create", t->id, actor,
-	    api_role_name(t->role), now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	if (r == 0)
+		r = db_event_add(db, "token.create", t->id, actor,
+		    api_role_name(t->role), now);
+out:
+	return db_tx_end(db, r);
 }
 
 int
@@ -124,27 +120,23 @@ db_token_delete(struct db *db, const char *id, const char *actor, int64_t now)
 	sqlite3_stmt *st;
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((st = db_stmt(db, DB_S_TOKEN_DELETE,
 	    "DELETE FROM api_tokens WHERE id = ?")) == NULL) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	r = db_err(db, sqlite3_step(st), "token delete");
 	sqlite3_reset(st);
 	if (r < 0)
-		goto fail;
+		goto out;
 	if (sqlite3_changes(db->sql) == 0) {
 		r = -ENOENT;
-		goto fail;
+		goto out;
 	}
-	if ((r = db_event_add(db, "token.revoke", id, actor, "", now)) < 0 ||
-	    (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	r = db_event_add(db, "token.revoke", id, actor, "", now);
+out:
+	return db_tx_end(db, r);
 }

@@ -73,7 +73,7 @@ db_vm_create(struct db *db, const struct vm_row *v, const struct vm_nic_row *nic
 	char detail[160];
 	int changes, r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((r = db_run(db, DB_S_VM_INSERT, "INSERT INTO vms (name, uuid, "
 	    "host_id, desired_state, state, type, vcpus, memory_mib, spec, "
@@ -81,28 +81,24 @@ db_vm_create(struct db *db, const struct vm_row *v, const struct vm_nic_row *nic
 	    "'running', 'pending', ?, ?, ?, ?, ?, ?, ?)", NULL, "ttitiittii",
 	    v->name, v->uuid, v->host_id, v->type, (int64_t)v->vcpus,
 	    (int64_t)v->memory_mib, v->spec, v->anti_affinity, now, now)) < 0)
-		goto fail;
+		goto out;
 	*id = sqlite3_last_insert_rowid(db->sql);
 	for (size_t i = 0; i < nnics; i++) {
 		if ((r = db_run(db, DB_S_VM_NIC_INSERT, "INSERT INTO vm_nics "
 		    "(vm_id, idx, network_id, mac) SELECT ?, ?, id, ? FROM "
 		    "networks WHERE vni = ?", &changes, "iiti", *id,
 		    (int64_t)i, nics[i].mac, (int64_t)nics[i].vni)) < 0)
-			goto fail;
+			goto out;
 		if (changes != 1) {
 			r = -ENXIO;
-			goto fail;
+			goto out;
 		}
 	}
 	snprintf(detail, sizeof(detail), "placed on %s: %u vCPUs, %llu MiB",
 	    v->host, v->vcpus, (unsigned long long)v->memory_mib);
-	if ((r = db_event_add(db, "vm.created", v->name, actor, detail,
-	    now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	r = db_event_add(db, "vm.created", v->name, actor, detail, now);
+out:
+	return db_tx_end(db, r);
 }
 
 static void
@@ -145,22 +141,17 @@ db_vm_set_state(struct db *db, const struct vm_row *v, const char *state,
 	char kind[32], detail[300];
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
-	if ((r = db_run(db, DB_S_VM_STATE, "UPDATE vms SET state = ?, "
-	    "domid = nullif(?, -1), reason = ?, updated_at = ? WHERE id = ?",
-	    NULL, "titii", state, domid, reason ? reason : "", now, v->id)) < 0)
-		goto fail;
 	snprintf(kind, sizeof(kind), "vm.%s", state);
 	snprintf(detail, sizeof(detail), "on %s%s%s", v->host[0] ? v->host : "-",
 	    reason && reason[0] ? ": " : "", reason ? reason : "");
-	if ((r = db_event_add(db, kind, v->name, actor, detail, now)) < 0 ||
-	    (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	if ((r = db_run(db, DB_S_VM_STATE, "UPDATE vms SET state = ?, "
+	    "domid = nullif(?, -1), reason = ?, updated_at = ? WHERE id = ?",
+	    NULL, "titii", state, domid, reason ? reason : "", now,
+	    v->id)) == 0)
+		r = db_event_add(db, kind, v->name, actor, detail, now);
+	return db_tx_end(db, r);
 }
 
 int
@@ -170,20 +161,14 @@ db_vm_set_desired(struct db *db, const struct vm_row *v, const char *desired,
 	char kind[32];
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
+	snprintf(kind, sizeof(kind), "vm.want-%s", desired);
 	if ((r = db_run(db, DB_S_VM_DESIRED, "UPDATE vms SET desired_state = ?, "
 	    "updated_at = ? WHERE id = ?", NULL, "tii", desired, now,
-	    v->id)) < 0)
-		goto fail;
-	snprintf(kind, sizeof(kind), "vm.want-%s", desired);
-	if ((r = db_event_add(db, kind, v->name, actor, "", now)) < 0 ||
-	    (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	    v->id)) == 0)
+		r = db_event_add(db, kind, v->name, actor, "", now);
+	return db_tx_end(db, r);
 }
 
 int
@@ -192,16 +177,12 @@ db_vm_delete(struct db *db, const struct vm_row *v, const char *actor,
 {
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((r = db_run(db, DB_S_VM_DELETE, "DELETE FROM vms WHERE id = ?", NULL,
-	    "i", v->id)) < 0 || (r = db_event_add(db, "vm.destroyed", v->name,
-	    actor, v->host, now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	    "i", v->id)) == 0)
+		r = db_event_add(db, "vm.destroyed", v->name, actor, v->host, now);
+	return db_tx_end(db, r);
 }
 
 static void
@@ -248,20 +229,15 @@ db_image_add(struct db *db, const struct image_row *im, const char *actor,
 	char detail[120];
 	int r;
 
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	snprintf(detail, sizeof(detail), "%s, %llu bytes, sha256 %.16s...",
 	    im->kind, (unsigned long long)im->size, im->sha256);
 	if ((r = db_run(db, DB_S_IMAGE_ADD, "INSERT INTO images (name, kind, "
 	    "sha256, size, created_at) VALUES (?, ?, ?, ?, ?)", NULL, "tttii",
-	    im->name, im->kind, im->sha256, (int64_t)im->size, now)) < 0 ||
-	    (r = db_event_add(db, "image.added", im->name, actor, detail,
-	    now)) < 0 || (r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+	    im->name, im->kind, im->sha256, (int64_t)im->size, now)) == 0)
+		r = db_event_add(db, "image.added", im->name, actor, detail, now);
+	return db_tx_end(db, r);
 }
 
 /* -EBUSY if a VM's spec names it; *last true if no other image has the
@@ -285,25 +261,21 @@ db_image_delete(struct db *db, const struct image_row *im, const char *actor,
 	sqlite3_reset(st);
 	if (r < 0)
 		return r;
-	if ((r = db_begin(db)) < 0)
+	if ((r = db_tx_begin(db)) < 0)
 		return r;
 	if ((r = db_run(db, DB_S_IMAGE_DELETE, "DELETE FROM images WHERE "
 	    "name = ?", NULL, "t", im->name)) < 0 ||
 	    (r = db_event_add(db, "image.removed", im->name, actor, "", now)) < 0)
-		goto fail;
+		goto out;
 	if ((st = db_stmt(db, DB_S_IMAGE_SHARED, "SELECT count(*) FROM images "
 	    "WHERE sha256 = ?")) == NULL) {
 		r = -EIO;
-		goto fail;
+		goto out;
 	}
 	sqlite3_bind_text(st, 1, im->sha256, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		*last = sqlite3_column_int64(st, 0) == 0;
 	sqlite3_reset(st);
-	if ((r = db_commit(db)) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback(db);
-	return r;
+out:
+	return db_tx_end(db, r);
 }
