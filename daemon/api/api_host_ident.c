@@ -133,6 +133,7 @@ api_host_adopt(struct hvd *hvd, const struct http_request *req,
 {
 	struct api_host_spec *hs;
 	struct host_row h, out;
+	char ul[sizeof(h.underlay_ip)];
 	int r;
 
 	if (!api_hardware(hvd, key, &h, rep) ||
@@ -140,8 +141,9 @@ api_host_adopt(struct hvd *hvd, const struct http_request *req,
 		return;
 	if (!api_vnis_exist(hvd, hs, rep))
 		goto out;
-	r = db_host_adopt(hvd->db, &h, hs, ident_underlay(hvd, &h), req->actor,
-	    hvd_now_wall(), &out);
+	r = db_host_adopt(hvd->db, &h, hs, db_host_underlay(hvd->db, &h,
+	    hvd->conf->dhcp_mode == DHCP_FULL, ul, sizeof(ul)) == 0 ? ul : NULL,
+	    req->actor, hvd_now_wall(), &out);
 	if (r == -EBUSY)
 		http_error(rep, MHD_HTTP_CONFLICT, "machine %s is %s, not "
 		    "discovered%s%s", key, h.state, h.name[0] ? ": it is host " :

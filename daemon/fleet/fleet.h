@@ -43,9 +43,6 @@ size_t fleet_sessions(void);
  * adopts an unknown one.  -EPERM: its fingerprint was retired. */
 int ident_boot(struct hvd *hvd, const struct boot_query *q, const char *ip,
     bool stage2, struct host_row *h);
-/* The underlay address h gets: its lease in full DHCP mode, else the
- * address it booted from; NULL if unknown. */
-const char *ident_underlay(struct hvd *hvd, const struct host_row *h);
 int ident_overlay(struct hvd *hvd, const struct host_row *h,
     const char *agent_key_hex, const char *token, unsigned char **out,
     size_t *len, char *err, size_t errlen);

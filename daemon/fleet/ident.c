@@ -29,6 +29,7 @@ ident_auto_adopt(struct hvd *hvd, struct host_row *h)
 {
 	struct api_host_spec *hs;
 	struct host_row out;
+	char ul[sizeof(out.underlay_ip)];
 	int r = -EEXIST;
 
 	if ((hs = calloc(1, sizeof(*hs))) == NULL)
@@ -36,8 +37,9 @@ ident_auto_adopt(struct hvd *hvd, struct host_row *h)
 	snprintf(hs->labels, sizeof(hs->labels), "{\"lab\":\"auto\"}");
 	for (int n = 6; n <= 12 && r == -EEXIST; n += 2) {
 		snprintf(hs->name, sizeof(hs->name), "node-%.*s", n, h->fingerprint);
-		r = db_host_adopt(hvd->db, h, hs, ident_underlay(hvd, h), "lab",
-		    hvd_now_wall(), &out);
+		r = db_host_adopt(hvd->db, h, hs, db_host_underlay(hvd->db, h,
+		    hvd->conf->dhcp_mode == DHCP_FULL, ul, sizeof(ul)) == 0 ?
+		    ul : NULL, "lab", hvd_now_wall(), &out);
 	}
 	free(hs);
 	if (r < 0)
@@ -46,18 +48,6 @@ ident_auto_adopt(struct hvd *hvd, struct host_row *h)
 	    out.name);
 	*h = out;
 	return fleet_get(hvd, h) ? 0 : -ENOMEM;
-}
-
-const char *
-ident_underlay(struct hvd *hvd, const struct host_row *h)
-{
-	static struct lease_row l;
-
-	if (hvd->conf->dhcp_mode == DHCP_FULL &&
-	    db_lease_get(hvd->db, h->boot_mac, &l) == 0 &&
-	    strcmp(l.state, "released") != 0)
-		return l.ip;
-	return h->boot_ip[0] ? h->boot_ip : NULL;
 }
 
 int

@@ -146,13 +146,13 @@ char *
 mesh_host_json(struct hvd *hvd, const struct host_row *h)
 {
 	struct mesh_member *m = NULL;
-	const char *local = h->underlay_ip[0] ? h->underlay_ip :
-	    ident_underlay(hvd, h);
+	char local[sizeof(h->underlay_ip)];
 	size_t n = 0;
 	json_t *doc;
 	char *text;
 
-	if (local == NULL || db_mesh_members(hvd->db, &m, &n) < 0)
+	if (db_host_underlay(hvd->db, h, hvd->conf->dhcp_mode == DHCP_FULL,
+	    local, sizeof(local)) < 0 || db_mesh_members(hvd->db, &m, &n) < 0)
 		return NULL;
 	doc = mesh_doc(hvd, h->id, local, m, n);
 	free(m);

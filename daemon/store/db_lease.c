@@ -428,3 +428,21 @@ db_lease_decline(struct db *db, const char *mac, uint32_t ip,
 out:
 	return db_tx_end(db, r);
 }
+
+int
+db_host_underlay(struct db *db, const struct host_row *h, bool full_dhcp,
+    char *out, size_t len)
+{
+	struct lease_row l;
+
+	if (h->underlay_ip[0])
+		snprintf(out, len, "%s", h->underlay_ip);
+	else if (full_dhcp && db_lease_get(db, h->boot_mac, &l) == 0 &&
+	    strcmp(l.state, "released") != 0)
+		snprintf(out, len, "%s", l.ip);
+	else if (h->boot_ip[0])
+		snprintf(out, len, "%s", h->boot_ip);
+	else
+		return -ENOENT;
+	return 0;
+}

@@ -235,6 +235,10 @@ int db_lease_release(struct db *db, const char *mac, uint32_t ip, int64_t now);
 int db_lease_decline(struct db *db, const char *mac, uint32_t ip,
     int64_t hold_until, int64_t now);
 int db_lease_get(struct db *db, const char *mac, struct lease_row *out);
+/* The underlay address h has or gets: its own, else (full_dhcp) its MAC's
+ * lease, else the address it booted from.  0, or -ENOENT if none. */
+int db_host_underlay(struct db *db, const struct host_row *h, bool full_dhcp,
+    char *out, size_t len);
 
 /* auth_bearer.c: 0 with the token's role; -ENOENT no usable header,
  * -EACCES a wrong token. */
