@@ -8,8 +8,9 @@
  * an unknown machine gets the discovery profile, and a missing boot file
  * gets a script that says so on the machine's console.
  *
- * Files are opened beneath the boot root's directory fd (openat2 with
- * RESOLVE_BENEATH), fstat'ed, and sent zero-copy with HEAD, Range, ETag
+ * Files are opened by the one rule for served files (net/served.c:
+ * beneath the root, non-blocking, regular files only, symlinks only inside
+ * the root), and sent zero-copy with HEAD, Range, ETag
  * and Last-Modified.  Must never: serve a path that resolves outside the
  * boot root, put an unvalidated client value into a script, or block
  * (files go out by sendfile from libmicrohttpd).
@@ -18,14 +19,12 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,17 +53,6 @@ static int boot_mirrorfd = -1;		/* -1: no Alpine mirror */
 static int boot_imagesfd = -1;		/* state-dir/images: VM images */
 static char *boot_tpl[TPL__MAX];	/* owned copies */
 static struct hvd *boot_hvd;
-
-static int
-boot_openat(int dirfd, const char *name, int flags)
-{
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-	};
-
-	return (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
-}
 
 /* Reads an override template if the operator put one in boot-templates. */
 static char *
@@ -206,19 +194,18 @@ boot_shutdown(void)
 /* Where a boot file came from: the .NAME.source line hvctl boot import
  * wrote, or the iPXE package for the binaries hvd installed itself. */
 static const char *
-boot_source(const char *name)
+boot_source(const char *name, char *text, size_t len)
 {
-	static char text[512];
+	struct stat st;
 	char path[80];
 	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof(path), ".%s.source", name);
-	if ((fd = openat(boot_rootfd, path, O_RDONLY | O_CLOEXEC |
-	    O_NOFOLLOW)) == -1)
+	if ((fd = served_open(boot_rootfd, path, &st)) < 0)
 		return strstr(name, "pxe") || strstr(name, ".efi") ?
 		    "Debian ipxe package (" HVD_IPXE_DIR ")" : NULL;
-	n = read(fd, text, sizeof(text) - 1);
+	n = read(fd, text, len - 1);
 	close(fd);
 	if (n <= 0)
 		return NULL;
@@ -231,17 +218,21 @@ json_t *
 boot_status_json(void)
 {
 	json_t *files = json_array(), *missing = json_array();
+	char source[512];
 	struct stat st;
 
 	for (size_t i = 0; i < sizeof(boot_files) / sizeof(*boot_files); i++) {
-		bool present = boot_rootfd != -1 && fstatat(boot_rootfd,
-		    boot_files[i], &st, 0) == 0 && S_ISREG(st.st_mode);
+		/* Present means servable: the same rule as serving it. */
+		int fd = served_open(boot_rootfd, boot_files[i], &st);
+		bool present = fd >= 0;
 
+		if (fd >= 0)
+			close(fd);
 		json_array_append_new(files, present ?
 		    json_pack("{s:s, s:b, s:I, s:I, s:s?}", "name", boot_files[i],
 		    "present", 1, "size", (json_int_t)st.st_size,
 		    "mtime", (json_int_t)st.st_mtime, "source",
-		    boot_source(boot_files[i])) :
+		    boot_source(boot_files[i], source, sizeof(source))) :
 		    json_pack("{s:s, s:b}", "name", boot_files[i], "present", 0));
 		if (!present)
 			json_array_append_new(missing, json_string(boot_files[i]));
@@ -330,8 +321,11 @@ boot_stage2(struct hvd *hvd, const struct http_request *req,
 	vars[5] = c.q.mac;
 	vars[7] = c.q.uuid;
 	for (size_t i = 0; i < sizeof(boot_required) / sizeof(*boot_required); i++) {
-		if (fstatat(boot_rootfd, boot_required[i], &st, 0) == -1 ||
-		    !S_ISREG(st.st_mode)) {
+		int fd = served_open(boot_rootfd, boot_required[i], &st);
+
+		if (fd >= 0)
+			close(fd);
+		if (fd < 0) {
 			vars[9] = boot_required[i];
 			log_warnx("boot: %s (%s): cannot boot: %s is missing in %s",
 			    name, c.q.mac, boot_required[i], hvd->conf->boot_root);
@@ -415,15 +409,12 @@ boot_file(const struct http_request *req, struct http_reply *rep, int dirfd,
 		http_error(rep, MHD_HTTP_NOT_FOUND, "no such boot file");
 		return;
 	}
-	if ((fd = boot_openat(dirfd, name, O_RDONLY | O_NOFOLLOW)) == -1) {
-		if (errno == EXDEV || errno == ELOOP)
+	if ((fd = served_open(dirfd, name, &st)) < 0) {
+		if (fd == -EXDEV || fd == -ELOOP)
 			log_warnx("boot: refused %s: it leads out of the boot root",
 			    name);
-		http_error(rep, MHD_HTTP_NOT_FOUND, "no boot file '%s'", name);
-		return;
-	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		close(fd);
+		else if (fd == -EINVAL)
+			log_warnx("boot: refused %s: not a regular file", name);
 		http_error(rep, MHD_HTTP_NOT_FOUND, "no boot file '%s'", name);
 		return;
 	}

@@ -176,4 +176,12 @@ void addr_agents(const struct hvd *hvd, char *buf, size_t len);
 /* hvd's VTEP, or NULL while it has no address to anchor the mesh at. */
 const char *addr_anchor(const struct hvd *hvd, char *buf, size_t len);
 
+/* served.c: the one open rule for served files.  name beneath rootfd,
+ * non-blocking, no magic links, symlinks only inside the root, a regular
+ * file only.  The fd with *st filled, or -errno: -ENOENT or -ENOTDIR (no
+ * such file), -EXDEV (leaves the root), -ELOOP (a loop or magic link),
+ * -EISDIR, -EINVAL (not a regular file: a FIFO, a device), -EACCES. */
+struct stat;
+int served_open(int rootfd, const char *name, struct stat *st);
+
 #endif

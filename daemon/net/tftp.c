@@ -197,20 +197,15 @@ static int
 tftp_file_open(const char *name, struct tftp_file **out, uint64_t *size,
     uint16_t *code, const char **why)
 {
-	struct open_how how = {
-		/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-		.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-	};
 	struct tftp_file *f;
 	struct stat st;
 	int fd = -1, r = 0;
 
 	*out = NULL;
-	fd = (int)syscall(SYS_openat2, tftp_root, name, &how, sizeof(how));
-	if (fd == -1) {
-		r = -errno;
-		switch (errno) {
+	if ((fd = served_open(tftp_root, name, &st)) < 0) {
+		r = fd;
+		fd = -1;
+		switch (-r) {
 		case ENOENT:
 		case ENOTDIR:
 		case ENAMETOOLONG:
@@ -236,23 +231,16 @@ tftp_file_open(const char *name, struct tftp_file **out, uint64_t *size,
 			*code = TFTP_EUNDEF;
 			*why = "server out of resources, retry later";
 			break;
+		case EISDIR:
+		case EINVAL:
+			*code = TFTP_EACCESS;
+			*why = "not a regular file";
+			break;
 		default:
 			*code = TFTP_EUNDEF;
 			*why = "cannot open the file";
 			break;
 		}
-		goto out;
-	}
-	if (fstat(fd, &st) == -1) {
-		r = -errno;
-		*code = TFTP_EUNDEF;
-		*why = "cannot stat the file";
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -EACCES;
-		*code = TFTP_EACCESS;
-		*why = "not a regular file";
 		goto out;
 	}
 	*size = (uint64_t)st.st_size;
