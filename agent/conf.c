@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "agent_link.h"
+#include "hostport.h"
 #include "numparse.h"
 
 struct conf_ctx {
@@ -51,35 +52,30 @@ conf_error(struct conf_ctx *ctx, const char *fmt, ...)
 	return -EINVAL;
 }
 
+/* Port 0 cannot be dialled.  The messages predate hostport_parse. */
 static int
 set_hvd(struct conf_ctx *ctx, const char *v)
 {
-	const char *colon = strrchr(v, ':');
-	unsigned char sa[16];
-	uint32_t port;
-	size_t hlen;
+	char host[sizeof(ctx->c->hvd_host)], why[256];
+	enum hostport_fault fault;
+	uint16_t port;
 
-	if (colon == NULL)
-		return conf_error(ctx, "hvd: '%s' is not ADDR:PORT", v);
-	hlen = (size_t)(colon - v);
-	if (v[0] == '[' && hlen >= 2 && v[hlen - 1] == ']') {
-		v++;
-		hlen -= 2;
-		ctx->c->hvd_family = AF_INET6;
-	} else {
-		ctx->c->hvd_family = AF_INET;
+	if (hostport_parse_fault(v, false, host, sizeof(host), &port, &fault,
+	    why, sizeof(why)) < 0) {
+		switch (fault) {
+		case HOSTPORT_EMPTY:
+		case HOSTPORT_NO_PORT:
+			return conf_error(ctx, "hvd: '%s' is not ADDR:PORT", v);
+		case HOSTPORT_ADDRESS:
+			return conf_error(ctx, "hvd: '%s' is not a numeric "
+			    "address", host);
+		default:
+			return conf_error(ctx, "hvd: %s", why);
+		}
 	}
-	if (hlen == 0 || hlen >= sizeof(ctx->c->hvd_host))
-		return conf_error(ctx, "hvd: bad address");
-	memcpy(ctx->c->hvd_host, v, hlen);
-	ctx->c->hvd_host[hlen] = '\0';
-	if (inet_pton(ctx->c->hvd_family, ctx->c->hvd_host, sa) != 1)
-		return conf_error(ctx, "hvd: '%s' is not a numeric address",
-		    ctx->c->hvd_host);
-	if (parse_u32(colon + 1, 1, 65535, &port) < 0)
-		return conf_error(ctx, "hvd: port '%s' is not in 1..65535",
-		    colon + 1);
-	ctx->c->hvd_port = (uint16_t)port;
+	memcpy(ctx->c->hvd_host, host, sizeof(host));
+	ctx->c->hvd_family = strchr(host, ':') != NULL ? AF_INET6 : AF_INET;
+	ctx->c->hvd_port = port;
 	return 0;
 }
 

@@ -26,6 +26,7 @@
 
 #include <sodium.h>
 
+#include "hostport.h"
 #include "link.h"
 #include "msg.h"
 
@@ -45,21 +46,34 @@ static const char telemetry_json[] = "{\"cpu\":{\"percent\":1.5,\"count\":1},"
 static int
 dial(const char *hostport)
 {
-	char host[64];
-	const char *colon = strrchr(hostport, ':');
-	struct sockaddr_in sin = { .sin_family = AF_INET };
+	char host[INET6_ADDRSTRLEN], why[128];
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t sslen;
+	uint16_t port;
 	int fd;
 
-	if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host))
+	if (hostport_parse(hostport, false, host, sizeof(host), &port, why,
+	    sizeof(why)) < 0) {
+		fprintf(stderr, "agent_probe: %s\n", why);
+		errno = EINVAL;
 		return -1;
-	memcpy(host, hostport, (size_t)(colon - hostport));
-	host[colon - hostport] = '\0';
-	sin.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+	}
+	if (strchr(host, ':') != NULL) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		inet_pton(AF_INET6, host, &sin6->sin6_addr);
+		sslen = sizeof(*sin6);
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		inet_pton(AF_INET, host, &sin->sin_addr);
+		sslen = sizeof(*sin);
+	}
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+	if (connect(fd, (struct sockaddr *)&ss, sslen) == -1) {
 		close(fd);
 		return -1;
 	}

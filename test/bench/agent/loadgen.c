@@ -47,6 +47,7 @@
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "hostport.h"
 #include "link.h"
 #include "link_ev.h"
 #include "msg.h"
@@ -539,41 +540,28 @@ lg_stop_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static int
-lg_parse_addr(struct lg *lg, const char *hostport)
+lg_parse_addr(struct lg *lg, const char *hostport, char *err, size_t errlen)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)&lg->addr;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&lg->addr;
-	const char *colon = strrchr(hostport, ':');
 	char host[INET6_ADDRSTRLEN];
-	size_t hlen;
-	long port;
-	char *end;
+	uint16_t port;
+	int r;
 
-	if (colon == NULL)
-		return -EINVAL;
-	hlen = (size_t)(colon - hostport);
-	if (hlen > 1 && hostport[0] == '[' && hostport[hlen - 1] == ']') {
-		hostport++;
-		hlen -= 2;
-	}
-	if (hlen == 0 || hlen >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, hostport, hlen);
-	host[hlen] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port < 1 || port > 65535)
-		return -EINVAL;
+	if ((r = hostport_parse(hostport, false, host, sizeof(host), &port,
+	    err, errlen)) < 0)
+		return r;
 	memset(&lg->addr, 0, sizeof(lg->addr));
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		lg->addrlen = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+	if (strchr(host, ':') != NULL) {
 		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
+		sin6->sin6_port = htons(port);
+		inet_pton(AF_INET6, host, &sin6->sin6_addr);
 		lg->addrlen = sizeof(*sin6);
 	} else {
-		return -EINVAL;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		inet_pton(AF_INET, host, &sin->sin_addr);
+		lg->addrlen = sizeof(*sin);
 	}
 	return 0;
 }
@@ -747,6 +735,7 @@ lg_events_free(struct lg *lg)
 static void
 lg_options(struct lg *lg, int argc, char **argv)
 {
+	char why[160];
 	int ch;
 
 	lg->n = 1000;
@@ -785,8 +774,8 @@ lg_options(struct lg *lg, int argc, char **argv)
 	}
 	if (optind + 2 != argc || !lg_seed_ok(lg->seed))
 		usage();
-	if (lg_parse_addr(lg, argv[optind]) < 0) {
-		fprintf(stderr, "loadgen: '%s' is not ADDR:PORT\n", argv[optind]);
+	if (lg_parse_addr(lg, argv[optind], why, sizeof(why)) < 0) {
+		fprintf(stderr, "loadgen: %s\n", why);
 		exit(2);
 	}
 	if (lg_hex32(argv[optind + 1], lg->hvd_pub) < 0) {

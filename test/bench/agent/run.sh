@@ -417,7 +417,7 @@ fanin() {
 	# shellcheck disable=SC2046 # pkg-config prints several words
 	(cd "$repo" && cc -std=c11 -D_GNU_SOURCE -O2 -Iproto -Ilib -o "$lg_bin" \
 	    proto/link.c proto/link_ev.c proto/msg.c proto/noise.c \
-	    test/bench/agent/loadgen.c \
+	    lib/hostport.c lib/numparse.c test/bench/agent/loadgen.c \
 	    $(pkg-config --cflags --libs libevent libsodium jansson)) >"$d/cc.log" 2>&1 ||
 		{ cat "$d/cc.log" >&2; die "building loadgen failed"; }
 
