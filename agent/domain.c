@@ -1,19 +1,24 @@
 /*
  * vm.create params -> struct dom_spec -> libxl_domain_config (domain.h).
  *
- * Invariants: dom_spec_from_json() checks every value against its
- * character set and range before it is copied, so what reaches libxl is a
- * clean absolute path, a bridge the mesh owns ("br<VNI>") and a unicast
- * MAC; dom_config_build() allocates only with malloc/strdup and the
- * libxl_*_init functions, so libxl_domain_config_dispose() owns the result
- * whatever happens.
+ * The params are checked by a jsonfield table whose rules are proto/
+ * vmspec.h's, the ones hvd's REST spec uses (name, uuid, vcpus, memory,
+ * type, cmdline, MACs, the boot rules); only what exists on this side
+ * alone is checked here: image paths in the agent's cache and the mesh's
+ * bridges.
+ *
+ * Invariants: every value is checked against its character set and range
+ * before it is copied, so what reaches libxl is a clean absolute path, a
+ * bridge the mesh owns ("br<VNI>") and a unicast MAC; dom_config_build()
+ * allocates only with malloc/strdup and the libxl_*_init functions, so
+ * libxl_domain_config_dispose() owns the result whatever happens.
  *
  * Must never: touch a libxl context, Xen or the filesystem here (the caller
  * creates the domain), or echo a value in an error (cmdlines may carry
  * secrets).
  */
 #include <errno.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,38 +28,6 @@
 #include "api.h"
 #include "domain.h"
 #include "jsonfield.h"
-
-/* A JSON string without NUL and at most MAX bytes, or NULL. */
-static const char *
-dom_string(const json_t *v, size_t max)
-{
-	const char *s = json_string_value(v);
-
-	if (s == NULL || strlen(s) != json_string_length(v) || strlen(s) > max)
-		return NULL;
-	return s;
-}
-
-static bool
-dom_uuid_valid(const char *s)
-{
-	bool nonzero = false;
-
-	if (strlen(s) != DOM_UUID_TEXT)
-		return false;
-	for (size_t i = 0; i < DOM_UUID_TEXT; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (strchr("0123456789abcdef", s[i]) == NULL ||
-		    s[i] == '\0') {
-			return false;
-		} else if (s[i] != '0') {
-			nonzero = true;
-		}
-	}
-	return nonzero;
-}
 
 static bool
 dom_path_valid(const char *s)
@@ -97,195 +70,93 @@ dom_bridge_parse(const char *s, uint32_t *vni)
 }
 
 static int
-dom_uint(const json_t *v, const char *path, uint64_t min, uint64_t max,
-    uint64_t *out, char *err, size_t errlen)
+dom_rule_path(const struct jf_ctx *c, const json_t *v, void *dst)
 {
-	json_int_t i = json_integer_value(v);
-
-	if (!json_is_integer(v) || i < 0 || (uint64_t)i < min ||
-	    (uint64_t)i > max)
-		return jf_error(err, errlen, "%s: must be an integer in "
-		    "%llu..%llu", path, (unsigned long long)min,
-		    (unsigned long long)max);
-	*out = (uint64_t)i;
-	return 0;
-}
-
-static int
-dom_nic(const json_t *o, size_t idx, struct dom_spec *ds, char *err,
-    size_t errlen)
-{
-	struct dom_nic *n = &ds->nics[idx];
-	char where[32];
-	const char *k, *s;
-	json_t *v;
-
-	snprintf(where, sizeof(where), "params.nics[%zu]", idx);
-	if (!json_is_object(o))
-		return jf_error(err, errlen, "%s: must be an object", where);
-	json_object_foreach((json_t *)o, k, v)
-		if (strcmp(k, "bridge") != 0 && strcmp(k, "mac") != 0)
-			return jf_unknown(err, errlen, where, k);
-	if ((v = json_object_get(o, "bridge")) == NULL)
-		return jf_error(err, errlen, "%s: missing field 'bridge'", where);
-	if ((s = dom_string(v, DOM_BRIDGE_MAX)) == NULL ||
-	    !dom_bridge_parse(s, &n->vni))
-		return jf_error(err, errlen, "%s.bridge: must be br<VNI>, VNI "
-		    "in %d..%d", where, API_VNI_MIN, API_VNI_MAX);
-	memcpy(n->bridge, s, strlen(s) + 1);
-	for (size_t j = 0; j < idx; j++)
-		if (ds->nics[j].vni == n->vni)
-			return jf_error(err, errlen, "%s.bridge: same bridge as "
-			    "nics[%zu]", where, j);
-	if ((v = json_object_get(o, "mac")) == NULL)
-		return jf_error(err, errlen, "%s: missing field 'mac'", where);
-	if ((s = dom_string(v, VM_MAC_TEXT - 1)) == NULL ||
-	    !vm_mac_parse(s, n->mac))
-		return jf_error(err, errlen, "%s.mac: must be a MAC address "
-		    "xx:xx:xx:xx:xx:xx", where);
-	if (!vm_mac_acceptable(n->mac))
-		return jf_error(err, errlen, "%s.mac: must be unicast and "
-		    "locally administered or in 00:16:3e", where);
-	for (size_t j = 0; j < idx; j++)
-		if (memcmp(ds->nics[j].mac, n->mac, 6) == 0)
-			return jf_error(err, errlen, "%s.mac: same MAC as "
-			    "nics[%zu]", where, j);
-	return 0;
-}
-
-static int
-dom_path(const json_t *v, const char *key, char dst[DOM_PATH_MAX + 1],
-    char *err, size_t errlen)
-{
-	const char *s = dom_string(v, DOM_PATH_MAX);
+	const char *s = jf_string(v, DOM_PATH_MAX);
 
 	if (s == NULL || !dom_path_valid(s))
-		return jf_error(err, errlen, "params.%s: must be an absolute "
-		    "path of at most %d bytes: components of A-Z a-z 0-9 . _ + "
-		    "-, no '.' or '..'", key, DOM_PATH_MAX);
-	memcpy(dst, s, strlen(s) + 1);
-	return 0;
+		return jf_fail(c, "must be an absolute path of at most %d bytes: "
+		    "components of A-Z a-z 0-9 . _ + -, no '.' or '..'",
+		    DOM_PATH_MAX);
+	return jf_store(c, dst, s);
 }
 
-enum {
-	DF_NAME = 1 << 0,
-	DF_UUID = 1 << 1,
-	DF_VCPUS = 1 << 2,
-	DF_MEMORY = 1 << 3,
-	DF_TYPE = 1 << 4,
-	DF_NICS = 1 << 5,
-};
+/* The bridge, and its VNI beside it; each bridge at most once. */
+static int
+dom_rule_bridge(const struct jf_ctx *c, const json_t *v, void *dst)
+{
+	struct dom_nic *n = c->obj;
+	const char *s = jf_string(v, DOM_BRIDGE_MAX);
+	uint32_t vni;
+
+	if (s == NULL || !dom_bridge_parse(s, &vni))
+		return jf_fail(c, "must be br<VNI>, VNI in %d..%d", API_VNI_MIN,
+		    API_VNI_MAX);
+	if (n == NULL)
+		return 0;
+	for (size_t j = 0; j < c->index; j++)
+		if ((n - c->index + j)->vni == vni)
+			return jf_fail(c, "same bridge as %s[%zu]", c->array, j);
+	n->vni = vni;
+	return jf_store(c, dst, s);
+}
 
 static int
-dom_field(const char *k, const json_t *v, struct dom_spec *ds,
-    unsigned *present, char *err, size_t errlen)
+dom_rule_mac(const struct jf_ctx *c, const json_t *v, void *dst)
 {
-	const char *s;
-	uint64_t u;
-	size_t i;
-	json_t *e;
-	int r;
-
-	if (strcmp(k, "name") == 0) {
-		if ((s = dom_string(v, API_NAME_MAX)) == NULL || !api_name_valid(s))
-			return jf_error(err, errlen, "params.name: must start "
-			    "with a-z and contain only a-z, 0-9 and '-' (not at "
-			    "the end), at most %d characters", API_NAME_MAX);
-		memcpy(ds->name, s, strlen(s) + 1);
-		*present |= DF_NAME;
-	} else if (strcmp(k, "uuid") == 0) {
-		if ((s = dom_string(v, DOM_UUID_TEXT)) == NULL ||
-		    !dom_uuid_valid(s))
-			return jf_error(err, errlen, "params.uuid: must be a "
-			    "lowercase 8-4-4-4-12 hex uuid, not all zero");
-		memcpy(ds->uuid, s, strlen(s) + 1);
-		*present |= DF_UUID;
-	} else if (strcmp(k, "vcpus") == 0) {
-		if ((r = dom_uint(v, "params.vcpus", 1, VM_VCPUS_MAX, &u, err,
-		    errlen)) < 0)
-			return r;
-		ds->vcpus = (unsigned)u;
-		*present |= DF_VCPUS;
-	} else if (strcmp(k, "memory_mib") == 0) {
-		if ((r = dom_uint(v, "params.memory_mib", VM_MEMORY_MIN_MIB,
-		    VM_MEMORY_MAX_MIB, &ds->memory_mib, err, errlen)) < 0)
-			return r;
-		*present |= DF_MEMORY;
-	} else if (strcmp(k, "type") == 0) {
-		if ((s = dom_string(v, 3)) != NULL && strcmp(s, "pv") == 0)
-			ds->type = VM_PV;
-		else if (s != NULL && strcmp(s, "pvh") == 0)
-			ds->type = VM_PVH;
-		else
-			return jf_error(err, errlen, "params.type: must be "
-			    "\"pv\" or \"pvh\"");
-		*present |= DF_TYPE;
-	} else if (strcmp(k, "kernel") == 0) {
-		return dom_path(v, k, ds->kernel, err, errlen);
-	} else if (strcmp(k, "initramfs") == 0) {
-		return dom_path(v, k, ds->initramfs, err, errlen);
-	} else if (strcmp(k, "disk") == 0) {
-		return dom_path(v, k, ds->disk, err, errlen);
-	} else if (strcmp(k, "cmdline") == 0) {
-		if ((s = dom_string(v, VM_CMDLINE_MAX)) == NULL)
-			return jf_error(err, errlen, "params.cmdline: must be "
-			    "printable ASCII, at most %d bytes", VM_CMDLINE_MAX);
-		for (const char *p = s; *p; p++)
-			if (*p < 0x20 || *p > 0x7e)
-				return jf_error(err, errlen, "params.cmdline: "
-				    "must be printable ASCII, at most %d bytes",
-				    VM_CMDLINE_MAX);
-		memcpy(ds->cmdline, s, strlen(s) + 1);
-	} else if (strcmp(k, "nics") == 0) {
-		if (!json_is_array(v) || json_array_size(v) > VM_NICS_MAX)
-			return jf_error(err, errlen, "params.nics: must be an "
-			    "array of at most %d objects", VM_NICS_MAX);
-		json_array_foreach((json_t *)v, i, e) {
-			if ((r = dom_nic(e, i, ds, err, errlen)) < 0)
-				return r;
-			ds->nnics = i + 1;
-		}
-		*present |= DF_NICS;
-	} else {
-		return jf_unknown(err, errlen, "params", k);
-	}
-	return 0;
+	return vm_mac_rule(c, v, dst, false);
 }
+
+#define DS_AT(m)	.offset = offsetof(struct dom_spec, m), \
+	.size = sizeof(((struct dom_spec *)0)->m)
+#define DN_AT(m)	.offset = offsetof(struct dom_nic, m), \
+	.size = sizeof(((struct dom_nic *)0)->m)
+
+static const struct jf_field dom_nic_fields[] = {
+	{ .name = "bridge", .type = JF_ANY, .flags = JF_REQUIRED, DN_AT(bridge),
+	    .rule = dom_rule_bridge },
+	{ .name = "mac", .type = JF_ANY, .flags = JF_REQUIRED, DN_AT(mac),
+	    .rule = dom_rule_mac },
+};
+static const struct jf_field dom_fields[] = {
+	{ .name = "name", .type = JF_ANY, .flags = JF_REQUIRED, DS_AT(name),
+	    .rule = vm_rule_name },
+	{ .name = "uuid", .type = JF_ANY, .flags = JF_REQUIRED, DS_AT(uuid),
+	    .rule = vm_rule_uuid },
+	{ .name = "vcpus", .type = JF_ANY, .flags = JF_REQUIRED, DS_AT(vcpus),
+	    .rule = vm_rule_vcpus },
+	{ .name = "memory_mib", .type = JF_ANY, .flags = JF_REQUIRED,
+	    DS_AT(memory_mib), .rule = vm_rule_memory },
+	{ .name = "type", .type = JF_ANY, .flags = JF_REQUIRED, DS_AT(type),
+	    .rule = vm_rule_type },
+	{ .name = "kernel", .type = JF_ANY, DS_AT(kernel),
+	    .rule = dom_rule_path },
+	{ .name = "initramfs", .type = JF_ANY, DS_AT(initramfs),
+	    .rule = dom_rule_path },
+	{ .name = "disk", .type = JF_ANY, DS_AT(disk), .rule = dom_rule_path },
+	{ .name = "cmdline", .type = JF_ANY, DS_AT(cmdline),
+	    .rule = vm_rule_cmdline },
+	/* Each NIC in table order: its bridge before its MAC. */
+	{ .name = "nics", .type = JF_ARRAY, .flags = JF_REQUIRED |
+	    JF_TABLE_ORDER, .offset = offsetof(struct dom_spec, nics),
+	    .size = sizeof(struct dom_nic), .max = VM_NICS_MAX,
+	    .elem = JF_OBJECT, .child = dom_nic_fields,
+	    .nchild = JF_LEN(dom_nic_fields),
+	    .count = offsetof(struct dom_spec, nnics), .msg = VM_NICS_MSG },
+};
+static const struct jf_field dom_params = { .name = "params",
+	.type = JF_OBJECT, .child = dom_fields, .nchild = JF_LEN(dom_fields) };
 
 int
 dom_spec_from_json(const json_t *params, struct dom_spec *out, char *err,
     size_t errlen)
 {
-	static const struct { unsigned flag; const char *name; } required[] = {
-		{ DF_NAME, "name" }, { DF_UUID, "uuid" }, { DF_VCPUS, "vcpus" },
-		{ DF_MEMORY, "memory_mib" }, { DF_TYPE, "type" },
-		{ DF_NICS, "nics" },
-	};
-	unsigned present = 0;
-	const char *k;
-	json_t *v;
-	int r = -EINVAL;
+	int r;
 
 	memset(out, 0, sizeof(*out));
-	if (!json_is_object(params)) {
-		jf_error(err, errlen, "params: must be an object");
-		goto out;
-	}
-	json_object_foreach((json_t *)params, k, v)
-		if ((r = dom_field(k, v, out, &present, err, errlen)) < 0)
-			goto out;
-	r = -EINVAL;
-	for (size_t i = 0; i < sizeof(required) / sizeof(*required); i++)
-		if (!(present & required[i].flag)) {
-			jf_error(err, errlen, "params: missing field '%s'",
-			    required[i].name);
-			goto out;
-		}
-	if (vm_boot_rules(out->kernel, out->initramfs, out->cmdline, out->disk,
-	    "params", "params.", err, errlen) < 0)
-		goto out;
-	r = 0;
-out:
+	if ((r = jf_check(&dom_params, params, "params", out, err, errlen)) == 0)
+		r = vm_boot_rules(out->kernel, out->initramfs, out->cmdline,
+		    out->disk, "params", "params.", err, errlen);
 	if (r < 0)
 		memset(out, 0, sizeof(*out));
 	return r;

@@ -28,7 +28,8 @@
  * generated the missing ones), unicast, locally administered or in
  * 00:16:3e, each at most once.  Unknown or missing fields, wrong types and
  * out-of-range values are -EINVAL with err naming the path
- * ("params.nics[1].mac: ...").
+ * ("params.nics[1].mac: ...").  The rules the REST spec has too are
+ * proto/vmspec.h's vm_rule_*() and vm_boot_rules(), not repeated here.
  */
 #ifndef HV_AGENT_DOMAIN_H
 #define HV_AGENT_DOMAIN_H
@@ -43,7 +44,7 @@
 
 #define DOM_PATH_MAX	255
 #define DOM_BRIDGE_MAX	15		/* IFNAMSIZ - 1 */
-#define DOM_UUID_TEXT	36
+#define DOM_UUID_TEXT	VM_UUID_TEXT
 #define DOM_BOOTLOADER	"pygrub"	/* disk without kernel */
 
 struct dom_nic {

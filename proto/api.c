@@ -29,42 +29,40 @@ api_name_valid(const char *s)
 	return true;
 }
 
-static bool
-api_name_check(const char *s, char *err, size_t errlen)
+/* Rules for jf_decode(), worded "field 'NAME' ...". */
+static int
+api_name_rule(const struct jf_ctx *c, const json_t *v, void *dst)
 {
-	if (api_name_valid(s))
-		return true;
-	snprintf(err, errlen, "field 'name' must start with a-z and contain "
-	    "only a-z, 0-9 and '-' (not at the end), at most %d characters",
-	    API_NAME_MAX);
-	return false;
+	(void)dst;
+	if (api_name_valid(json_string_value(v)))
+		return 0;
+	return jf_fail(c, "must start with a-z and contain only a-z, 0-9 and "
+	    "'-' (not at the end), at most %d characters", API_NAME_MAX);
 }
 
-static bool
-api_text_check(const char *s, char *err, size_t errlen)
+static int
+api_text_rule(const struct jf_ctx *c, const json_t *v, void *dst)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f) {
-			snprintf(err, errlen, "field 'description' contains a "
-			    "control character");
-			return false;
-		}
-	}
-	return true;
+	(void)dst;
+	for (const unsigned char *p = (const unsigned char *)json_string_value(v);
+	    *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return jf_fail(c, "contains a control character");
+	return 0;
 }
+
+#define NET_AT(m)	.offset = offsetof(struct api_network, m), \
+	.size = sizeof(((struct api_network *)0)->m)
 
 static const struct jf_field api_network_fields[] = {
-	{ "name", JF_STRING, API_NET_NAME, offsetof(struct api_network, name),
-	    sizeof(((struct api_network *)0)->name), 1, API_NAME_MAX,
-	    api_name_check },
-	{ "vni", JF_UINT32, API_NET_VNI, offsetof(struct api_network, vni), 0,
-	    API_VNI_MIN, API_VNI_MAX, NULL },
-	{ "description", JF_STRING, API_NET_DESCRIPTION,
-	    offsetof(struct api_network, description),
-	    sizeof(((struct api_network *)0)->description), 0, API_DESC_MAX,
-	    api_text_check },
-	{ "all_hosts", JF_BOOL, API_NET_ALL_HOSTS,
-	    offsetof(struct api_network, all_hosts), 0, 0, 0, NULL },
+	{ .name = "name", .type = JF_STRING, .flag = API_NET_NAME, NET_AT(name),
+	    .min = 1, .max = API_NAME_MAX, .rule = api_name_rule },
+	{ .name = "vni", .type = JF_UINT, .flag = API_NET_VNI, NET_AT(vni),
+	    .min = API_VNI_MIN, .max = API_VNI_MAX },
+	{ .name = "description", .type = JF_STRING, .flag = API_NET_DESCRIPTION,
+	    NET_AT(description), .max = API_DESC_MAX, .rule = api_text_rule },
+	{ .name = "all_hosts", .type = JF_BOOL, .flag = API_NET_ALL_HOSTS,
+	    NET_AT(all_hosts) },
 };
 
 /* "members": [host names], taken out of root before the table decode. */
@@ -118,8 +116,7 @@ api_network_decode(const char *body, size_t len, enum api_decode_mode mode,
 		goto out;
 	/* jf_decode starts its flags from 0: keep API_NET_MEMBERS. */
 	members = n.present;
-	r = jf_decode(root, api_network_fields,
-	    sizeof(api_network_fields) / sizeof(*api_network_fields), &n,
+	r = jf_decode(root, api_network_fields, JF_LEN(api_network_fields), &n,
 	    &n.present, err, errlen);
 	if (r < 0)
 		goto out;
@@ -185,22 +182,26 @@ struct api_token_wire {
 	char name[API_NAME_MAX + 1];
 };
 
-static bool
-api_token_name_check(const char *s, char *err, size_t errlen)
+static int
+api_token_name_rule(const struct jf_ctx *c, const json_t *v, void *dst)
 {
+	const char *s = json_string_value(v);
+
+	(void)dst;
 	if (s[0] == '\0' || api_name_valid(s))
-		return true;
-	snprintf(err, errlen, "field 'name' must start with a-z and contain "
-	    "only a-z, 0-9 and '-'");
-	return false;
+		return 0;
+	return jf_fail(c, "must start with a-z and contain only a-z, 0-9 and "
+	    "'-'");
 }
 
+#define TOKEN_AT(m)	.offset = offsetof(struct api_token_wire, m), \
+	.size = sizeof(((struct api_token_wire *)0)->m)
+
 static const struct jf_field api_token_fields[] = {
-	{ "role", JF_STRING, 1, offsetof(struct api_token_wire, role),
-	    sizeof(((struct api_token_wire *)0)->role), 1, 5, NULL },
-	{ "name", JF_STRING, 2, offsetof(struct api_token_wire, name),
-	    sizeof(((struct api_token_wire *)0)->name), 0, API_NAME_MAX,
-	    api_token_name_check },
+	{ .name = "role", .type = JF_STRING, .flags = JF_REQUIRED, .flag = 1,
+	    TOKEN_AT(role), .min = 1, .max = 5 },
+	{ .name = "name", .type = JF_STRING, .flag = 2, TOKEN_AT(name),
+	    .max = API_NAME_MAX, .rule = api_token_name_rule },
 };
 
 int
@@ -214,16 +215,11 @@ api_token_request_decode(const char *body, size_t len,
 
 	if ((r = jf_parse_object(body, len, &root, err, errlen)) < 0)
 		goto out;
-	r = jf_decode(root, api_token_fields,
-	    sizeof(api_token_fields) / sizeof(*api_token_fields), &w,
+	r = jf_decode(root, api_token_fields, JF_LEN(api_token_fields), &w,
 	    &t.present, err, errlen);
 	if (r < 0)
 		goto out;
 	r = -EINVAL;
-	if (!(t.present & 1)) {
-		snprintf(err, errlen, "missing field 'role'");
-		goto out;
-	}
 	if (api_role_parse(w.role, &t.role) < 0) {
 		snprintf(err, errlen, "field 'role' must be \"admin\" or \"read\"");
 		goto out;
@@ -236,25 +232,26 @@ out:
 	return r;
 }
 
-static bool
-api_pubkey_check(const char *s, char *err, size_t errlen)
+static int
+api_pubkey_rule(const struct jf_ctx *c, const json_t *v, void *dst)
 {
-	if (strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64)
-		return true;
-	snprintf(err, errlen, "field 'agent_pubkey' must be 64 lowercase hex "
-	    "digits (an X25519 public key)");
-	return false;
+	(void)dst;
+	if (jf_hex_valid(json_string_value(v), json_string_length(v), 64))
+		return 0;
+	return jf_fail(c, "must be 64 lowercase hex digits (an X25519 public "
+	    "key)");
 }
 
+#define HOST_AT(m)	.offset = offsetof(struct api_host_request, m), \
+	.size = sizeof(((struct api_host_request *)0)->m)
+
 static const struct jf_field api_host_fields[] = {
-	{ "name", JF_STRING, API_HOST_NAME,
-	    offsetof(struct api_host_request, name),
-	    sizeof(((struct api_host_request *)0)->name), 1, API_NAME_MAX,
-	    api_name_check },
-	{ "agent_pubkey", JF_STRING, API_HOST_PUBKEY,
-	    offsetof(struct api_host_request, agent_pubkey),
-	    sizeof(((struct api_host_request *)0)->agent_pubkey), 64, 64,
-	    api_pubkey_check },
+	{ .name = "name", .type = JF_STRING, .flags = JF_REQUIRED,
+	    .flag = API_HOST_NAME, HOST_AT(name), .min = 1, .max = API_NAME_MAX,
+	    .rule = api_name_rule },
+	{ .name = "agent_pubkey", .type = JF_STRING, .flag = API_HOST_PUBKEY,
+	    HOST_AT(agent_pubkey), .min = 64, .max = 64,
+	    .rule = api_pubkey_rule },
 };
 
 int
@@ -267,14 +264,9 @@ api_host_request_decode(const char *body, size_t len,
 
 	if ((r = jf_parse_object(body, len, &root, err, errlen)) < 0)
 		goto out;
-	if ((r = jf_decode(root, api_host_fields, sizeof(api_host_fields) /
-	    sizeof(*api_host_fields), &h, &h.present, err, errlen)) < 0)
+	if ((r = jf_decode(root, api_host_fields, JF_LEN(api_host_fields), &h,
+	    &h.present, err, errlen)) < 0)
 		goto out;
-	if (!(h.present & API_HOST_NAME)) {
-		snprintf(err, errlen, "missing field 'name'");
-		r = -EINVAL;
-		goto out;
-	}
 	*out = h;
 out:
 	json_decref(root);

@@ -1,14 +1,12 @@
 /*
- * Agent link messages: strict envelope decoding and declarative schemas.
+ * Agent link messages: strict envelope decoding, and the schema of every
+ * method's params and results as jsonfield tables (jsonfield.h), so adding
+ * a field is a table row, not code.
  *
- * A schema is a table of fields, each with a JSON type, whether it may be
- * null, whether it is required, a length bound, and a child schema for
- * objects and arrays of objects.  One recursive checker walks them, so
- * adding a field is a table row, not code.
- *
- * Invariants: recursion depth is bounded by the static schemas (not by the
- * input); array lengths are bounded; error text names the path but never
- * echoes a value.
+ * Invariants: every schema object and array of objects is checked in
+ * table order (unknown keys first, then each field: absent or bad), so a
+ * message is refused for the same first reason on both ends; array lengths
+ * are bounded; error text names the path but never echoes a value.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -16,395 +14,243 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
+#include "jsonfield.h"
 #include "msg.h"
+#include "vmspec.h"
 
-/* MS_UUID: lowercase 8-4-4-4-12 hex; MS_HEX: exactly max lowercase hex. */
-enum ms_type { MS_OBJ, MS_ARR_OBJ, MS_ARR_NUM, MS_ARR_INT, MS_STR, MS_INT,
-    MS_NUM, MS_BOOL, MS_UUID, MS_HEX };
+/* Rows, kept one line each.  A number with hi 0 has no upper bound. */
+#define REQ		JF_REQUIRED
+#define OPT		0
+#define RNUL		(JF_REQUIRED | JF_NULLABLE)
+#define STR(n, fl, len)	{ .name = (n), .type = JF_STRING, .flags = (fl), \
+	.max = (len) }
+#define ONE(n, len, set) { .name = (n), .type = JF_STRING, .flags = REQ, \
+	.max = (len), .oneof = (set) }
+#define HEX(n, digits)	{ .name = (n), .type = JF_HEX, .flags = REQ, \
+	.max = (digits) }
+#define UUID(n)		{ .name = (n), .type = JF_UUID, .flags = REQ }
+#define UINT(n, fl, lo, hi) { .name = (n), .type = JF_UINT, .flags = (fl), \
+	.min = (lo), .max = (hi) }
+#define NUM(n, fl)	{ .name = (n), .type = JF_NUMBER, .flags = (fl) }
+#define BOOL(n, fl)	{ .name = (n), .type = JF_BOOL, .flags = (fl) }
+#define OBJ(n, fl, t)	{ .name = (n), .type = JF_OBJECT, \
+	.flags = (fl) | JF_TABLE_ORDER, .child = (t), .nchild = JF_LEN(t) }
+#define ARR(n, fl, len, t) { .name = (n), .type = JF_ARRAY, \
+	.flags = (fl) | JF_TABLE_ORDER, .max = (len), .elem = JF_OBJECT, \
+	.child = (t), .nchild = JF_LEN(t) }
+#define ARRN(n, len, e)	{ .name = (n), .type = JF_ARRAY, .flags = REQ, \
+	.max = (len), .elem = (e) }
 
-struct ms_field {
-	const char *name;
-	enum ms_type type;
-	bool required;
-	bool nullable;
-	size_t max;			/* string bytes or array length;
-					   MS_INT: upper bound unless 0 */
-	const struct ms_field *child;	/* MS_OBJ, MS_ARR_OBJ */
-	json_int_t min;			/* MS_INT: lower bound (default 0) */
-	const char *const *oneof;	/* MS_STR: NULL-ended allowed values */
+static const struct jf_field msg_cpu_facts[] = {
+	STR("model", RNUL, 256),
+	UINT("count", REQ, 0, 0),
+};
+static const struct jf_field msg_mem_facts[] = {
+	UINT("total_bytes", RNUL, 0, 0),
+};
+static const struct jf_field msg_nic_facts[] = {
+	STR("name", REQ, 15),
+	STR("mac", RNUL, 64),
+	UINT("speed_mbps", RNUL, 0, 0),
+	UINT("mtu", RNUL, 0, 0),
+	STR("operstate", RNUL, 32),
+};
+static const struct jf_field msg_disk_facts[] = {
+	STR("name", REQ, 64),
+	UINT("size_bytes", RNUL, 0, 0),
+	STR("serial", RNUL, 128),
+	STR("model", RNUL, 128),
+	BOOL("rotational", RNUL),
+};
+static const struct jf_field msg_dmi_facts[] = {
+	STR("sys_vendor", RNUL, 128),
+	STR("product_name", RNUL, 128),
+	STR("product_uuid", RNUL, 64),
+	STR("product_serial", RNUL, 128),
+	STR("board_name", RNUL, 128),
+	STR("bios_version", RNUL, 128),
+};
+static const struct jf_field msg_kernel_facts[] = {
+	STR("release", RNUL, 128),
+};
+static const struct jf_field msg_mount_facts[] = {
+	STR("source", REQ, 256),
+	STR("path", REQ, 256),
+	STR("device", RNUL, 256),
+	STR("fstype", RNUL, 64),
+	BOOL("mounted", REQ),
+	STR("error", OPT, 128),
+};
+static const struct jf_field msg_facts[] = {
+	OBJ("cpu", REQ, msg_cpu_facts),
+	OBJ("memory", REQ, msg_mem_facts),
+	ARR("nics", REQ, 256, msg_nic_facts),
+	ARR("disks", REQ, 256, msg_disk_facts),
+	OBJ("dmi", REQ, msg_dmi_facts),
+	OBJ("kernel", REQ, msg_kernel_facts),
+	ARR("mounts", OPT, 32, msg_mount_facts),
 };
 
-#define MS_END { NULL, 0, false, false, 0, NULL, 0, NULL }
-#define REQ true
-#define OPT false
-#define NUL true
-#define NON false
+static const struct jf_field msg_hello[] = {
+	ARRN("versions", 16, JF_INT),
+	STR("agent_version", REQ, 32),
+	STR("boot_id", REQ, 64),
+	STR("boot_token", OPT, 128),
+	OBJ("facts", REQ, msg_facts),
+};
+static const struct jf_field msg_hello_result[] = {
+	UINT("version", REQ, 0, 0),
+	STR("host", REQ, API_NAME_MAX),
+	UINT("heartbeat_ms", REQ, 0, 0),
+};
 
-static const struct ms_field ms_cpu_facts[] = {
-	{ "model", MS_STR, REQ, NUL, 256, NULL, 0, NULL },
-	{ "count", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_mem_facts[] = {
-	{ "total_bytes", MS_INT, REQ, NUL, 0, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_nic_facts[] = {
-	{ "name", MS_STR, REQ, NON, 15, NULL, 0, NULL },
-	{ "mac", MS_STR, REQ, NUL, 64, NULL, 0, NULL },
-	{ "speed_mbps", MS_INT, REQ, NUL, 0, NULL, 0, NULL },
-	{ "mtu", MS_INT, REQ, NUL, 0, NULL, 0, NULL },
-	{ "operstate", MS_STR, REQ, NUL, 32, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_disk_facts[] = {
-	{ "name", MS_STR, REQ, NON, 64, NULL, 0, NULL },
-	{ "size_bytes", MS_INT, REQ, NUL, 0, NULL, 0, NULL },
-	{ "serial", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
-	{ "model", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
-	{ "rotational", MS_BOOL, REQ, NUL, 0, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_dmi_facts[] = {
-	{ "sys_vendor", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
-	{ "product_name", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
-	{ "product_uuid", MS_STR, REQ, NUL, 64, NULL, 0, NULL },
-	{ "product_serial", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
-	{ "board_name", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
-	{ "bios_version", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_kernel_facts[] = {
-	{ "release", MS_STR, REQ, NUL, 128, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_mount_facts[] = {
-	{ "source", MS_STR, REQ, NON, 256, NULL, 0, NULL },
-	{ "path", MS_STR, REQ, NON, 256, NULL, 0, NULL },
-	{ "device", MS_STR, REQ, NUL, 256, NULL, 0, NULL },
-	{ "fstype", MS_STR, REQ, NUL, 64, NULL, 0, NULL },
-	{ "mounted", MS_BOOL, REQ, NON, 0, NULL, 0, NULL },
-	{ "error", MS_STR, OPT, NON, 128, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_facts[] = {
-	{ "cpu", MS_OBJ, REQ, NON, 0, ms_cpu_facts, 0, NULL },
-	{ "memory", MS_OBJ, REQ, NON, 0, ms_mem_facts, 0, NULL },
-	{ "nics", MS_ARR_OBJ, REQ, NON, 256, ms_nic_facts, 0, NULL },
-	{ "disks", MS_ARR_OBJ, REQ, NON, 256, ms_disk_facts, 0, NULL },
-	{ "dmi", MS_OBJ, REQ, NON, 0, ms_dmi_facts, 0, NULL },
-	{ "kernel", MS_OBJ, REQ, NON, 0, ms_kernel_facts, 0, NULL },
-	{ "mounts", MS_ARR_OBJ, OPT, NON, 32, ms_mount_facts, 0, NULL },
-	MS_END };
+static const struct jf_field msg_cpu_tm[] = {
+	NUM("percent", RNUL),
+	UINT("count", REQ, 0, 0),
+};
+static const struct jf_field msg_mem_tm[] = {
+	UINT("total_bytes", REQ, 0, 0),
+	UINT("available_bytes", REQ, 0, 0),
+	UINT("used_bytes", REQ, 0, 0),
+};
+static const struct jf_field msg_nic_tm[] = {
+	STR("name", REQ, 15),
+	UINT("rx_bytes", REQ, 0, 0),
+	UINT("tx_bytes", REQ, 0, 0),
+	UINT("rx_errors", REQ, 0, 0),
+	UINT("tx_errors", REQ, 0, 0),
+	NUM("rx_bps", RNUL),
+	NUM("tx_bps", RNUL),
+};
+static const struct jf_field msg_disk_tm[] = {
+	STR("mount", REQ, 256),
+	UINT("total_bytes", REQ, 0, 0),
+	UINT("free_bytes", REQ, 0, 0),
+};
+static const struct jf_field msg_temp_tm[] = {
+	STR("sensor", REQ, 64),
+	STR("label", RNUL, 64),
+	NUM("celsius", REQ),
+};
+static const struct jf_field msg_xen_tm[] = {
+	UINT("total_memory_bytes", REQ, 0, 0),
+	UINT("free_memory_bytes", REQ, 0, 0),
+	UINT("nr_cpus", REQ, 0, 0),
+	UINT("nr_domains", REQ, 0, 0),
+	STR("xen_version", RNUL, 64),
+};
+static const struct jf_field msg_telemetry[] = {
+	OBJ("cpu", REQ, msg_cpu_tm),
+	ARRN("load", 3, JF_NUMBER),
+	OBJ("memory", REQ, msg_mem_tm),
+	ARR("nics", REQ, 256, msg_nic_tm),
+	ARR("disks", REQ, 256, msg_disk_tm),
+	ARR("temps", REQ, 256, msg_temp_tm),
+	OBJ("xen", RNUL, msg_xen_tm),
+};
 
-static const struct ms_field ms_hello[] = {
-	{ "versions", MS_ARR_INT, REQ, NON, 16, NULL, 0, NULL },
-	{ "agent_version", MS_STR, REQ, NON, 32, NULL, 0, NULL },
-	{ "boot_id", MS_STR, REQ, NON, 64, NULL, 0, NULL },
-	{ "boot_token", MS_STR, OPT, NON, 128, NULL, 0, NULL },
-	{ "facts", MS_OBJ, REQ, NON, 0, ms_facts, 0, NULL },
-	MS_END };
-static const struct ms_field ms_hello_result[] = {
-	{ "version", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "host", MS_STR, REQ, NON, 63, NULL, 0, NULL },
-	{ "heartbeat_ms", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	MS_END };
+static const struct jf_field msg_config_apply[] = {
+	UINT("telemetry_ms", REQ, 0, 0),
+};
 
-static const struct ms_field ms_cpu_tm[] = {
-	{ "percent", MS_NUM, REQ, NUL, 0, NULL, 0, NULL },
-	{ "count", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_mem_tm[] = {
-	{ "total_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "available_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "used_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_nic_tm[] = {
-	{ "name", MS_STR, REQ, NON, 15, NULL, 0, NULL },
-	{ "rx_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "tx_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "rx_errors", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "tx_errors", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "rx_bps", MS_NUM, REQ, NUL, 0, NULL, 0, NULL },
-	{ "tx_bps", MS_NUM, REQ, NUL, 0, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_disk_tm[] = {
-	{ "mount", MS_STR, REQ, NON, 256, NULL, 0, NULL },
-	{ "total_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "free_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_temp_tm[] = {
-	{ "sensor", MS_STR, REQ, NON, 64, NULL, 0, NULL },
-	{ "label", MS_STR, REQ, NUL, 64, NULL, 0, NULL },
-	{ "celsius", MS_NUM, REQ, NON, 0, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_xen_tm[] = {
-	{ "total_memory_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "free_memory_bytes", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "nr_cpus", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "nr_domains", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "xen_version", MS_STR, REQ, NUL, 64, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_telemetry[] = {
-	{ "cpu", MS_OBJ, REQ, NON, 0, ms_cpu_tm, 0, NULL },
-	{ "load", MS_ARR_NUM, REQ, NON, 3, NULL, 0, NULL },
-	{ "memory", MS_OBJ, REQ, NON, 0, ms_mem_tm, 0, NULL },
-	{ "nics", MS_ARR_OBJ, REQ, NON, 256, ms_nic_tm, 0, NULL },
-	{ "disks", MS_ARR_OBJ, REQ, NON, 256, ms_disk_tm, 0, NULL },
-	{ "temps", MS_ARR_OBJ, REQ, NON, 256, ms_temp_tm, 0, NULL },
-	{ "xen", MS_OBJ, REQ, NUL, 0, ms_xen_tm, 0, NULL },
-	MS_END };
-
-static const struct ms_field ms_empty[] = { MS_END };
-static const struct ms_field ms_config_apply[] = {
-	{ "telemetry_ms", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	MS_END };
-
-/* The vm.* methods (PROTOCOL.md 6.1 and 6.2). */
-static const char *const ms_vm_types[] = { "pv", "pvh", NULL };
-static const char *const ms_vm_list_states[] = { "running", "paused",
+/*
+ * The vm.* methods (PROTOCOL.md 6.1 and 6.2): types and limits only.  The
+ * agent checks vm.create's character sets and cross-field rules on top,
+ * with proto/vmspec.h's shared rules (agent/domain.c).
+ */
+static const char *const msg_vm_types[] = { "pv", "pvh", NULL };
+static const char *const msg_vm_list_states[] = { "running", "paused",
 	"shutdown", "crashed", "dying", NULL };
-static const char *const ms_vm_states[] = { "running", "stopped", "crashed",
+static const char *const msg_vm_states[] = { "running", "stopped", "crashed",
 	"failed", NULL };
-static const struct ms_field ms_vm_image[] = {
-	{ "url", MS_STR, REQ, NON, MSG_VM_URL_MAX, NULL, 0, NULL },
-	{ "sha256", MS_HEX, REQ, NON, 64, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_vm_nic[] = {
-	{ "bridge", MS_STR, REQ, NON, 15, NULL, 0, NULL },
-	{ "mac", MS_STR, REQ, NON, 17, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_vm_create[] = {
-	{ "name", MS_STR, REQ, NON, 63, NULL, 0, NULL },
-	{ "uuid", MS_UUID, REQ, NON, 0, NULL, 0, NULL },
-	{ "vcpus", MS_INT, REQ, NON, 128, NULL, 1, NULL },
-	{ "memory_mib", MS_INT, REQ, NON, 1048576, NULL, 32, NULL },
-	{ "type", MS_STR, REQ, NON, 3, NULL, 0, ms_vm_types },
-	{ "kernel", MS_OBJ, OPT, NON, 0, ms_vm_image, 0, NULL },
-	{ "initramfs", MS_OBJ, OPT, NON, 0, ms_vm_image, 0, NULL },
-	{ "cmdline", MS_STR, OPT, NON, 1024, NULL, 0, NULL },
-	{ "disk", MS_OBJ, OPT, NON, 0, ms_vm_image, 0, NULL },
-	{ "nics", MS_ARR_OBJ, REQ, NON, 8, ms_vm_nic, 0, NULL },
-	MS_END };
-static const struct ms_field ms_vm_accepted[] = {
-	{ "accepted", MS_BOOL, REQ, NON, 0, NULL, 0, NULL },
-	{ "existing", MS_BOOL, OPT, NON, 0, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_vm_ref[] = {
-	{ "uuid", MS_UUID, REQ, NON, 0, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_vm_shutdown[] = {
-	{ "uuid", MS_UUID, REQ, NON, 0, NULL, 0, NULL },
-	{ "timeout_s", MS_INT, REQ, NON, MSG_VM_TIMEOUT_MAX, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_vm_list_vm[] = {
-	{ "name", MS_STR, REQ, NON, MSG_VM_NAME_MAX, NULL, 0, NULL },
-	{ "uuid", MS_UUID, REQ, NON, 0, NULL, 0, NULL },
-	{ "domid", MS_INT, REQ, NON, 65535, NULL, 1, NULL },
-	{ "state", MS_STR, REQ, NON, 8, NULL, 0, ms_vm_list_states },
-	{ "memory_mib", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	{ "vcpus", MS_INT, REQ, NON, 0, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_vm_list_result[] = {
-	{ "vms", MS_ARR_OBJ, REQ, NON, MSG_VM_LIST_MAX, ms_vm_list_vm, 0, NULL },
-	MS_END };
-static const struct ms_field ms_vm_console[] = {
-	{ "uuid", MS_UUID, REQ, NON, 0, NULL, 0, NULL },
-	{ "bytes", MS_INT, REQ, NON, MSG_VM_CONSOLE_MAX, NULL, 1, NULL },
-	MS_END };
-static const struct ms_field ms_vm_console_result[] = {
-	{ "log", MS_STR, REQ, NON, MSG_VM_CONSOLE_MAX, NULL, 0, NULL },
-	MS_END };
-static const struct ms_field ms_vm_state[] = {
-	{ "uuid", MS_UUID, REQ, NON, 0, NULL, 0, NULL },
-	{ "name", MS_STR, REQ, NON, MSG_VM_NAME_MAX, NULL, 0, NULL },
-	{ "state", MS_STR, REQ, NON, 8, NULL, 0, ms_vm_states },
-	{ "domid", MS_INT, OPT, NON, 65535, NULL, 1, NULL },
-	{ "reason", MS_STR, OPT, NON, MSG_VM_REASON_MAX, NULL, 0, NULL },
-	MS_END };
-
-static const struct ms_field *const ms_schemas[] = {
-	[MSG_S_HELLO] = ms_hello,
-	[MSG_S_HELLO_RESULT] = ms_hello_result,
-	[MSG_S_TELEMETRY] = ms_telemetry,
-	[MSG_S_FACTS] = ms_facts,
-	[MSG_S_EMPTY] = ms_empty,
-	[MSG_S_CONFIG_APPLY] = ms_config_apply,
-	[MSG_S_VM_CREATE] = ms_vm_create,
-	[MSG_S_VM_ACCEPTED] = ms_vm_accepted,
-	[MSG_S_VM_REF] = ms_vm_ref,
-	[MSG_S_VM_SHUTDOWN] = ms_vm_shutdown,
-	[MSG_S_VM_LIST_RESULT] = ms_vm_list_result,
-	[MSG_S_VM_CONSOLE] = ms_vm_console,
-	[MSG_S_VM_CONSOLE_RESULT] = ms_vm_console_result,
-	[MSG_S_VM_STATE] = ms_vm_state,
+static const struct jf_field msg_vm_image[] = {
+	STR("url", REQ, MSG_VM_URL_MAX),
+	HEX("sha256", 64),
 };
-_Static_assert(sizeof(ms_schemas) / sizeof(*ms_schemas) == MSG_S_COUNT,
+static const struct jf_field msg_vm_nic[] = {
+	STR("bridge", REQ, 15),
+	STR("mac", REQ, VM_MAC_TEXT - 1),
+};
+static const struct jf_field msg_vm_create[] = {
+	STR("name", REQ, API_NAME_MAX),
+	UUID("uuid"),
+	UINT("vcpus", REQ, 1, VM_VCPUS_MAX),
+	UINT("memory_mib", REQ, VM_MEMORY_MIN_MIB, VM_MEMORY_MAX_MIB),
+	ONE("type", 3, msg_vm_types),
+	OBJ("kernel", OPT, msg_vm_image),
+	OBJ("initramfs", OPT, msg_vm_image),
+	STR("cmdline", OPT, VM_CMDLINE_MAX),
+	OBJ("disk", OPT, msg_vm_image),
+	ARR("nics", REQ, VM_NICS_MAX, msg_vm_nic),
+};
+static const struct jf_field msg_vm_accepted[] = {
+	BOOL("accepted", REQ),
+	BOOL("existing", OPT),
+};
+static const struct jf_field msg_vm_ref[] = {
+	UUID("uuid"),
+};
+static const struct jf_field msg_vm_shutdown[] = {
+	UUID("uuid"),
+	UINT("timeout_s", REQ, 0, MSG_VM_TIMEOUT_MAX),
+};
+static const struct jf_field msg_vm_list_vm[] = {
+	STR("name", REQ, MSG_VM_NAME_MAX),
+	UUID("uuid"),
+	UINT("domid", REQ, 1, 65535),
+	ONE("state", 8, msg_vm_list_states),
+	UINT("memory_mib", REQ, 0, 0),
+	UINT("vcpus", REQ, 0, 0),
+};
+static const struct jf_field msg_vm_list_result[] = {
+	ARR("vms", REQ, MSG_VM_LIST_MAX, msg_vm_list_vm),
+};
+static const struct jf_field msg_vm_console[] = {
+	UUID("uuid"),
+	UINT("bytes", REQ, 1, MSG_VM_CONSOLE_MAX),
+};
+static const struct jf_field msg_vm_console_result[] = {
+	STR("log", REQ, MSG_VM_CONSOLE_MAX),
+};
+static const struct jf_field msg_vm_state[] = {
+	UUID("uuid"),
+	STR("name", REQ, MSG_VM_NAME_MAX),
+	ONE("state", 8, msg_vm_states),
+	UINT("domid", OPT, 1, 65535),
+	STR("reason", OPT, MSG_VM_REASON_MAX),
+};
+
+/* Every schema is the object "params" (results too, as before). */
+#define ROOT(t)	{ .name = "params", .type = JF_OBJECT, \
+	.flags = JF_TABLE_ORDER, .child = (t), .nchild = JF_LEN(t) }
+
+static const struct jf_field msg_schemas[] = {
+	[MSG_S_HELLO] = ROOT(msg_hello),
+	[MSG_S_HELLO_RESULT] = ROOT(msg_hello_result),
+	[MSG_S_TELEMETRY] = ROOT(msg_telemetry),
+	[MSG_S_FACTS] = ROOT(msg_facts),
+	[MSG_S_EMPTY] = { .name = "params", .type = JF_OBJECT,
+	    .flags = JF_TABLE_ORDER },
+	[MSG_S_CONFIG_APPLY] = ROOT(msg_config_apply),
+	[MSG_S_VM_CREATE] = ROOT(msg_vm_create),
+	[MSG_S_VM_ACCEPTED] = ROOT(msg_vm_accepted),
+	[MSG_S_VM_REF] = ROOT(msg_vm_ref),
+	[MSG_S_VM_SHUTDOWN] = ROOT(msg_vm_shutdown),
+	[MSG_S_VM_LIST_RESULT] = ROOT(msg_vm_list_result),
+	[MSG_S_VM_CONSOLE] = ROOT(msg_vm_console),
+	[MSG_S_VM_CONSOLE_RESULT] = ROOT(msg_vm_console_result),
+	[MSG_S_VM_STATE] = ROOT(msg_vm_state),
+};
+_Static_assert(JF_LEN(msg_schemas) == MSG_S_COUNT,
     "a schema per enum msg_schema");
-
-/* Lowercase hex of exactly N characters; a uuid has its four dashes. */
-static bool
-ms_hex(const char *s, size_t len, size_t n, bool uuid)
-{
-	if (len != n)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		bool dash = uuid && (i == 8 || i == 13 || i == 18 || i == 23);
-
-		if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	}
-	return true;
-}
-
-static int ms_fail(char *err, size_t errlen, const char *path,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int
-ms_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	n = snprintf(err, errlen, "%s: ", path);
-	if (n >= 0 && (size_t)n < errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err + n, errlen - n, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static int ms_check_obj(const struct ms_field *fields, const json_t *obj,
-    const char *path, char *err, size_t errlen);
-
-static int
-ms_check_value(const struct ms_field *f, const json_t *v, const char *path,
-    char *err, size_t errlen)
-{
-	char sub[160];
-	size_t i;
-	json_t *e;
-
-	if (json_is_null(v)) {
-		if (f->nullable)
-			return 0;
-		return ms_fail(err, errlen, path, "must not be null");
-	}
-	switch (f->type) {
-	case MS_OBJ:
-		if (!json_is_object(v))
-			return ms_fail(err, errlen, path, "must be an object");
-		return ms_check_obj(f->child, v, path, err, errlen);
-	case MS_ARR_OBJ:
-	case MS_ARR_NUM:
-	case MS_ARR_INT:
-		if (!json_is_array(v))
-			return ms_fail(err, errlen, path, "must be an array");
-		if (json_array_size(v) > f->max)
-			return ms_fail(err, errlen, path, "more than %zu elements",
-			    f->max);
-		json_array_foreach(v, i, e) {
-			snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
-			if (f->type == MS_ARR_OBJ) {
-				if (!json_is_object(e))
-					return ms_fail(err, errlen, sub,
-					    "must be an object");
-				if (ms_check_obj(f->child, e, sub, err, errlen) < 0)
-					return -EINVAL;
-			} else if (f->type == MS_ARR_INT ? !json_is_integer(e) :
-			    !json_is_number(e)) {
-				return ms_fail(err, errlen, sub, "must be %s",
-				    f->type == MS_ARR_INT ? "an integer" : "a number");
-			}
-		}
-		return 0;
-	case MS_STR:
-		if (!json_is_string(v))
-			return ms_fail(err, errlen, path, "must be a string");
-		if (json_string_length(v) > f->max)
-			return ms_fail(err, errlen, path, "longer than %zu bytes",
-			    f->max);
-		if (f->oneof != NULL) {
-			for (const char *const *o = f->oneof; *o; o++)
-				if (strcmp(*o, json_string_value(v)) == 0)
-					return 0;
-			return ms_fail(err, errlen, path, "not an allowed value");
-		}
-		return 0;
-	case MS_UUID:
-	case MS_HEX:
-		if (!json_is_string(v))
-			return ms_fail(err, errlen, path, "must be a string");
-		if (f->type == MS_UUID && !ms_hex(json_string_value(v),
-		    json_string_length(v), 36, true))
-			return ms_fail(err, errlen, path, "must be a lowercase "
-			    "8-4-4-4-12 hex uuid");
-		if (f->type == MS_HEX && !ms_hex(json_string_value(v),
-		    json_string_length(v), f->max, false))
-			return ms_fail(err, errlen, path, "must be %zu lowercase "
-			    "hex digits", f->max);
-		return 0;
-	case MS_INT:
-		if (!json_is_integer(v))
-			return ms_fail(err, errlen, path, "must be an integer");
-		if (json_integer_value(v) < 0)
-			return ms_fail(err, errlen, path, "must not be negative");
-		if (f->max == 0 && json_integer_value(v) < f->min)
-			return ms_fail(err, errlen, path, "must be at least %lld",
-			    (long long)f->min);
-		if (f->max != 0 && (json_integer_value(v) < f->min ||
-		    (uint64_t)json_integer_value(v) > f->max))
-			return ms_fail(err, errlen, path, "must be in %lld..%zu",
-			    (long long)f->min, f->max);
-		return 0;
-	case MS_NUM:
-		if (!json_is_number(v))
-			return ms_fail(err, errlen, path, "must be a number");
-		return 0;
-	case MS_BOOL:
-		if (!json_is_boolean(v))
-			return ms_fail(err, errlen, path, "must be true or false");
-		return 0;
-	}
-	return ms_fail(err, errlen, path, "has no schema type");
-}
-
-static int
-ms_check_obj(const struct ms_field *fields, const json_t *obj,
-    const char *path, char *err, size_t errlen)
-{
-	char sub[160];
-	const char *key;
-	json_t *v;
-
-	json_object_foreach((json_t *)obj, key, v) {
-		const struct ms_field *f;
-
-		for (f = fields; f->name; f++)
-			if (strcmp(f->name, key) == 0)
-				break;
-		if (f->name == NULL)
-			return ms_fail(err, errlen, path, "unknown field '%.32s'",
-			    key);
-	}
-	for (const struct ms_field *f = fields; f->name; f++) {
-		snprintf(sub, sizeof(sub), "%s.%s", path, f->name);
-		v = json_object_get(obj, f->name);
-		if (v == NULL) {
-			if (f->required)
-				return ms_fail(err, errlen, path,
-				    "missing field '%s'", f->name);
-			continue;
-		}
-		if (ms_check_value(f, v, sub, err, errlen) < 0)
-			return -EINVAL;
-	}
-	return 0;
-}
 
 int
 msg_check(enum msg_schema s, const json_t *v, char *err, size_t errlen)
 {
-	if ((unsigned)s >= sizeof(ms_schemas) / sizeof(*ms_schemas))
+	if ((unsigned)s >= JF_LEN(msg_schemas))
 		return -EINVAL;
-	if (!json_is_object(v))
-		return ms_fail(err, errlen, "params", "must be an object");
-	return ms_check_obj(ms_schemas[s], v, "params", err, errlen);
+	return jf_check(&msg_schemas[s], v, "params", NULL, err, errlen);
 }
 
 static bool

@@ -65,8 +65,8 @@ enum msg_schema {
 	MSG_S_COUNT		/* not a schema */
 };
 /*
- * Limits both ends check (the agent's own parser adds the character sets
- * and cross-field rules of agent/domain.h).
+ * Limits both ends check (the agent's vm.create check adds the character
+ * sets and cross-field rules of proto/vmspec.h, through agent/domain.c).
  */
 #define MSG_VM_NAME_MAX		127	/* vm.list, vm.state: any Xen name */
 #define MSG_VM_REASON_MAX	256

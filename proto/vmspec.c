@@ -1,5 +1,6 @@
 /*
- * The VM spec (vmspec.h): strict decoding of the REST body, its canonical
+ * The VM spec (vmspec.h): strict decoding of the REST body (a jsonfield
+ * table), the field rules hv-agent's vm.create check shares, the canonical
  * JSON form, and the MACs generated for NICs that name none.
  *
  * Invariants: a decode either fills the whole struct and returns 0, or
@@ -9,7 +10,7 @@
  * value back in an error (a cmdline may carry secrets), only the path.
  */
 #include <errno.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,215 +131,238 @@ vs_cmdline_valid(const char *s)
 	return true;
 }
 
-/* A JSON string without NUL and at most MAX bytes, or NULL. */
-static const char *
-vs_string(const json_t *v, size_t max)
-{
-	const char *s = json_string_value(v);
+/* ---- The rules shared with hv-agent's vm.create (vmspec.h) ---- */
 
-	if (s == NULL || strlen(s) != json_string_length(v) || strlen(s) > max)
-		return NULL;
-	return s;
+int
+vm_rule_name(const struct jf_ctx *c, const json_t *v, void *dst)
+{
+	const char *s = jf_string(v, API_NAME_MAX);
+
+	if (s == NULL || !api_name_valid(s))
+		return jf_fail(c, "must start with a-z and contain only a-z, 0-9 "
+		    "and '-' (not at the end), at most %d characters",
+		    API_NAME_MAX);
+	return jf_store(c, dst, s);
 }
 
-static int
-vs_uint(const json_t *v, const char *path, uint64_t min, uint64_t max,
-    uint64_t *out, char *err, size_t errlen)
+int
+vm_rule_uuid(const struct jf_ctx *c, const json_t *v, void *dst)
 {
-	json_int_t i = json_integer_value(v);
+	const char *s = jf_string(v, VM_UUID_TEXT);
 
-	if (!json_is_integer(v) || i < 0 || (uint64_t)i < min ||
-	    (uint64_t)i > max)
-		return jf_error(err, errlen, "%s: must be an integer in "
-		    "%llu..%llu", path, (unsigned long long)min,
-		    (unsigned long long)max);
-	*out = (uint64_t)i;
+	/* All zero is libxl's "no uuid": a domain must have a real one. */
+	if (s == NULL || !jf_uuid_valid(s, strlen(s)) ||
+	    strspn(s, "0-") == VM_UUID_TEXT)
+		return jf_fail(c, "must be a lowercase 8-4-4-4-12 hex uuid, not "
+		    "all zero");
+	return jf_store(c, dst, s);
+}
+
+int
+vm_rule_vcpus(const struct jf_ctx *c, const json_t *v, void *dst)
+{
+	uint64_t u;
+
+	if (!jf_uint(v, 1, VM_VCPUS_MAX, &u))
+		return jf_fail(c, "must be an integer in 1..%d", VM_VCPUS_MAX);
+	if (dst != NULL)
+		*(unsigned *)dst = (unsigned)u;
 	return 0;
 }
 
-static int
-vs_image(const json_t *v, const char *path, char dst[64], char *err,
-    size_t errlen)
+int
+vm_rule_memory(const struct jf_ctx *c, const json_t *v, void *dst)
 {
-	const char *s = vs_string(v, VM_IMAGE_MAX);
+	uint64_t u;
+
+	if (!jf_uint(v, VM_MEMORY_MIN_MIB, VM_MEMORY_MAX_MIB, &u))
+		return jf_fail(c, "must be an integer in %d..%d",
+		    VM_MEMORY_MIN_MIB, VM_MEMORY_MAX_MIB);
+	if (dst != NULL)
+		*(uint64_t *)dst = u;
+	return 0;
+}
+
+int
+vm_rule_type(const struct jf_ctx *c, const json_t *v, void *dst)
+{
+	const char *s = jf_string(v, 3);
+	enum vm_type t;
+
+	if (s != NULL && strcmp(s, "pv") == 0)
+		t = VM_PV;
+	else if (s != NULL && strcmp(s, "pvh") == 0)
+		t = VM_PVH;
+	else
+		return jf_fail(c, "must be \"pv\" or \"pvh\"");
+	if (dst != NULL)
+		*(enum vm_type *)dst = t;
+	return 0;
+}
+
+int
+vm_rule_cmdline(const struct jf_ctx *c, const json_t *v, void *dst)
+{
+	const char *s = jf_string(v, VM_CMDLINE_MAX);
+
+	if (s == NULL || !vs_cmdline_valid(s))
+		return jf_fail(c, "must be printable ASCII, at most %d bytes",
+		    VM_CMDLINE_MAX);
+	return jf_store(c, dst, s);
+}
+
+int
+vm_mac_rule(const struct jf_ctx *c, const json_t *v, uint8_t mac[6],
+    bool explain)
+{
+	const char *s = jf_string(v, VM_MAC_TEXT - 1);
+	uint8_t m[6];
+
+	if (s == NULL || !vm_mac_parse(s, m))
+		return jf_fail(c, "must be a MAC address xx:xx:xx:xx:xx:xx");
+	if (!explain && !vm_mac_acceptable(m))
+		return jf_fail(c, "must be unicast and locally administered or "
+		    "in 00:16:3e");
+	if (m[0] & 0x01)
+		return jf_fail(c, "must be unicast (a multicast bit is set)");
+	if (!vm_mac_acceptable(m))
+		return jf_fail(c, "must be locally administered (x2:, x6:, xa:, "
+		    "xe:) or in Xen's 00:16:3e");
+	if (mac == NULL)
+		return 0;
+	/* An earlier NIC without a MAC holds zeros, which is never
+	 * acceptable, so it never matches. */
+	for (size_t j = 0; c->stride != 0 && j < c->index; j++)
+		if (memcmp(mac - (c->index - j) * c->stride, m, 6) == 0)
+			return jf_fail(c, "same MAC as %s[%zu]", c->array, j);
+	memcpy(mac, m, 6);
+	return 0;
+}
+
+/* ---- The REST body ---- */
+
+static int
+vs_rule_image(const struct jf_ctx *c, const json_t *v, void *dst)
+{
+	const char *s = jf_string(v, VM_IMAGE_MAX);
 
 	if (s == NULL || !vs_image_valid(s))
-		return jf_error(err, errlen, "%s: must be an image name: 1..%d "
-		    "of a-z 0-9 . _ -, starting with a-z or 0-9", path,
-		    VM_IMAGE_MAX);
-	memcpy(dst, s, strlen(s) + 1);
-	return 0;
+		return jf_fail(c, "must be an image name: 1..%d of a-z 0-9 . _ -, "
+		    "starting with a-z or 0-9", VM_IMAGE_MAX);
+	return jf_store(c, dst, s);
 }
 
+/* A VNI at most once per VM: the FDB could not tell two NICs apart. */
 static int
-vs_nic(const json_t *o, size_t idx, struct vm_spec *vs, char *err,
-    size_t errlen)
+vs_rule_vni(const struct jf_ctx *c, const json_t *v, void *dst)
 {
-	struct vm_nic_spec *n = &vs->nics[idx];
-	char where[32], path[40];
-	const char *k, *s;
-	json_t *v;
+	const struct vm_nic_spec *first;
 	uint64_t u;
-	int r;
 
-	snprintf(where, sizeof(where), "networks[%zu]", idx);
-	if (!json_is_object(o))
-		return jf_error(err, errlen, "%s: must be an object", where);
-	json_object_foreach((json_t *)o, k, v)
-		if (strcmp(k, "vni") != 0 && strcmp(k, "mac") != 0)
-			return jf_unknown(err, errlen, where, k);
-	if ((v = json_object_get(o, "vni")) == NULL)
-		return jf_error(err, errlen, "%s: missing field 'vni'", where);
-	snprintf(path, sizeof(path), "%s.vni", where);
-	if ((r = vs_uint(v, path, API_VNI_MIN, API_VNI_MAX, &u, err,
-	    errlen)) < 0)
-		return r;
-	n->vni = (uint32_t)u;
-	for (size_t j = 0; j < idx; j++)
-		if (vs->nics[j].vni == n->vni)
-			return jf_error(err, errlen, "%s.vni: VNI %u is already "
-			    "networks[%zu]", where, n->vni, j);
-	if ((v = json_object_get(o, "mac")) == NULL)
+	if (!jf_uint(v, API_VNI_MIN, API_VNI_MAX, &u))
+		return jf_fail(c, "must be an integer in %d..%d", API_VNI_MIN,
+		    API_VNI_MAX);
+	if (dst == NULL)
 		return 0;
-	if ((s = vs_string(v, VM_MAC_TEXT - 1)) == NULL ||
-	    !vm_mac_parse(s, n->mac))
-		return jf_error(err, errlen, "%s.mac: must be a MAC address "
-		    "xx:xx:xx:xx:xx:xx", where);
-	if (n->mac[0] & 0x01)
-		return jf_error(err, errlen, "%s.mac: must be unicast (a "
-		    "multicast bit is set)", where);
-	if (!vm_mac_acceptable(n->mac))
-		return jf_error(err, errlen, "%s.mac: must be locally "
-		    "administered (x2:, x6:, xa:, xe:) or in Xen's 00:16:3e",
-		    where);
-	for (size_t j = 0; j < idx; j++)
-		if (vs->nics[j].has_mac &&
-		    memcmp(vs->nics[j].mac, n->mac, 6) == 0)
-			return jf_error(err, errlen, "%s.mac: same MAC as "
-			    "networks[%zu]", where, j);
-	n->has_mac = true;
+	first = (const struct vm_nic_spec *)c->obj - c->index;
+	for (size_t j = 0; j < c->index; j++)
+		if (first[j].vni == (uint32_t)u)
+			return jf_fail(c, "VNI %u is already %s[%zu]", (unsigned)u,
+			    c->array, j);
+	*(uint32_t *)dst = (uint32_t)u;
 	return 0;
 }
 
 static int
-vs_networks(const json_t *v, struct vm_spec *vs, char *err, size_t errlen)
+vs_rule_mac(const struct jf_ctx *c, const json_t *v, void *dst)
 {
-	size_t i;
-	json_t *e;
 	int r;
 
-	if (!json_is_array(v) || json_array_size(v) > VM_NICS_MAX)
-		return jf_error(err, errlen, "networks: must be an array of at "
-		    "most %d objects", VM_NICS_MAX);
-	json_array_foreach((json_t *)v, i, e) {
-		if ((r = vs_nic(e, i, vs, err, errlen)) < 0)
-			return r;
-		vs->nnics = i + 1;
-	}
-	return 0;
+	if ((r = vm_mac_rule(c, v, dst, true)) == 0 && c->obj != NULL)
+		((struct vm_nic_spec *)c->obj)->has_mac = true;
+	return r;
 }
 
 static int
-vs_placement(const json_t *o, struct vm_spec *vs, char *err, size_t errlen)
+vs_rule_host(const struct jf_ctx *c, const json_t *v, void *dst)
 {
-	const char *k, *s;
-	json_t *v;
+	const char *s = jf_string(v, API_NAME_MAX);
 
-	if (!json_is_object(o))
-		return jf_error(err, errlen, "placement: must be an object");
-	json_object_foreach((json_t *)o, k, v) {
-		if (strcmp(k, "host") == 0) {
-			if ((s = vs_string(v, API_NAME_MAX)) == NULL ||
-			    !api_name_valid(s))
-				return jf_error(err, errlen, "placement.host: must "
-				    "be a host name");
-			memcpy(vs->place_host, s, strlen(s) + 1);
-		} else if (strcmp(k, "label") == 0) {
-			if ((s = vs_string(v, sizeof(vs->place_label) - 1)) ==
-			    NULL || !vs_label_valid(s))
-				return jf_error(err, errlen, "placement.label: must "
-				    "be key=value (key 1..%d of A-Z a-z 0-9 . _ / -, "
-				    "value 0..%d of those and :)", API_LABEL_MAX,
-				    API_LABEL_MAX);
-			memcpy(vs->place_label, s, strlen(s) + 1);
-		} else if (strcmp(k, "anti_affinity") == 0) {
-			if ((s = vs_string(v, API_NAME_MAX)) == NULL ||
-			    !api_name_valid(s))
-				return jf_error(err, errlen, "placement."
-				    "anti_affinity: must be a group name: a-z "
-				    "first, then a-z, 0-9 and '-' (not at the "
-				    "end), at most %d", API_NAME_MAX);
-			memcpy(vs->anti_affinity, s, strlen(s) + 1);
-		} else {
-			return jf_unknown(err, errlen, "placement", k);
-		}
-	}
-	return 0;
+	if (s == NULL || !api_name_valid(s))
+		return jf_fail(c, "must be a host name");
+	return jf_store(c, dst, s);
 }
 
-enum {
-	VS_NAME = 1 << 0,
-	VS_VCPUS = 1 << 1,
-	VS_MEMORY = 1 << 2,
+static int
+vs_rule_label(const struct jf_ctx *c, const json_t *v, void *dst)
+{
+	const char *s = jf_string(v, c->field->size - 1);
+
+	if (s == NULL || !vs_label_valid(s))
+		return jf_fail(c, "must be key=value (key 1..%d of A-Z a-z 0-9 . _ "
+		    "/ -, value 0..%d of those and :)", API_LABEL_MAX,
+		    API_LABEL_MAX);
+	return jf_store(c, dst, s);
+}
+
+static int
+vs_rule_group(const struct jf_ctx *c, const json_t *v, void *dst)
+{
+	const char *s = jf_string(v, API_NAME_MAX);
+
+	if (s == NULL || !api_name_valid(s))
+		return jf_fail(c, "must be a group name: a-z first, then a-z, 0-9 "
+		    "and '-' (not at the end), at most %d", API_NAME_MAX);
+	return jf_store(c, dst, s);
+}
+
+#define VS_AT(m)	.offset = offsetof(struct vm_spec, m), \
+	.size = sizeof(((struct vm_spec *)0)->m)
+#define VS_NIC_AT(m)	.offset = offsetof(struct vm_nic_spec, m), \
+	.size = sizeof(((struct vm_nic_spec *)0)->m)
+
+/* Checked in table order: a NIC's VNI before its MAC, as vmspec.h says. */
+static const struct jf_field vs_nic_fields[] = {
+	{ .name = "vni", .type = JF_ANY, .flags = JF_REQUIRED, VS_NIC_AT(vni),
+	    .rule = vs_rule_vni },
+	{ .name = "mac", .type = JF_ANY, VS_NIC_AT(mac), .rule = vs_rule_mac },
 };
-
-static int
-vs_field(const char *k, const json_t *v, struct vm_spec *vs,
-    unsigned *present, char *err, size_t errlen)
-{
-	const char *s;
-	uint64_t u;
-	int r;
-
-	if (strcmp(k, "name") == 0) {
-		if ((s = vs_string(v, API_NAME_MAX)) == NULL || !api_name_valid(s))
-			return jf_error(err, errlen, "name: must start with a-z "
-			    "and contain only a-z, 0-9 and '-' (not at the "
-			    "end), at most %d characters", API_NAME_MAX);
-		memcpy(vs->name, s, strlen(s) + 1);
-		*present |= VS_NAME;
-	} else if (strcmp(k, "vcpus") == 0) {
-		if ((r = vs_uint(v, "vcpus", 1, VM_VCPUS_MAX, &u, err,
-		    errlen)) < 0)
-			return r;
-		vs->vcpus = (unsigned)u;
-		*present |= VS_VCPUS;
-	} else if (strcmp(k, "memory_mib") == 0) {
-		if ((r = vs_uint(v, "memory_mib", VM_MEMORY_MIN_MIB,
-		    VM_MEMORY_MAX_MIB, &vs->memory_mib, err, errlen)) < 0)
-			return r;
-		*present |= VS_MEMORY;
-	} else if (strcmp(k, "type") == 0) {
-		s = json_string_value(v);
-		if (s != NULL && strcmp(s, "pv") == 0 && json_string_length(v) == 2)
-			vs->type = VM_PV;
-		else if (s != NULL && strcmp(s, "pvh") == 0 &&
-		    json_string_length(v) == 3)
-			vs->type = VM_PVH;
-		else
-			return jf_error(err, errlen, "type: must be \"pv\" or "
-			    "\"pvh\"");
-	} else if (strcmp(k, "kernel") == 0) {
-		return vs_image(v, "kernel", vs->kernel, err, errlen);
-	} else if (strcmp(k, "initramfs") == 0) {
-		return vs_image(v, "initramfs", vs->initramfs, err, errlen);
-	} else if (strcmp(k, "disk") == 0) {
-		return vs_image(v, "disk", vs->disk, err, errlen);
-	} else if (strcmp(k, "cmdline") == 0) {
-		if ((s = vs_string(v, VM_CMDLINE_MAX)) == NULL ||
-		    !vs_cmdline_valid(s))
-			return jf_error(err, errlen, "cmdline: must be printable "
-			    "ASCII, at most %d bytes", VM_CMDLINE_MAX);
-		memcpy(vs->cmdline, s, strlen(s) + 1);
-	} else if (strcmp(k, "networks") == 0) {
-		return vs_networks(v, vs, err, errlen);
-	} else if (strcmp(k, "placement") == 0) {
-		return vs_placement(v, vs, err, errlen);
-	} else {
-		return jf_unknown(err, errlen, NULL, k);
-	}
-	return 0;
-}
+/* Members of struct vm_spec itself (the object sits at offset 0). */
+static const struct jf_field vs_placement_fields[] = {
+	{ .name = "host", .type = JF_ANY, VS_AT(place_host),
+	    .rule = vs_rule_host },
+	{ .name = "label", .type = JF_ANY, VS_AT(place_label),
+	    .rule = vs_rule_label },
+	{ .name = "anti_affinity", .type = JF_ANY, VS_AT(anti_affinity),
+	    .rule = vs_rule_group },
+};
+static const struct jf_field vs_fields[] = {
+	{ .name = "name", .type = JF_ANY, .flags = JF_REQUIRED, VS_AT(name),
+	    .rule = vm_rule_name },
+	{ .name = "vcpus", .type = JF_ANY, .flags = JF_REQUIRED, VS_AT(vcpus),
+	    .rule = vm_rule_vcpus },
+	{ .name = "memory_mib", .type = JF_ANY, .flags = JF_REQUIRED,
+	    VS_AT(memory_mib), .rule = vm_rule_memory },
+	{ .name = "type", .type = JF_ANY, VS_AT(type), .rule = vm_rule_type },
+	{ .name = "kernel", .type = JF_ANY, VS_AT(kernel),
+	    .rule = vs_rule_image },
+	{ .name = "initramfs", .type = JF_ANY, VS_AT(initramfs),
+	    .rule = vs_rule_image },
+	{ .name = "disk", .type = JF_ANY, VS_AT(disk), .rule = vs_rule_image },
+	{ .name = "cmdline", .type = JF_ANY, VS_AT(cmdline),
+	    .rule = vm_rule_cmdline },
+	{ .name = "networks", .type = JF_ARRAY, .flags = JF_TABLE_ORDER,
+	    .offset = offsetof(struct vm_spec, nics),
+	    .size = sizeof(struct vm_nic_spec), .max = VM_NICS_MAX,
+	    .elem = JF_OBJECT, .child = vs_nic_fields,
+	    .nchild = JF_LEN(vs_nic_fields),
+	    .count = offsetof(struct vm_spec, nnics), .msg = VM_NICS_MSG },
+	/* Its own msg: null is "must be an object" too. */
+	{ .name = "placement", .type = JF_OBJECT, .child = vs_placement_fields,
+	    .nchild = JF_LEN(vs_placement_fields), .msg = "must be an object" },
+};
+static const struct jf_field vs_root = { .name = "", .type = JF_OBJECT,
+	.child = vs_fields, .nchild = JF_LEN(vs_fields) };
 
 int
 vm_boot_rules(const char *kernel, const char *initramfs, const char *cmdline,
@@ -361,32 +385,16 @@ int
 vm_spec_decode(const char *body, size_t len, struct vm_spec *out, char *err,
     size_t errlen)
 {
-	static const struct { unsigned flag; const char *name; } required[] = {
-		{ VS_NAME, "name" }, { VS_VCPUS, "vcpus" },
-		{ VS_MEMORY, "memory_mib" },
-	};
-	json_t *root = NULL, *v;
-	unsigned present = 0;
-	const char *k;
+	json_t *root = NULL;
 	int r;
 
 	memset(out, 0, sizeof(*out));
 	if ((r = jf_parse_object(body, len, &root, err, errlen)) < 0)
 		return r;
-	json_object_foreach(root, k, v)
-		if ((r = vs_field(k, v, out, &present, err, errlen)) < 0)
-			goto out;
-	r = -EINVAL;
-	for (size_t i = 0; i < sizeof(required) / sizeof(*required); i++)
-		if (!(present & required[i].flag)) {
-			jf_error(err, errlen, "missing field '%s'",
-			    required[i].name);
-			goto out;
-		}
-	if (vm_boot_rules(out->kernel, out->initramfs, out->cmdline, out->disk,
-	    "kernel", "", err, errlen) < 0)
+	if ((r = jf_check(&vs_root, root, "", out, err, errlen)) < 0)
 		goto out;
-	r = 0;
+	r = vm_boot_rules(out->kernel, out->initramfs, out->cmdline, out->disk,
+	    "kernel", "", err, errlen);
 out:
 	json_decref(root);
 	if (r < 0)

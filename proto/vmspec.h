@@ -39,6 +39,11 @@
  * Errors: -EINVAL with err naming the path of the field ("vcpus: ...",
  * "networks[1].mac: ...", "placement: unknown field 'x'").  The decoder
  * either fills *out whole and returns 0, or fails; it never echoes a value.
+ *
+ * The rules of the fields a VM also has in hv-agent's vm.create params
+ * (name, vcpus, memory_mib, type, cmdline, the nics' MACs, and the uuid
+ * hvd gives it) are the vm_rule_*() below: jsonfield rules that
+ * agent/domain.c's table uses too, so both check one rule in one wording.
  */
 #ifndef HV_VMSPEC_H
 #define HV_VMSPEC_H
@@ -49,6 +54,8 @@
 
 #include <jansson.h>
 
+#include "jsonfield.h"
+
 #define VM_NICS_MAX		8
 #define VM_CMDLINE_MAX		1024
 #define VM_VCPUS_MAX		128
@@ -56,6 +63,7 @@
 #define VM_MEMORY_MAX_MIB	1048576
 #define VM_IMAGE_MAX		63	/* image name length */
 #define VM_MAC_TEXT		18	/* "xx:xx:xx:xx:xx:xx" + NUL */
+#define VM_UUID_TEXT		36	/* 8-4-4-4-12 */
 
 struct vm_nic_spec {
 	uint32_t vni;
@@ -92,6 +100,38 @@ json_t *vm_spec_to_json(const struct vm_spec *s);
 int vm_boot_rules(const char *kernel, const char *initramfs,
     const char *cmdline, const char *disk, const char *where,
     const char *prefix, char *err, size_t errlen);
+
+/*
+ * Shared field rules (jsonfield.h's jf_rule_fn, for JF_ANY fields): each
+ * checks V, refuses it as "PATH: ..." and stores it into DST, a member of
+ * the type given (NULL: check only).
+ */
+int vm_rule_name(const struct jf_ctx *c, const json_t *v, void *dst);
+					/* char[]: api_name_valid() */
+int vm_rule_uuid(const struct jf_ctx *c, const json_t *v, void *dst);
+					/* char[VM_UUID_TEXT + 1]: lowercase
+					   8-4-4-4-12 hex, not all zero */
+int vm_rule_vcpus(const struct jf_ctx *c, const json_t *v, void *dst);
+					/* unsigned: 1..VM_VCPUS_MAX */
+int vm_rule_memory(const struct jf_ctx *c, const json_t *v, void *dst);
+					/* uint64_t: VM_MEMORY_MIN_MIB..MAX */
+int vm_rule_type(const struct jf_ctx *c, const json_t *v, void *dst);
+					/* enum vm_type: "pv" or "pvh" */
+int vm_rule_cmdline(const struct jf_ctx *c, const json_t *v, void *dst);
+					/* char[VM_CMDLINE_MAX + 1]: printable
+					   ASCII */
+/* The msg of a NIC array that is not one or has more than VM_NICS_MAX. */
+#define VM_NICS_MSG	"must be an array of at most " JF_STR(VM_NICS_MAX) \
+	" objects"
+/*
+ * The MAC of NIC c->index of an array (c->array) into MAC: "xx:xx:xx:xx:
+ * xx:xx" in either case, vm_mac_acceptable(), and not the MAC of an earlier
+ * NIC (the same member c->stride bytes back per NIC).  EXPLAIN words a
+ * refusal for an operator (which bit is wrong), else in one line for the
+ * agent link.  MAC NULL: check only.
+ */
+int vm_mac_rule(const struct jf_ctx *c, const json_t *v, uint8_t mac[6],
+    bool explain);
 
 /*
  * A stable MAC for NIC IDX of the VM whose uuid is VM_UUID: 00:16:3e followed

@@ -416,7 +416,7 @@ fanin() {
 	# Built here rather than by CMake, against the repo's own protocol code.
 	# shellcheck disable=SC2046 # pkg-config prints several words
 	(cd "$repo" && cc -std=c11 -D_GNU_SOURCE -O2 -Iproto -Ilib -o "$lg_bin" \
-	    proto/link.c proto/link_ev.c proto/msg.c proto/noise.c \
+	    proto/link.c proto/link_ev.c proto/msg.c proto/jsonfield.c proto/noise.c \
 	    lib/hostport.c lib/numparse.c test/bench/agent/loadgen.c \
 	    $(pkg-config --cflags --libs libevent libsodium jansson)) >"$d/cc.log" 2>&1 ||
 		{ cat "$d/cc.log" >&2; die "building loadgen failed"; }
