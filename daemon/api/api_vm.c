@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "numparse.h"
 #include "rest.h"
 
 static void
@@ -438,13 +439,13 @@ void
 api_operation_show(struct hvd *hvd, const struct http_request *req,
     struct http_reply *rep, const char *key)
 {
-	char *end;
-	unsigned long long id = strtoull(key, &end, 10);
+	uint64_t id;
 	json_t *j;
 
 	(void)hvd;
 	(void)req;
-	if (*end != '\0' || (j = vm_op_json(id)) == NULL) {
+	if (parse_u64(key, 1, UINT64_MAX, &id) < 0 ||
+	    (j = vm_op_json(id)) == NULL) {
 		http_error(rep, MHD_HTTP_NOT_FOUND, "no operation '%s' (hvd keeps "
 		    "the last 256)", key);
 		return;

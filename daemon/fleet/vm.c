@@ -62,7 +62,8 @@ vm_op_find(uint64_t id)
 {
 	struct vm_op *op = &vm_ops[id % VM_OPS_MAX];
 
-	return op->id == id ? op : NULL;
+	/* 0 marks a free slot: it names no operation. */
+	return id != 0 && op->id == id ? op : NULL;
 }
 
 /* Ends the newest pending operation on uuid whose action is in the mask
