@@ -52,6 +52,8 @@ struct hvd_config {
 	unsigned heartbeat_ms;			/* agents' telemetry interval */
 	unsigned telemetry_step_s;		/* history resolution */
 	unsigned telemetry_retention_s;		/* history length */
+	unsigned events_max_age_s;		/* events retention: age */
+	unsigned events_max_rows;		/* ... and row count */
 	/* Network boot (issue 3). */
 	char boot_root[PATH_MAX];		/* served files: iPXE, xen, ... */
 	char boot_templates[PATH_MAX];		/* operator's iPXE overrides */
@@ -72,9 +74,19 @@ struct hvd_config {
 	char dhcp_range_start[16], dhcp_range_end[16];	/* IPv4, full mode */
 	char dhcp_router[16], dhcp_dns[16];	/* "" = none */
 	unsigned dhcp_lease_s;
+	/* Offers to MACs hvd does not know (full mode). */
+	unsigned dhcp_offer_max;		/* held at once: addresses, or */
+	bool dhcp_offer_max_pct;		/* ... percent of dhcp-range */
+	unsigned dhcp_offer_rate;		/* per second */
 	bool lab_auto_adopt;			/* adopt unknown hosts (labs only) */
 	bool mesh_anchor;			/* hvd's own VXLAN devices */
 	uint64_t image_max_bytes;		/* largest image upload */
+	/* Per-client limits of the TCP listeners (API and boot). */
+	unsigned http_conn_max;			/* connections per listener */
+	unsigned http_conn_per_ip;		/* ... per source address */
+	unsigned http_conn_reserve;		/* kept for new addresses */
+	unsigned http_header_timeout_s;		/* headers complete within */
+	unsigned http_idle_timeout_s;		/* inactivity closes */
 };
 
 struct hvd {

@@ -7,13 +7,18 @@
  *
  * fatal() is allowed here, during start-up only.  Never fork: systemd (or
  * the operator's shell) supervises hvd directly.
+ *
+ * Under WatchdogSec= the loop itself pings systemd (WATCHDOG=1) from a
+ * timer, never from a thread: the pings must stop when the loop stops.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,6 +95,46 @@ hvd_signal(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+static void
+hvd_watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+/*
+ * The watchdog timer, or NULL when systemd expects no pings (no
+ * WATCHDOG_USEC, or WATCHDOG_PID names another process).  It fires at half
+ * the interval, as sd_watchdog_enabled(3) recommends, and only when the
+ * loop runs: a callback that blocks or spins, or a stopped process, lets
+ * the interval lapse and systemd restarts hvd.
+ */
+static struct event *
+hvd_watchdog_new(struct event_base *base)
+{
+	struct event *ev;
+	struct timeval tv;
+	uint64_t usec;
+	int r;
+
+	if ((r = sd_watchdog_enabled(0, &usec)) < 0) {
+		errno = -r;
+		fatal("watchdog: WATCHDOG_USEC or WATCHDOG_PID is malformed");
+	}
+	if (r == 0)
+		return NULL;
+	tv.tv_sec = (time_t)(usec / 2 / 1000000);
+	tv.tv_usec = (suseconds_t)(usec / 2 % 1000000);
+	if ((ev = event_new(base, -1, EV_PERSIST, hvd_watchdog_cb, NULL)) == NULL ||
+	    event_add(ev, &tv) == -1)
+		fatalx("watchdog: cannot arm the timer");
+	log_info("watchdog: systemd expects a ping every %" PRIu64 " ms; "
+	    "pinging every %" PRIu64 " ms", usec / 1000, usec / 2000);
+	return ev;
+}
+
 static int
 hvd_mkdir(const char *path, mode_t mode)
 {
@@ -139,6 +184,23 @@ hvd_restore(struct hvd *hvd, const char *file)
 }
 
 /*
+ * Every TCP connection is a descriptor: take the hard limit systemd (or
+ * the shell) allows, so http-conn-max, not the default soft 1,024, is what
+ * bounds the listeners.
+ */
+static void
+hvd_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("setrlimit NOFILE");
+	}
+}
+
+/*
  * The wiring: each layer gets what it calls up through as a table, so the
  * whole graph reads here.  net/http.c hands finished requests to the api
  * layer; net/agents.c hands sessions to the fleet.
@@ -163,7 +225,7 @@ int
 main(int argc, char **argv)
 {
 	struct hvd hvd = { 0 };
-	struct event *ev_sig[3] = { NULL };
+	struct event *ev_sig[3] = { NULL }, *ev_watchdog = NULL;
 	const int sigs[3] = { SIGTERM, SIGINT, SIGHUP };
 	static const struct option longopts[] = {
 		{ "restore", required_argument, NULL, 'R' },
@@ -251,6 +313,7 @@ main(int argc, char **argv)
 		fatalx("cannot open the inventory %s", dbpath);
 	if ((hvd.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
+	hvd_raise_nofile();
 	/* Before any key is loaded: the privileged helper inherits nothing
 	 * secret. */
 	if (hvd.conf->mesh_anchor && (r = mesh_priv_init(&hvd)) < 0)
@@ -280,6 +343,9 @@ main(int argc, char **argv)
 		fatalx("cannot start the REST API");
 	if ((r = mesh_init(&hvd)) < 0)
 		fatalx("cannot start the mesh");
+	/* Armed just before READY=1: systemd starts watching at start-up's
+	 * end, and the first ping is half an interval later. */
+	ev_watchdog = hvd_watchdog_new(hvd.base);
 	log_info("hvd %s ready: inventory %s", HV_VERSION, dbpath);
 	sd_notify(0, "READY=1\nSTATUS=serving");
 
@@ -302,6 +368,8 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < 3; i++)
 		if (ev_sig[i])
 			event_free(ev_sig[i]);
+	if (ev_watchdog)
+		event_free(ev_watchdog);
 	event_base_free(hvd.base);
 	db_close(hvd.db);
 	config_free(hvd.conf);

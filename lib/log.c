@@ -2,8 +2,10 @@
  * Logging sinks: stderr (foreground) or syslog (daemon).
  *
  * Invariants: errno is preserved across every call, so callers may log
- * before returning -errno.  Must never allocate on the heap: it is called on
- * out-of-memory paths.
+ * before returning -errno.  Every formatted message goes through
+ * escape_line() before it reaches a sink, so text a peer put into it can
+ * neither start a line of its own nor carry a terminal escape.  Must never
+ * allocate on the heap: it is called on out-of-memory paths.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "escape.h"
 #include "log.h"
 
 static bool log_foreground = true;
@@ -65,12 +68,13 @@ static void
 log_emit(enum log_level level, const char *errstr, const char *fmt, va_list ap)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	char msg[1024];
+	char raw[1024], msg[2048];
 	int saved = errno;
 
 	if (level > log_threshold)
 		goto out;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	escape_line(msg, sizeof(msg), raw);
 	if (log_foreground) {
 		if (errstr)
 			fprintf(stderr, "%s: %s\n", msg, errstr);

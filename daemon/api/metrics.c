@@ -141,6 +141,8 @@ metrics_render(struct hvd *hvd, char **out, size_t *len)
 	    "# TYPE hvd_agent_accept_pauses_total counter\n"
 	    "hvd_agent_accept_pauses_total %llu\n",
 	    (unsigned long long)agents_accept_pauses());
+	agents_metrics(f);
+	http_metrics(f);
 	dhcp_metrics(f);
 	tftp_metrics(f);
 	metrics_process(f);

@@ -12,7 +12,11 @@
  *
  * full: hvd also leases addresses from dhcp-range (db_lease.c decides and
  * records, committed before the reply goes out), with mask, router, DNS
- * and lease time.  Clients that are not PXE get an address only.
+ * and lease time.  Clients that are not PXE get an address only.  MACs
+ * hvd does not know get offers within dhcp-offer-rate and dhcp-offer-max
+ * (struct lease_limit); the rest go unanswered, counted in
+ * hvd_dhcp_offers_refused_total and logged once per flood, then once a
+ * minute while it lasts.
  *
  * Boot file by client: BIOS undionly.kpxe, x86-64 UEFI ipxe.efi (both over
  * TFTP from siaddr), a client already running iPXE the stage-1 URL.
@@ -20,8 +24,8 @@
  * Invariants: at most DHCP_BATCH datagrams are handled per wakeup; a
  * malformed datagram is counted and dropped, never fatal; replies are
  * built in a fixed buffer.  Must never: answer a non-PXE client in proxy
- * mode, answer a REQUEST meant for another server, block, or log a
- * client's bytes other than its MAC and addresses.
+ * mode, answer a REQUEST meant for another server, block, log a client's
+ * bytes other than its MAC and addresses, or log per refused packet.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,6 +46,7 @@
 #define DHCP_RANGE_MAX		65536	/* addresses in dhcp-range */
 #define DHCP_IFADDR_TTL_S	10	/* re-read the interface address */
 #define DHCP_WARN_EVERY_S	60
+#define DHCP_FLOOD_REPORT_S	60	/* a flood's count, once a minute */
 
 struct dhcp_sock {
 	int fd;
@@ -59,6 +64,14 @@ static struct {
 static int64_t dhcp_warned_at = -DHCP_WARN_EVERY_S;
 static uint64_t dhcp_n_offers, dhcp_n_acks, dhcp_n_naks, dhcp_n_ignored,
     dhcp_n_malformed, dhcp_n_releases, dhcp_n_declines;
+/* Strangers' bounds (full mode); about 1 MiB, hence static. */
+static struct lease_limit dhcp_limit;
+static uint64_t dhcp_n_refused_rate, dhcp_n_refused_held;
+/* A flood: logged when it starts, then counted once a minute. */
+static struct dhcp_flood {
+	struct event *ev;		/* the minute's report; pending = a flood */
+	uint64_t rate, held;		/* refused since the last line */
+} dhcp_flood;
 
 /*
  * The interface's first IPv4 address and mask.  One small function so the
@@ -196,10 +209,79 @@ dhcp_pool(const struct dhcp_site *s, struct lease_pool *p)
 	return 0;
 }
 
+/* The live config's bounds on strangers, for this pool. */
+static struct lease_limit *
+dhcp_limits(const struct lease_pool *p)
+{
+	const struct hvd_config *c = dhcp_hvd->conf;
+	uint64_t size = (uint64_t)p->last - p->first + 1, n;
+
+	n = c->dhcp_offer_max;
+	if (c->dhcp_offer_max_pct) {
+		n = size * c->dhcp_offer_max / 100;
+		if (n == 0 && c->dhcp_offer_max > 0)
+			n = 1;
+	}
+	dhcp_limit.held_max = (unsigned)n;
+	dhcp_limit.rate = c->dhcp_offer_rate;
+	return &dhcp_limit;
+}
+
+static void
+dhcp_flood_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dhcp_flood *f = arg;
+	const struct hvd_config *c = dhcp_hvd->conf;
+	struct timeval tv = { DHCP_FLOOD_REPORT_S, 0 };
+
+	(void)fd;
+	(void)what;
+	/* A quiet minute ends the flood: the next refusal starts a new one. */
+	if (f->rate + f->held == 0)
+		return;
+	log_warnx("dhcp: refused %llu offers to MACs hvd does not know in the "
+	    "last %d s: %llu over dhcp-offer-rate %u/s, %llu with "
+	    "dhcp-offer-max %u addresses held",
+	    (unsigned long long)(f->rate + f->held), DHCP_FLOOD_REPORT_S,
+	    (unsigned long long)f->rate, c->dhcp_offer_rate,
+	    (unsigned long long)f->held, dhcp_limit.held_max);
+	f->rate = f->held = 0;
+	evtimer_add(f->ev, &tv);
+}
+
+/* Counts a refusal (-EAGAIN rate, -EBUSY held); one line per flood. */
+static void
+dhcp_refused(const char *mac, int r)
+{
+	struct dhcp_flood *f = &dhcp_flood;
+	struct timeval tv = { DHCP_FLOOD_REPORT_S, 0 };
+
+	if (r == -EAGAIN) {
+		dhcp_n_refused_rate++;
+		f->rate++;
+	} else {
+		dhcp_n_refused_held++;
+		f->held++;
+	}
+	if (f->ev == NULL || evtimer_pending(f->ev, NULL))
+		return;
+	if (r == -EAGAIN)
+		log_warnx("dhcp: %s: refusing offers to MACs hvd does not know: "
+		    "over dhcp-offer-rate %u/s; adopted hosts and bound leases "
+		    "are still served; counted each minute while it lasts", mac,
+		    dhcp_hvd->conf->dhcp_offer_rate);
+	else
+		log_warnx("dhcp: %s: refusing offers to MACs hvd does not know: "
+		    "dhcp-offer-max %u addresses held by unconfirmed offers; "
+		    "adopted hosts and bound leases are still served; counted "
+		    "each minute while it lasts", mac, dhcp_limit.held_max);
+	evtimer_add(f->ev, &tv);
+}
+
 /*
  * Full mode.  Returns 0 with an answer to send, 1 when the message was
- * handled and needs no reply (RELEASE, DECLINE), -ENOENT with *why when it
- * is ignored.
+ * handled and needs no reply (RELEASE, DECLINE, a refused stranger),
+ * -ENOENT with *why when it is ignored.
  */
 static int
 dhcp_full(const struct dhcp_site *s, const struct dhcp_msg *m,
@@ -234,7 +316,12 @@ dhcp_full(const struct dhcp_site *s, const struct dhcp_msg *m,
 	switch (m->type) {
 	case DHCP_DISCOVER:
 		if ((r = db_lease_offer(db, mac, &pool, want,
-		    now + DHCP_OFFER_HOLD_S, now, &ip)) < 0) {
+		    dhcp_limits(&pool), now + DHCP_OFFER_HOLD_S, now,
+		    &ip)) < 0) {
+			if (r == -EAGAIN || r == -EBUSY) {
+				dhcp_refused(mac, r);
+				return 1;
+			}
 			if (r == -ENOSPC && dhcp_warn_due())
 				log_warnx("dhcp: %s: no free address in dhcp-range",
 				    mac);
@@ -256,8 +343,12 @@ dhcp_full(const struct dhcp_site *s, const struct dhcp_msg *m,
 		}
 		dhcp_hostname(m, host, sizeof(host));
 		dhcp_client_id(m, cid, sizeof(cid));
-		r = db_lease_request(db, mac, &pool, want, host, cid,
-		    now + (int64_t)s->lease_s, now);
+		r = db_lease_request(db, mac, &pool, want, dhcp_limits(&pool),
+		    host, cid, now + (int64_t)s->lease_s, now);
+		if (r == -EAGAIN) {
+			dhcp_refused(mac, r);
+			return 1;
+		}
 		if (r == -EADDRNOTAVAIL) {
 			a->type = DHCP_NAK;
 			a->server_id = s->addr;
@@ -496,6 +587,15 @@ dhcp_init(struct hvd *hvd)
 		r = -EINVAL;
 		goto fail;
 	}
+	if (c->dhcp_mode == DHCP_FULL) {
+		db_lease_limit_init(&dhcp_limit);
+		memset(&dhcp_flood, 0, sizeof(dhcp_flood));
+		if ((dhcp_flood.ev = evtimer_new(hvd->base, dhcp_flood_cb,
+		    &dhcp_flood)) == NULL) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
 	if ((r = dhcp_listen(hvd, &dhcp_socks[0], DHCP_SERVER_PORT)) < 0 ||
 	    (c->dhcp_mode == DHCP_PROXY &&
 	    (r = dhcp_listen(hvd, &dhcp_socks[1], DHCP_PROXY_PORT)) < 0))
@@ -521,6 +621,9 @@ dhcp_shutdown(void)
 		dhcp_socks[i].ev = NULL;
 		dhcp_socks[i].fd = -1;
 	}
+	if (dhcp_flood.ev)
+		event_free(dhcp_flood.ev);
+	dhcp_flood.ev = NULL;
 	dhcp_hvd = NULL;
 }
 
@@ -548,4 +651,13 @@ dhcp_metrics(FILE *f)
 		    "# TYPE hvd_dhcp_%s_total counter\nhvd_dhcp_%s_total %llu\n",
 		    m[i].name, m[i].help, m[i].name, m[i].name,
 		    (unsigned long long)*m[i].v);
+	fprintf(f, "# HELP hvd_dhcp_offers_refused_total DISCOVERs (and "
+	    "INIT-REBOOT REQUESTs) from MACs hvd does not know left "
+	    "unanswered: over dhcp-offer-rate (rate), or with dhcp-offer-max "
+	    "addresses held by unconfirmed offers (held).\n"
+	    "# TYPE hvd_dhcp_offers_refused_total counter\n"
+	    "hvd_dhcp_offers_refused_total{reason=\"rate\"} %llu\n"
+	    "hvd_dhcp_offers_refused_total{reason=\"held\"} %llu\n",
+	    (unsigned long long)dhcp_n_refused_rate,
+	    (unsigned long long)dhcp_n_refused_held);
 }

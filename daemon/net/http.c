@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -33,9 +34,21 @@
 #include "sockaddr.h"
 
 #define HTTP_CONN_MAX		1024
-#define HTTP_CONN_TIMEOUT_S	60
+#define HTTP_CONN_TIMEOUT_S	60	/* the unix socket's idle timeout */
+#define HTTP_CONN_MEMORY	(128 * 1024)	/* per connection */
 
 enum http_kind { HTTP_UNIX, HTTP_TCP, HTTP_BOOT };
+
+/* A TCP client connection, from accept to close (per-client limits). */
+struct http_client {
+	TAILQ_ENTRY(http_client) entry;
+	struct MHD_Connection *conn;
+	char addr[SA_STRLEN];
+	int64_t since;			/* mono s: accepted, or last request done */
+	bool in_request;		/* its headers are complete */
+	bool cut;			/* shut down for a header deadline */
+};
+TAILQ_HEAD(http_clients, http_client);
 
 struct http_listener {
 	struct hvd *hvd;
@@ -43,9 +56,16 @@ struct http_listener {
 	struct MHD_Daemon *mhd;		/* owns the listen fd once started */
 	struct event *ev_io;
 	struct event *ev_timer;
+	struct event *ev_sweep;		/* TCP: header deadlines, every second */
+	struct http_clients clients;	/* TCP only */
+	unsigned nclients;
 	char path[HVD_SOCKET_PATH_MAX + 1];	/* unix: unlinked at shutdown */
 	uint16_t port;				/* tcp: the bound port */
 };
+
+/* Refusals at the edge, for /metrics. */
+static uint64_t http_refused_per_ip, http_refused_reserve, http_header_cuts;
+static uint64_t http_refused_edge[3];	/* 400, 414, 431 */
 
 /* One per request; freed by http_completed(). */
 struct http_pending {
@@ -59,6 +79,10 @@ struct http_pending {
 	/* An upload streamed to a file (image store), not kept in memory. */
 	struct http_upload *up;
 	bool discard;		/* an upload refused by role: body dropped */
+	struct http_target edge;	/* what the request line looked like */
+	bool started;		/* the first access call happened */
+	unsigned refuse;	/* refused at the edge with this status */
+	char refuse_why[96];
 	/* A deferred reply: the connection is suspended until finished. */
 	struct http_listener *l;
 	struct MHD_Connection *conn;
@@ -83,6 +107,9 @@ http_listener_free(struct http_listener *l)
 		event_free(l->ev_io);
 	if (l->ev_timer)
 		event_free(l->ev_timer);
+	if (l->ev_sweep)
+		event_free(l->ev_sweep);
+	/* Stopping the daemon closes every connection: the clients go then. */
 	if (l->mhd)
 		MHD_stop_daemon(l->mhd);
 	if (l->kind == HTTP_UNIX && l->path[0] != '\0')
@@ -233,11 +260,20 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct http_pending *p = *con_cls;
 
+	const union MHD_ConnectionInfo *ci;
+	struct http_client *cl;
+
 	(void)cls;
-	(void)conn;
 	(void)toe;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci && (cl = ci->socket_context) != NULL) {
+		/* Keep-alive: the next request's headers get a deadline too. */
+		cl->in_request = false;
+		cl->since = hvd_now_mono();
+	}
 	if (p == NULL)
 		return;
+	http_target_done(&p->edge);
 	http_upload_free(p->up);
 	free(p->body);
 	json_decref(p->reply.json);
@@ -435,6 +471,143 @@ http_reply_dispose(struct http_reply *rep)
 		close(rep->file_fd);
 }
 
+static void
+http_count_edge(unsigned status)
+{
+	http_refused_edge[status == MHD_HTTP_URI_TOO_LONG ? 1 :
+	    status == MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE ? 2 : 0]++;
+}
+
+/* libmicrohttpd's URI log callback: the raw request target, before the
+ * query is split.  Its return value becomes the request's state. */
+static void *
+http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct http_pending *p;
+
+	(void)cls;
+	(void)conn;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	/* The target lies in libmicrohttpd's own read buffer, writable. */
+	http_target_scan(&p->edge, (char *)(uintptr_t)uri);
+	return p;
+}
+
+static size_t
+http_clients_from(const struct http_listener *l, const char *addr)
+{
+	const struct http_client *c;
+	size_t n = 0;
+
+	TAILQ_FOREACH(c, &l->clients, entry)
+		if (strcmp(c->addr, addr) == 0)
+			n++;
+	return n;
+}
+
+/*
+ * Who may connect to a TCP listener: no source address holds more than
+ * http-conn-per-ip connections, and the last http-conn-reserve slots go
+ * only to addresses that hold none yet (a booting host, an operator), so
+ * strangers holding connections cannot lock everyone out.
+ */
+static enum MHD_Result
+http_accept_policy(void *cls, const struct sockaddr *sa, socklen_t salen)
+{
+	struct http_listener *l = cls;
+	const struct hvd_config *c = l->hvd->conf;
+	char addr[SA_STRLEN];
+	size_t mine;
+
+	(void)salen;
+	sa_addr_str(sa, addr, sizeof(addr));
+	mine = http_clients_from(l, addr);
+	if (mine >= c->http_conn_per_ip) {
+		http_refused_per_ip++;
+		return MHD_NO;
+	}
+	if (mine > 0 && l->nclients >= c->http_conn_max - c->http_conn_reserve) {
+		http_refused_reserve++;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+static void
+http_notify_connection(void *cls, struct MHD_Connection *conn,
+    void **socket_context, enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_listener *l = cls;
+	struct http_client *c = *socket_context;
+	const union MHD_ConnectionInfo *ci;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return;
+		c->conn = conn;
+		c->since = hvd_now_mono();
+		ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		sa_addr_str(ci ? ci->client_addr : NULL, c->addr, sizeof(c->addr));
+		TAILQ_INSERT_TAIL(&l->clients, c, entry);
+		l->nclients++;
+		*socket_context = c;
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && c) {
+		TAILQ_REMOVE(&l->clients, c, entry);
+		l->nclients--;
+		free(c);
+		*socket_context = NULL;
+	}
+}
+
+/* Every second: a connection whose request headers are not complete
+ * within http-header-timeout (a slow or idle client) is shut down; the
+ * loop then sees it close. */
+static void
+http_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_listener *l = arg;
+	int64_t now = hvd_now_mono();
+	const union MHD_ConnectionInfo *ci;
+	struct http_client *c;
+
+	(void)fd;
+	(void)what;
+	TAILQ_FOREACH(c, &l->clients, entry) {
+		if (c->in_request || c->cut ||
+		    now - c->since < (int64_t)l->hvd->conf->http_header_timeout_s)
+			continue;
+		ci = MHD_get_connection_info(c->conn,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci && shutdown(ci->connect_fd, SHUT_RDWR) == 0) {
+			c->cut = true;
+			http_header_cuts++;
+		}
+	}
+	http_run(l);
+}
+
+void
+http_metrics(FILE *f)
+{
+	fprintf(f, "# HELP hvd_http_refused_total TCP connections and requests "
+	    "refused at the edge, by reason.\n"
+	    "# TYPE hvd_http_refused_total counter\n"
+	    "hvd_http_refused_total{reason=\"per_ip\"} %llu\n"
+	    "hvd_http_refused_total{reason=\"reserve\"} %llu\n"
+	    "hvd_http_refused_total{reason=\"header_timeout\"} %llu\n"
+	    "hvd_http_refused_total{reason=\"bad_request\"} %llu\n"
+	    "hvd_http_refused_total{reason=\"uri_too_long\"} %llu\n"
+	    "hvd_http_refused_total{reason=\"headers_too_large\"} %llu\n",
+	    (unsigned long long)http_refused_per_ip,
+	    (unsigned long long)http_refused_reserve,
+	    (unsigned long long)http_header_cuts,
+	    (unsigned long long)http_refused_edge[0],
+	    (unsigned long long)http_refused_edge[1],
+	    (unsigned long long)http_refused_edge[2]);
+}
+
 static enum MHD_Result
 http_access(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -448,11 +621,26 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 	uint64_t clen;
 	enum MHD_Result ret;
 
-	(void)version;
 	if (p == NULL) {
+		/* Only without the URI log callback (which allocates it). */
 		if ((p = calloc(1, sizeof(*p))) == NULL)
 			return MHD_NO;
 		*con_cls = p;
+	}
+	if (!p->started) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		struct http_client *client = ci ? ci->socket_context : NULL;
+
+		p->started = true;
+		http_target_done(&p->edge);
+		if (client)
+			client->in_request = true;
+		if ((p->refuse = http_edge_check(conn, version, &p->edge,
+		    p->refuse_why, sizeof(p->refuse_why))) != 0) {
+			http_count_edge(p->refuse);
+			goto reply;
+		}
 		if (l->kind == HTTP_UNIX)
 			http_auth_unix(l, conn, p);
 		else if (l->kind == HTTP_TCP)
@@ -526,7 +714,10 @@ reply:
 		memset(&p->reply, 0, sizeof(p->reply));
 		return ret;
 	}
-	if (p->too_large) {
+	if (p->refuse) {
+		rep.route = "refused";
+		http_error(&rep, p->refuse, "%s", p->refuse_why);
+	} else if (p->too_large) {
 		http_error(&rep, MHD_HTTP_CONTENT_TOO_LARGE,
 		    "request body larger than %zu bytes", l->hvd->conf->api_body_max);
 	} else if (p->up && (p->up->too_large || p->up->failed)) {
@@ -695,6 +886,7 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 	const struct hvd_config *c = hvd->conf;
 	const union MHD_DaemonInfo *di;
 	struct http_listener *l;
+	bool tcp;
 	int fd, r;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
@@ -724,12 +916,22 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 			goto fail;
 		}
 	}
+	TAILQ_INIT(&l->clients);
+	tcp = kind != HTTP_UNIX;
 	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO |
-	    MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, http_access, l,
+	    MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0,
+	    tcp ? http_accept_policy : NULL, l, http_access, l,
 	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, fd,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_MAX,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+	    MHD_OPTION_CONNECTION_LIMIT, tcp ? c->http_conn_max :
+	    (unsigned)HTTP_CONN_MAX,
+	    MHD_OPTION_CONNECTION_TIMEOUT, tcp ? c->http_idle_timeout_s :
+	    (unsigned)HTTP_CONN_TIMEOUT_S,
+	    /* Room for a request the edge refuses with its own JSON error. */
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+	    MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, NULL,
+	    MHD_OPTION_UNESCAPE_CALLBACK, http_target_unescape, NULL,
+	    MHD_OPTION_NOTIFY_CONNECTION, tcp ? http_notify_connection : NULL, l,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
 	    /* main() ignores SIGPIPE; saying so lets libmicrohttpd send file
 	     * replies with sendfile() instead of pread() + send() per chunk. */
@@ -749,6 +951,16 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 	l->ev_io = event_new(hvd->base, di->epoll_fd, EV_READ | EV_PERSIST,
 	    http_io_cb, l);
 	l->ev_timer = evtimer_new(hvd->base, http_io_cb, l);
+	if (tcp) {
+		struct timeval sec = { 1, 0 };
+
+		if ((l->ev_sweep = event_new(hvd->base, -1, EV_PERSIST,
+		    http_sweep_cb, l)) == NULL ||
+		    event_add(l->ev_sweep, &sec) == -1) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
 	if (l->ev_io == NULL || l->ev_timer == NULL ||
 	    event_add(l->ev_io, NULL) == -1) {
 		r = -ENOMEM;

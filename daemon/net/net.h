@@ -60,6 +60,11 @@ void http_upload_keep(const struct http_request *req);
 void http_finish(struct http_deferred *d, struct http_reply *rep);
 void http_error(struct http_reply *reply, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* http_edge.c: what a request must be before any handler sees it. */
+/* 0, or the status to refuse the request with (why says it). */
+unsigned http_edge_check(struct MHD_Connection *conn, const char *version,
+    const struct http_target *e, char *why, size_t len);
+
 /* The handlers a finished request goes to; main.c fills them in. */
 struct http_routes {
 	void (*api)(struct hvd *hvd, const struct http_request *req,
@@ -76,18 +81,23 @@ int http_init(struct hvd *hvd, const struct http_routes *routes);
 void http_shutdown(void);
 uint16_t http_tcp_port(void);
 uint16_t http_boot_port(void);
+void http_metrics(FILE *f);
 
 /* agents.c: the agent-link listener and sessions. */
 struct agent_conn;
 struct fleet_host;		/* the fleet's, opaque here */
 /*
  * What a session means, from the layer above; main.c hands it to
- * agents_init().  A function that refuses writes why (it names the
- * reason in the agent.rejected event) and the connection is closed.
+ * agents_init().  A function that refuses writes why and the connection
+ * is closed: from hello on, why is the detail of the agent.rejected event
+ * naming the host; before, it goes to the per-source refusal log line
+ * (no event: the peer proved nothing).
  */
 struct agent_ops {
 	/* Handshake message 1 proved the peer holds pubkey: its host into
-	 * *h, unless the key is unknown or timestamp replays.  0 or -1. */
+	 * *h, unless the key is unknown or timestamp replays.  0 or -1; on
+	 * -1, *h is zeroed for an unknown key and holds the host otherwise
+	 * (a replay), which is how the refusal is counted. */
 	int (*authorize)(struct hvd *hvd, const uint8_t pubkey[32],
 	    uint64_t timestamp, struct host_row *h, char *why, size_t whylen);
 	/* A well-formed hello on ac from peer: the fleet's handle of the
@@ -118,6 +128,9 @@ int agents_request(struct agent_conn *ac, const char *method, json_t *params,
 uint16_t agents_port(void);
 /* How often accepting paused because hvd was out of descriptors. */
 uint64_t agents_accept_pauses(void);
+/* hvd_agent_refused_total{reason}, hvd_agent_rejected_total, the
+ * backpressure counters and hvd_events_pruned_total. */
+void agents_metrics(FILE *f);
 
 /* topology.c: this node's interfaces, addresses and routes via libnl. */
 int topology_init(struct hvd *hvd);

@@ -10,10 +10,16 @@
  * address, not the subnet's network or broadcast address, not any host's
  * underlay_ip, and not held by another MAC's unexpired row.
  *
+ * MACs hvd does not know (strangers, see struct lease_limit) get new
+ * offers only within the caller's bounds: a rate and a count of addresses
+ * held by unconfirmed offers.  A refusal is decided from two point reads
+ * and memory, and writes nothing, so a flood costs no commits; nor does a
+ * retransmitted DISCOVER while half its offer's hold remains.
+ *
  * Invariants: an underlay_ip is never leased to another MAC; two MACs never
  * hold the same address (ip is UNIQUE, and a taken-over row is deleted in
- * the same transaction).  Work per call is bounded by the rows in the
- * tables, never by anything a client sent.
+ * the same transaction); an adopted host is never limited.  Work per call
+ * is bounded by the rows in the tables, never by anything a client sent.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,7 +27,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "db_internal.h"
+
+_Static_assert(sizeof(((struct lease_limit *)0)->seen_key) ==
+    crypto_shorthash_siphashx24_KEYBYTES, "lease: seen_key size");
+_Static_assert((LEASE_SEEN_BITS & (LEASE_SEEN_BITS - 1)) == 0,
+    "lease: LEASE_SEEN_BITS is not a power of 2");
 
 /* "10.0.0.5" or "10.0.0.5/24" (an underlay may carry its prefix). */
 static bool
@@ -57,10 +70,12 @@ lease_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The addresses in dhcp-range that others hold, sorted. */
+/* The addresses in dhcp-range that others hold, sorted; and how many
+ * rows are strangers' unconfirmed offers. */
 struct lease_used {
 	uint32_t *ip;
 	size_t n, cap;
+	size_t held;
 };
 
 static int
@@ -83,8 +98,11 @@ lease_used_load(struct db *db, const char *mac, const struct lease_pool *p,
     int64_t now, struct lease_used *u)
 {
 	sqlite3_stmt *st = db_stmt(db, DB_S_LEASE_USED,
-	    "SELECT ip FROM dhcp_leases WHERE mac != ?1 AND expires_at > ?2 "
-	    "UNION ALL SELECT underlay_ip FROM hosts "
+	    "SELECT l.ip, l.state = 'offered' AND NOT EXISTS (SELECT 1 FROM "
+	    "hosts h WHERE h.boot_mac = l.mac AND "
+	    "coalesce(h.underlay_ip, '') != '' AND h.state != 'retired') "
+	    "FROM dhcp_leases l WHERE l.mac != ?1 AND l.expires_at > ?2 "
+	    "UNION ALL SELECT underlay_ip, 0 FROM hosts "
 	    "WHERE coalesce(underlay_ip, '') != ''");
 	uint32_t ip;
 	int rc, r = 0;
@@ -96,6 +114,8 @@ lease_used_load(struct db *db, const char *mac, const struct lease_pool *p,
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *s = (const char *)sqlite3_column_text(st, 0);
 
+		if (sqlite3_column_int(st, 1))
+			u->held++;
 		if (s && lease_parse_ip(s, &ip) && ip >= p->first &&
 		    ip <= p->last && (r = lease_used_add(u, ip)) < 0)
 			break;
@@ -145,6 +165,115 @@ lease_lowest(const struct lease_pool *p, const struct lease_used *u,
 			return -ENOSPC;
 		cand++;
 	}
+}
+
+void
+db_lease_limit_init(struct lease_limit *l)
+{
+	memset(l, 0, sizeof(*l));
+	randombytes_buf(l->seen_key, sizeof(l->seen_key));
+}
+
+/* A new second refills the bucket; a clock step back only restarts it. */
+static void
+lease_refill(struct lease_limit *l, int64_t now)
+{
+	if (now > l->filled_at)
+		l->tokens = l->rate;
+	l->filled_at = now;
+	if (l->tokens > l->rate)
+		l->tokens = l->rate;
+}
+
+/* Four bits of a period's filter per MAC, keyed so that nobody can aim
+ * MACs at the bits another client sets. */
+static void
+lease_seen_bits(const struct lease_limit *l, const char *mac, uint32_t bit[4])
+{
+	uint8_t h[crypto_shorthash_siphashx24_BYTES];
+
+	crypto_shorthash_siphashx24(h, (const unsigned char *)mac, strlen(mac),
+	    l->seen_key);
+	for (size_t i = 0; i < 4; i++)
+		bit[i] = ((uint32_t)h[4 * i] | (uint32_t)h[4 * i + 1] << 8 |
+		    (uint32_t)h[4 * i + 2] << 16 | (uint32_t)h[4 * i + 3] << 24) &
+		    (LEASE_SEEN_BITS - 1);
+}
+
+/* Every LEASE_SEEN_S the older period is forgotten. */
+static void
+lease_seen_age(struct lease_limit *l, int64_t now)
+{
+	bool both;
+
+	if (now >= l->seen_since && now - l->seen_since < LEASE_SEEN_S)
+		return;
+	both = now < l->seen_since || now - l->seen_since >= 2 * LEASE_SEEN_S;
+	l->seen_cur ^= 1;
+	memset(l->seen[l->seen_cur], 0, sizeof(l->seen[0]));
+	if (both)
+		memset(l->seen[l->seen_cur ^ 1], 0, sizeof(l->seen[0]));
+	l->seen_since = now;
+}
+
+static bool
+lease_seen(const struct lease_limit *l, const char *mac)
+{
+	uint32_t bit[4];
+
+	lease_seen_bits(l, mac, bit);
+	for (unsigned g = 0; g < 2; g++) {
+		size_t i = 0;
+
+		while (i < 4 && (l->seen[g][bit[i] / 8] & (1u << (bit[i] % 8))))
+			i++;
+		if (i == 4)
+			return true;
+	}
+	return false;
+}
+
+static void
+lease_seen_add(struct lease_limit *l, const char *mac)
+{
+	uint32_t bit[4];
+
+	lease_seen_bits(l, mac, bit);
+	for (size_t i = 0; i < 4; i++)
+		l->seen[l->seen_cur][bit[i] / 8] |= (uint8_t)(1u << (bit[i] % 8));
+}
+
+/*
+ * A stranger's token.  A first sight leaves half the bucket to strangers
+ * that ask again (*repeat), so a flood of one-shot MACs cannot take the
+ * turn of a real client retransmitting.  -EAGAIN: none; mac is noted.
+ */
+static int
+lease_admit(struct lease_limit *l, const char *mac, int64_t now, bool *repeat)
+{
+	lease_refill(l, now);
+	lease_seen_age(l, now);
+	*repeat = lease_seen(l, mac);
+	if (l->tokens <= (*repeat ? 0 : l->rate / 2)) {
+		lease_seen_add(l, mac);
+		return -EAGAIN;
+	}
+	l->tokens--;
+	return 0;
+}
+
+/* Whether mac's own row lets it through unlimited: hvd acknowledged it,
+ * or (offer) an offer to it still runs, or (request) hvd has seen it. */
+static bool
+lease_own_admits(const struct lease_row *own, bool have_own, bool request,
+    int64_t now)
+{
+	if (!have_own)
+		return false;
+	if (request || strcmp(own->state, "bound") == 0 ||
+	    strcmp(own->state, "released") == 0)
+		return true;
+	return strcmp(own->state, "offered") == 0 && own->expires_at > now;
 }
 
 int
@@ -207,16 +336,18 @@ lease_host_ip(struct db *db, const char *mac, uint32_t *ip, char *name,
 
 /*
  * Decides mac's address.  request: the client asks for want and gets it or
- * -EADDRNOTAVAIL; otherwise want is only a preference.
+ * -EADDRNOTAVAIL; otherwise want is only a preference.  lim (NULL: none)
+ * bounds what a stranger gets: -EAGAIN or -EBUSY.
  */
 static int
 lease_pick(struct db *db, const char *mac, const struct lease_pool *p,
-    uint32_t want, bool request, int64_t now, uint32_t *ip,
-    struct lease_row *own, bool *have_own)
+    uint32_t want, bool request, struct lease_limit *lim, int64_t now,
+    uint32_t *ip, struct lease_row *own, bool *have_own)
 {
 	struct lease_used used = { 0 };
 	uint32_t own_ip;
 	char host[API_NAME_MAX + 80];
+	bool limited, own_ok, repeat = false;
 	int r;
 
 	*have_own = false;
@@ -231,18 +362,36 @@ lease_pick(struct db *db, const char *mac, const struct lease_pool *p,
 		log_warnx("dhcp: host %s (%s): its underlay_ip is not on the "
 		    "boot subnet; leasing it an address from dhcp-range", host,
 		    mac);
+		lim = NULL;	/* adopted all the same */
 	} else if (r != -ENOENT) {
 		return r;
 	}
-	if ((r = lease_used_load(db, mac, p, now, &used)) < 0)
-		goto out;
 	if ((r = db_lease_get(db, mac, own)) == 0)
 		*have_own = true;
 	else if (r != -ENOENT)
+		return r;
+	/* The bucket before the scan: a flood is refused from memory. */
+	limited = lim && !lease_own_admits(own, *have_own, request, now);
+	if (limited && (r = lease_admit(lim, mac, now, &repeat)) < 0)
+		return r;
+	if ((r = lease_used_load(db, mac, p, now, &used)) < 0)
 		goto out;
+	own_ok = *have_own && lease_parse_ip(own->ip, &own_ip) &&
+	    lease_free(p, &used, own_ip);
+	/* A known row whose address is gone would take a new one. */
+	if (lim && !limited && !own_ok) {
+		limited = true;
+		if ((r = lease_admit(lim, mac, now, &repeat)) < 0)
+			goto out;
+	}
+	if (limited && !request && used.held >= (repeat ? lim->held_max :
+	    lim->held_max - lim->held_max / 2)) {
+		lease_seen_add(lim, mac);
+		r = -EBUSY;
+		goto out;
+	}
 	r = 0;
-	if (*have_own && lease_parse_ip(own->ip, &own_ip) &&
-	    lease_free(p, &used, own_ip)) {
+	if (own_ok) {
 		*ip = own_ip;
 		if (request && want != own_ip)
 			r = -EADDRNOTAVAIL;
@@ -304,7 +453,8 @@ lease_write(struct db *db, const char *mac, uint32_t ip, const char *state,
 
 int
 db_lease_offer(struct db *db, const char *mac, const struct lease_pool *p,
-    uint32_t want, int64_t hold_until, int64_t now, uint32_t *ip)
+    uint32_t want, struct lease_limit *lim, int64_t hold_until, int64_t now,
+    uint32_t *ip)
 {
 	struct lease_row own;
 	bool have_own, same;
@@ -313,16 +463,18 @@ db_lease_offer(struct db *db, const char *mac, const struct lease_pool *p,
 
 	if ((r = db_tx_begin(db)) < 0)
 		return r;
-	if ((r = lease_pick(db, mac, p, want, false, now, ip, &own,
+	if ((r = lease_pick(db, mac, p, want, false, lim, now, ip, &own,
 	    &have_own)) < 0)
 		goto out;
 	same = have_own && lease_parse_ip(own.ip, &own_ip) && own_ip == *ip &&
 	    (strcmp(own.state, "bound") == 0 || strcmp(own.state, "offered") == 0);
-	/* A retransmitted DISCOVER, or a host whose lease still runs: the
-	 * row already says this, so nothing is written.  Roll back rather
-	 * than commit: committing even an empty BEGIN IMMEDIATE fires the
-	 * commit hook, bumping the generation and waking the subscriber. */
-	if (same && own.expires_at >= hold_until) {
+	/* A retransmitted DISCOVER while half its hold remains, or a host
+	 * whose lease still runs: the row already says this, so nothing is
+	 * written (a retransmitting client costs no commit each time).  Roll
+	 * back rather than commit: committing even an empty BEGIN IMMEDIATE
+	 * fires the commit hook, bumping the generation and waking the
+	 * subscriber. */
+	if (same && own.expires_at >= hold_until - (hold_until - now) / 2) {
 		db_rollback(db);
 		return 0;
 	}
@@ -334,8 +486,8 @@ out:
 
 int
 db_lease_request(struct db *db, const char *mac, const struct lease_pool *p,
-    uint32_t want, const char *hostname, const char *client_id,
-    int64_t expires_at, int64_t now)
+    uint32_t want, struct lease_limit *lim, const char *hostname,
+    const char *client_id, int64_t expires_at, int64_t now)
 {
 	char ipstr[INET_ADDRSTRLEN], detail[96];
 	struct lease_row own;
@@ -345,7 +497,7 @@ db_lease_request(struct db *db, const char *mac, const struct lease_pool *p,
 
 	if ((r = db_tx_begin(db)) < 0)
 		return r;
-	if ((r = lease_pick(db, mac, p, want, true, now, &ip, &own,
+	if ((r = lease_pick(db, mac, p, want, true, lim, now, &ip, &own,
 	    &have_own)) < 0)
 		goto out;
 	lease_fmt_ip(ip, ipstr);

@@ -27,6 +27,15 @@ struct event_row {
 };
 int db_event_list(struct db *db, const char *subject, unsigned limit,
     struct event_row **out, size_t *n);
+/*
+ * Retention: deletes at most batch of the oldest events the policy no
+ * longer keeps (time before now - max_age_s, or beyond the newest max_rows),
+ * never the newest event.  The count deleted (0: nothing due, and nothing
+ * written), or -errno.  Callers repeat it from the loop while it returns
+ * batch, so no call holds the database for long.
+ */
+int db_event_prune(struct db *db, int64_t now, int64_t max_age_s,
+    uint64_t max_rows, unsigned batch);
 
 /* db_network.c */
 struct network {
@@ -222,14 +231,50 @@ struct lease_row {
 	int64_t expires_at, updated_at;
 	char hostname[64], client_id[80];
 };
+/*
+ * What MACs hvd does not know may take (dhcp-offer-max, dhcp-offer-rate).
+ * hvd knows an adopted host's boot MAC, and a MAC whose lease it
+ * acknowledged (its row is bound or released, and nobody has taken the
+ * address since); those are never limited.  Any other MAC, a stranger,
+ * gets a new offer only with a token from a bucket of rate per second
+ * (also its size) and while fewer than held_max addresses are held by
+ * strangers' unconfirmed offers.  A stranger seen for the first time may
+ * use only half of either; one refused in the last LEASE_SEEN_S to 2 *
+ * LEASE_SEEN_S seconds that asks again, as a real client retransmitting
+ * does and a flood of random MACs does not, may use all of it.
+ *
+ * The caller owns one (about 1 MiB: keep it static), prepares it with
+ * db_lease_limit_init(), sets held_max and rate whenever it likes, and
+ * passes the same now as to the rows (unix seconds; a clock step only
+ * refills or empties the bucket early).
+ */
+#define LEASE_SEEN_S		16
+#define LEASE_SEEN_BITS		(1u << 22)	/* per period; a power of 2 */
+struct lease_limit {
+	unsigned held_max;		/* 0: strangers get no offer */
+	unsigned rate;			/* offers per second to strangers */
+	/* Kept by db_lease.c. */
+	unsigned tokens;
+	int64_t filled_at;
+	int64_t seen_since;		/* when seen[seen_cur] began */
+	unsigned seen_cur;
+	uint8_t seen_key[16];
+	uint8_t seen[2][LEASE_SEEN_BITS / 8];	/* refused strangers (Bloom) */
+};
+void db_lease_limit_init(struct lease_limit *l);
 /* The address for mac: its host's underlay_ip, else its lease, else want
- * if free, else the lowest free; held until hold_until.  -ENOSPC: none. */
+ * if free, else the lowest free; held until hold_until.  -ENOSPC: none.
+ * With lim (NULL: no limits), a stranger may also get -EAGAIN (over the
+ * rate) or -EBUSY (held_max reached); nothing is written then. */
 int db_lease_offer(struct db *db, const char *mac, const struct lease_pool *p,
-    uint32_t want, int64_t hold_until, int64_t now, uint32_t *ip);
-/* Binds want to mac until expires_at; -EADDRNOTAVAIL: NAK it. */
+    uint32_t want, struct lease_limit *lim, int64_t hold_until, int64_t now,
+    uint32_t *ip);
+/* Binds want to mac until expires_at; -EADDRNOTAVAIL: NAK it.  With lim,
+ * a stranger without any row (INIT-REBOOT) needs a token: -EAGAIN. */
 int db_lease_request(struct db *db, const char *mac,
-    const struct lease_pool *p, uint32_t want, const char *hostname,
-    const char *client_id, int64_t expires_at, int64_t now);
+    const struct lease_pool *p, uint32_t want, struct lease_limit *lim,
+    const char *hostname, const char *client_id, int64_t expires_at,
+    int64_t now);
 int db_lease_release(struct db *db, const char *mac, uint32_t ip, int64_t now);
 /* The client found ip in use: it is withheld from everyone until hold_until. */
 int db_lease_decline(struct db *db, const char *mac, uint32_t ip,

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "wire.h"
+#include "hostport.h"
 #include "numparse.h"
 
 #define CONFIG_MAX_ARGS		8
@@ -32,7 +33,7 @@ struct config_ctx {
 	unsigned line;
 	char *err;
 	size_t errlen;
-	unsigned seen[40];	/* line each keyword was first set on */
+	unsigned seen[64];	/* line each keyword was first set on */
 };
 
 struct config_keyword {
@@ -120,47 +121,16 @@ set_api_socket_peer_role(struct config_ctx *ctx, char **argv)
 	return 0;
 }
 
-/* ADDR:PORT with a numeric IPv4 address, or [IPv6]:PORT. */
+/* ADDR:PORT with a numeric IPv4 address, or [IPv6]:PORT; port 0 allowed. */
 static int
 config_hostport(struct config_ctx *ctx, const char *key, const char *arg,
     char *host, size_t hostlen, uint16_t *port_out)
 {
-	unsigned char sa[sizeof(struct in6_addr)];
-	const char *port;
-	uint32_t p;
-	size_t hlen;
-	int af = AF_INET;
+	char why[CONFIG_LINE_MAX];
 
-	if (arg[0] == '[') {
-		const char *close = strchr(arg, ']');
-
-		if (close == NULL || close[1] != ':')
-			return config_error(ctx, "%s: '%s' is not [IPV6]:PORT",
-			    key, arg);
-		hlen = (size_t)(close - arg - 1);
-		port = close + 2;
-		af = AF_INET6;
-		arg++;
-	} else {
-		const char *colon = strrchr(arg, ':');
-
-		if (colon == NULL)
-			return config_error(ctx, "%s: '%s' has no :PORT", key, arg);
-		hlen = (size_t)(colon - arg);
-		port = colon + 1;
-	}
-	if (hlen >= hostlen)
-		return config_error(ctx, "%s: address too long", key);
-	memcpy(host, arg, hlen);
-	host[hlen] = '\0';
-	if (inet_pton(af, host, sa) != 1)
-		return config_error(ctx, "%s: '%s' is not a numeric %s "
-		    "address (names are not resolved)", key, host,
-		    af == AF_INET ? "IPv4" : "IPv6");
-	if (parse_u32(port, 0, 65535, &p) < 0)
-		return config_error(ctx, "%s: port '%s' is not in 0..65535", key,
-		    port);
-	*port_out = (uint16_t)p;
+	if (hostport_parse(arg, true, host, hostlen, port_out, why,
+	    sizeof(why)) < 0)
+		return config_error(ctx, "%s: %s", key, why);
 	return 0;
 }
 
@@ -244,6 +214,25 @@ set_telemetry_retention(struct config_ctx *ctx, char **argv)
 {
 	return config_seconds(ctx, "telemetry-retention", argv[0], 60,
 	    30 * 86400, &ctx->conf->telemetry_retention_s);
+}
+
+static int
+set_events_max_age(struct config_ctx *ctx, char **argv)
+{
+	return config_seconds(ctx, "events-max-age", argv[0], 3600,
+	    3650ull * 86400, &ctx->conf->events_max_age_s);
+}
+
+static int
+set_events_max_rows(struct config_ctx *ctx, char **argv)
+{
+	uint64_t v;
+
+	if (parse_u64(argv[0], 100, 100000000, &v) < 0)
+		return config_error(ctx, "events-max-rows: '%s' is not an "
+		    "integer in 100..100000000", argv[0]);
+	ctx->conf->events_max_rows = (unsigned)v;
+	return 0;
 }
 
 static int
@@ -375,6 +364,41 @@ set_tftp_retries(struct config_ctx *ctx, char **argv)
 }
 
 static int
+set_http_conn_max(struct config_ctx *ctx, char **argv)
+{
+	return config_uint(ctx, "http-conn-max", argv[0], 16, 60000,
+	    &ctx->conf->http_conn_max);
+}
+
+static int
+set_http_conn_per_ip(struct config_ctx *ctx, char **argv)
+{
+	return config_uint(ctx, "http-conn-per-ip", argv[0], 1, 60000,
+	    &ctx->conf->http_conn_per_ip);
+}
+
+static int
+set_http_conn_reserve(struct config_ctx *ctx, char **argv)
+{
+	return config_uint(ctx, "http-conn-reserve", argv[0], 0, 60000,
+	    &ctx->conf->http_conn_reserve);
+}
+
+static int
+set_http_header_timeout(struct config_ctx *ctx, char **argv)
+{
+	return config_uint(ctx, "http-header-timeout", argv[0], 1, 3600,
+	    &ctx->conf->http_header_timeout_s);
+}
+
+static int
+set_http_idle_timeout(struct config_ctx *ctx, char **argv)
+{
+	return config_uint(ctx, "http-idle-timeout", argv[0], 1, 3600,
+	    &ctx->conf->http_idle_timeout_s);
+}
+
+static int
 set_dhcp_mode(struct config_ctx *ctx, char **argv)
 {
 	static const char *const modes[] = { "off", "proxy", "full" };
@@ -441,6 +465,38 @@ set_dhcp_lease_time(struct config_ctx *ctx, char **argv)
 {
 	return config_uint(ctx, "dhcp-lease-time", argv[0], 60, 7 * 86400,
 	    &ctx->conf->dhcp_lease_s);
+}
+
+/* N addresses, or P% of dhcp-range. */
+static int
+set_dhcp_offer_max(struct config_ctx *ctx, char **argv)
+{
+	char num[16];
+	size_t n = strlen(argv[0]);
+	bool pct = n > 0 && argv[0][n - 1] == '%';
+	uint64_t v;
+
+	if (pct)
+		n--;
+	if (n == 0 || n >= sizeof(num))
+		goto bad;
+	memcpy(num, argv[0], n);
+	num[n] = '\0';
+	if (parse_u64(num, 0, pct ? 100 : 65536, &v) < 0)
+		goto bad;
+	ctx->conf->dhcp_offer_max = (unsigned)v;
+	ctx->conf->dhcp_offer_max_pct = pct;
+	return 0;
+bad:
+	return config_error(ctx, "dhcp-offer-max: '%s' is not a number of "
+	    "addresses in 0..65536 or a percentage in 0%%..100%%", argv[0]);
+}
+
+static int
+set_dhcp_offer_rate(struct config_ctx *ctx, char **argv)
+{
+	return config_uint(ctx, "dhcp-offer-rate", argv[0], 1, 10000,
+	    &ctx->conf->dhcp_offer_rate);
 }
 
 static int
@@ -512,6 +568,8 @@ static const struct config_keyword config_keywords[] = {
 	{ "agent-heartbeat-ms", 1, set_agent_heartbeat },
 	{ "telemetry-step", 1, set_telemetry_step },
 	{ "telemetry-retention", 1, set_telemetry_retention },
+	{ "events-max-age", 1, set_events_max_age },
+	{ "events-max-rows", 1, set_events_max_rows },
 	{ "boot-root", 1, set_boot_root },
 	{ "boot-server", 1, set_boot_server },
 	{ "boot-templates", 1, set_boot_templates },
@@ -528,9 +586,16 @@ static const struct config_keyword config_keywords[] = {
 	{ "dhcp-router", 1, set_dhcp_router },
 	{ "dhcp-dns", 1, set_dhcp_dns },
 	{ "dhcp-lease-time", 1, set_dhcp_lease_time },
+	{ "dhcp-offer-max", 1, set_dhcp_offer_max },
+	{ "dhcp-offer-rate", 1, set_dhcp_offer_rate },
 	{ "lab-auto-adopt", 1, set_lab_auto_adopt },
 	{ "mesh-anchor", 1, set_mesh_anchor },
 	{ "image-max-bytes", 1, set_image_max_bytes },
+	{ "http-conn-max", 1, set_http_conn_max },
+	{ "http-conn-per-ip", 1, set_http_conn_per_ip },
+	{ "http-conn-reserve", 1, set_http_conn_reserve },
+	{ "http-header-timeout", 1, set_http_header_timeout },
+	{ "http-idle-timeout", 1, set_http_idle_timeout },
 };
 
 struct hvd_config *
@@ -551,6 +616,8 @@ config_new(void)
 	c->image_max_bytes = 8ull << 30;
 	c->telemetry_step_s = 60;
 	c->telemetry_retention_s = 6 * 3600;
+	c->events_max_age_s = 90 * 86400;
+	c->events_max_rows = 100000;
 	snprintf(c->boot_root, sizeof(c->boot_root), "/var/lib/hypervisor/boot");
 	snprintf(c->boot_templates, sizeof(c->boot_templates),
 	    "/etc/hypervisor/ipxe");
@@ -562,6 +629,14 @@ config_new(void)
 	c->tftp_timeout_ms = 1000;
 	c->tftp_retries = 5;
 	c->dhcp_lease_s = 3600;
+	c->dhcp_offer_max = 50;
+	c->dhcp_offer_max_pct = true;
+	c->dhcp_offer_rate = 10;
+	c->http_conn_max = 1024;
+	c->http_conn_per_ip = 32;
+	c->http_conn_reserve = 64;
+	c->http_header_timeout_s = 10;
+	c->http_idle_timeout_s = 60;
 	return c;
 }
 
@@ -724,6 +799,12 @@ config_validate(const struct hvd_config *conf, const char *fname, char *err,
 		    fname);
 		return -EINVAL;
 	}
+	if (conf->http_conn_reserve >= conf->http_conn_max) {
+		snprintf(err, errlen, "%s: http-conn-reserve (%u) must be below "
+		    "http-conn-max (%u)", fname, conf->http_conn_reserve,
+		    conf->http_conn_max);
+		return -EINVAL;
+	}
 	if (conf->telemetry_retention_s < conf->telemetry_step_s) {
 		snprintf(err, errlen, "%s: telemetry-retention (%us) is shorter "
 		    "than telemetry-step (%us)", fname, conf->telemetry_retention_s,
@@ -813,6 +894,13 @@ config_restart_needed(const struct hvd_config *old, const struct hvd_config *new
 		return "agent-listen";
 	if (old->heartbeat_ms != new->heartbeat_ms)
 		return "agent-heartbeat-ms";
+	if (old->http_conn_max != new->http_conn_max ||
+	    old->http_conn_per_ip != new->http_conn_per_ip ||
+	    old->http_conn_reserve != new->http_conn_reserve ||
+	    old->http_header_timeout_s != new->http_header_timeout_s ||
+	    old->http_idle_timeout_s != new->http_idle_timeout_s)
+		return "http-conn-max, http-conn-per-ip, http-conn-reserve, "
+		    "http-header-timeout or http-idle-timeout";
 	if (old->telemetry_step_s != new->telemetry_step_s ||
 	    old->telemetry_retention_s != new->telemetry_retention_s)
 		return "telemetry-step or telemetry-retention";

@@ -265,4 +265,23 @@ enum tftp_win_event tftp_window_ack(struct tftp_window *w, uint16_t block,
 /* The timer fired: resend the span, wait (until the deadline), or give up. */
 enum tftp_win_timer tftp_window_expired(struct tftp_window *w, int64_t now);
 
+/* http_target.c: the request target as libmicrohttpd parses it. */
+#define HTTP_TARGET_MAX		8192	/* bytes of request target: 414 */
+#define HTTP_ARGS_MAX		64	/* query arguments: 414 */
+#define HTTP_HEADERS_MAX	64	/* header fields: 431 */
+#define HTTP_HEADER_BYTES_MAX	16384	/* their names and values: 431 */
+struct MHD_Connection;
+struct http_target {		/* filled while libmicrohttpd parses a request */
+	bool nul;		/* a NUL in the target, raw or %00 */
+	bool args_cut;		/* the query was too big to let it parse */
+	size_t target_len;
+	unsigned nargs;
+};
+/* From libmicrohttpd's URI log callback, with the raw request target. */
+void http_target_scan(struct http_target *e, char *target);
+/* e's request was parsed (or is gone): later unescapes are not its. */
+void http_target_done(const struct http_target *e);
+/* libmicrohttpd's unescape callback. */
+size_t http_target_unescape(void *cls, struct MHD_Connection *conn, char *s);
+
 #endif

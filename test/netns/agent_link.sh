@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The agent link across real namespaces: hvd in one, hosts in others.
 # A real hv-agent registers and reports; agent_probe tries every attack
-# PROTOCOL.md names, and each must close only its own connection, write an
-# event, and leave the real agent's session alone.  Then recovery: hvd
+# PROTOCOL.md names, and each must close only its own connection and leave
+# the real agent's session alone.  An attack by a peer that never
+# authenticated is counted under its reason in /metrics and named in the
+# per-source refusal log line (no event row: a flood must not grow the
+# inventory); one with the enrolled probe key after the handshake writes an
+# agent.rejected event naming the host.  Then recovery: hvd
 # restarts and the agent comes back within its backoff; a killed agent's
 # host goes down after 3 missed heartbeats.
 . "$(dirname "$0")/lib.sh"
@@ -60,17 +64,26 @@ read -r PRIV PUB < <("$AGENT_PROBE" keygen)
 probe() { ip netns exec "$h2ns" "$AGENT_PROBE" "$@" 10.77.2.1:8471 "$HK" "$PRIV"; }
 expect "a valid probe session works" "$(probe ok)" "pass valid session"
 count_rejected() { curl -s --unix-socket "$T/hvd.sock" 'http://localhost/api/v1/events?limit=1000' | { grep -o agent.rejected || true; } | wc -l; }
+refused() { curl -s --unix-socket "$T/hvd.sock" http://localhost/metrics |
+	awk -v k="hvd_agent_refused_total{reason=\"$1\"}" '$1 == k { v = $2 } END { print v + 0 }'; }
 events_before=$(count_rejected)
-for c in wrong-hvd-key unknown-key replay-msg1 replay-frame reorder tamper oversize garbage downgrade; do
+# Before the handshake authenticated anyone: each attack is counted, once,
+# under its own reason.
+for cr in wrong-hvd-key:handshake unknown-key:unknown_key replay-msg1:replay \
+	oversize:oversize garbage:garbage downgrade:version; do
+	c=${cr%%:*} r=${cr#*:}
+	n0=$(refused "$r")
+	expect "refused: $c" "$(probe "$c")" "pass *"
+	expect_eq "$c counted as hvd_agent_refused_total{reason=\"$r\"}" "$(( $(refused "$r") - n0 ))" 1
+done
+expect_eq "no agent.rejected event for a peer that never authenticated" "$(( $(count_rejected) - events_before ))" 0
+# With the enrolled probe key, after the handshake: one event each.
+for c in replay-frame reorder tamper; do
 	expect "refused: $c" "$(probe "$c")" "pass *"
 done
-events=$(curl -s --unix-socket "$T/hvd.sock" 'http://localhost/api/v1/events?limit=1000')
-expect "one agent.rejected event per attack" "$(( $(count_rejected) - events_before ))" 9
-for reason in "handshake failed (wrong hvd key" "unknown agent key" "replayed handshake message 1" \
-	"transport frame failed authentication" "frame length 0 or above 65535" "garbage before the handshake" \
-	"wire version 0.0 is not supported"; do
-	expect "event names: $reason" "$(echo "$events" | grep -cF "$reason" || true)" '[1-9]*'
-done
+expect_eq "one agent.rejected event per authenticated attack" "$(( $(count_rejected) - events_before ))" 3
+expect_eq "each event names the host and the reason" "$(curl -s --unix-socket "$T/hvd.sock" \
+	'http://localhost/api/v1/events?subject=probe&limit=1000' | grep -o 'transport frame failed authentication' | wc -l)" 3
 TOK=$(sed -n 's/^boot-token //p' "$T/h1/agent.conf")
 expect "reused boot token refused" "$(ip netns exec "$h2ns" "$AGENT_PROBE" token 10.77.2.1:8471 "$HK" "$(cat "$T/h1/agent.key")" "$TOK")" refused
 expect "reused boot token event" "$(curl -s --unix-socket "$T/hvd.sock" 'http://localhost/api/v1/events?subject=h1' | grep -c 'boot token already used')" 1
@@ -80,6 +93,16 @@ expect "hvd still serving" "$(curl -s --unix-socket "$T/hvd.sock" http://localho
 
 # --- recovery: hvd restarts, the agent comes back within its backoff
 stop_hvd
+# hvd wrote what its refusal log held as it stopped: every unauthenticated
+# attack's reason is named in a line for the probe's address (the first at
+# once with its full text, the rest in the per-minute summary).
+for reason in "handshake failed" "unknown (agent )?key" "replayed (handshake )?message 1" \
+	"oversize frame|frame length 0 or above 65535" "garbage before the handshake" \
+	"unsupported wire version|wire version 0.0 is not supported"; do
+	expect "refusal log names: $reason" "$(grep -E 'agent: .*refused from 10\.77\.2\.2' "$T/hvd.log" | grep -cE "$reason" || true)" '[1-9]*'
+done
+expect "one or two refusal lines for the probe's address, not one per attack" \
+	"$(grep -cE 'agent: .*refused from 10\.77\.2\.2' "$T/hvd.log" || true)" '[12]'
 start_hvd
 connected() { curl -s --unix-socket "$T/hvd.sock" http://localhost/api/v1/hosts | grep -q '"name":"h1"[^}]*"connected":true'; }
 t=$(wait_for 20 connected || true)

@@ -12,6 +12,18 @@
  * behaved as the case demands (accepted "ok"/"token" is checked by the
  * caller via the second word printed; refused everything else).  Exit 1:
  * hvd did not.  Exit 2: usage or local error.
+ *
+ * Hostile cases (test/netns/agent_hostile.sh); N is the optional last
+ * argument in place of BOOT_TOKEN:
+ *   idle N          open N connections, send nothing, wait (at most 30 s)
+ *                   for hvd to close them all; pass if it did
+ *   closes N        connect and close at once, N times in a row
+ *   inject-type     an enrolled session whose message type holds a newline
+ *                   and ESC ("unknown type" reaches hvd's log and events)
+ *   inject-field    the same in an unknown top-level field name
+ *   flood N         an enrolled session sending N ping requests (default
+ *                   400,000) as fast as it can, never reading a reply; pass
+ *                   if hvd closes it within 30 s
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -246,6 +259,155 @@ verdict(bool ok, const char *what)
 	return ok ? 0 : 1;
 }
 
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* N idle connections; hvd must close every one (its handshake deadline). */
+static int
+case_idle(const char *addr, unsigned n)
+{
+	struct rlimit rl;
+	struct pollfd *p = calloc(n, sizeof(*p));
+	unsigned opened = 0, closed = 0;
+	double end;
+	char what[128];
+
+	if (p == NULL)
+		return 2;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	for (; opened < n; opened++) {
+		if ((p[opened].fd = dial(addr)) < 0) {
+			perror("agent_probe: connect");
+			break;
+		}
+		p[opened].events = POLLIN;
+	}
+	end = mono_s() + 30;
+	while (closed < opened && mono_s() < end) {
+		if (poll(p, opened, 1000) <= 0)
+			continue;
+		for (unsigned i = 0; i < opened; i++) {
+			uint8_t sink[256];
+			ssize_t r;
+
+			if (p[i].fd < 0 || p[i].revents == 0)
+				continue;
+			r = recv(p[i].fd, sink, sizeof(sink), MSG_DONTWAIT);
+			if (r == 0 || (r < 0 && errno != EAGAIN)) {
+				close(p[i].fd);
+				p[i].fd = -1;	/* poll ignores it from now on */
+				closed++;
+			}
+		}
+	}
+	for (unsigned i = 0; i < opened; i++)
+		if (p[i].fd >= 0)
+			close(p[i].fd);
+	free(p);
+	snprintf(what, sizeof(what), "idle: %u opened, %u closed by hvd",
+	    opened, closed);
+	return verdict(opened == n && closed == n, what);
+}
+
+static int
+case_closes(const char *addr, unsigned n)
+{
+	char what[64];
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		int fd = dial(addr);
+
+		if (fd < 0) {
+			perror("agent_probe: connect");
+			break;
+		}
+		close(fd);
+	}
+	snprintf(what, sizeof(what), "closes: %u connect-and-close", i);
+	return verdict(i == n, what);
+}
+
+/* Sends all of p before end; 0 sent, 1 hvd closed or reset, -1 time up. */
+static int
+send_until(int fd, const uint8_t *p, size_t n, double end)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+	while (n > 0) {
+		ssize_t w;
+
+		if (mono_s() >= end)
+			return -1;
+		if (poll(&pfd, 1, 200) < 0)
+			return -1;
+		if (pfd.revents & (POLLERR | POLLHUP))
+			return 1;
+		if (!(pfd.revents & POLLOUT))
+			continue;
+		w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (w <= 0)
+			return 1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Requests as fast as hvd takes them, never a read: hvd must close. */
+static int
+case_flood(int fd, struct link *l, unsigned long n)
+{
+	double start = mono_s(), end = start + 30;
+	unsigned long sent = 0;
+	int r = 0, small = 4096;
+	char what[160];
+
+	/* A small receive window, as a peer that never reads would keep:
+	 * hvd's replies back up into hvd, not into this host's kernel. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+
+	for (; sent < n; sent++) {
+		char *json = msg_encode_request(sent + 2, "ping", json_object());
+		size_t len = 0;
+
+		if (json == NULL || link_seal(l, (uint8_t *)json, strlen(json),
+		    buf, sizeof(buf), &len) < 0) {
+			free(json);
+			return 2;
+		}
+		free(json);
+		if ((r = send_until(fd, buf, len, end)) != 0)
+			break;
+	}
+	/* All sent and still open: give hvd the rest of the time to act. */
+	if (r == 0) {
+		struct pollfd pfd = { .fd = fd, .events = 0 };
+
+		while (mono_s() < end)
+			if (poll(&pfd, 1, 200) > 0 &&
+			    (pfd.revents & (POLLERR | POLLHUP))) {
+				r = 1;
+				break;
+			}
+	}
+	snprintf(what, sizeof(what), "flood: %lu requests sent, %s after %.1f s",
+	    sent, r == 1 ? "closed by hvd" : "hvd never closed the session",
+	    mono_s() - start);
+	return verdict(r == 1, what);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -271,6 +433,12 @@ main(int argc, char **argv)
 		return 2;
 	}
 	c = argv[1];
+	if (strcmp(c, "idle") == 0)
+		return case_idle(argv[2], argc > 5 ? (unsigned)atoi(argv[5]) :
+		    3000);
+	if (strcmp(c, "closes") == 0)
+		return case_closes(argv[2], argc > 5 ? (unsigned)atoi(argv[5]) :
+		    5000);
 	if ((fd = dial(argv[2])) < 0) {
 		perror("agent_probe: connect");
 		return 2;
@@ -324,6 +492,22 @@ main(int argc, char **argv)
 	}
 	if (hello(fd, &l, NULL) != 0)
 		return verdict(false, "hello");
+	if (strcmp(c, "inject-type") == 0) {
+		/* What a line forger sends: a newline, then a fake line, then a
+		 * terminal escape (ESC [2J clears the operator's screen). */
+		send_msg(fd, &l, strdup("{\"type\":\"x\\nhvd: FORGED\\u001b[2J\","
+		    "\"id\":1}"), true, NULL, NULL);
+		return verdict(closed_by_peer(fd), "newline and ESC in a type");
+	}
+	if (strcmp(c, "inject-field") == 0) {
+		send_msg(fd, &l, strdup("{\"type\":\"notify\",\"method\":"
+		    "\"telemetry\",\"params\":{},\"y\\nhvd: FORGED\\u001b[2J\":1}"),
+		    true, NULL, NULL);
+		return verdict(closed_by_peer(fd), "newline and ESC in a field");
+	}
+	if (strcmp(c, "flood") == 0)
+		return case_flood(fd, &l, argc > 5 ? strtoul(argv[5], NULL, 10) :
+		    400000);
 	if (strcmp(c, "ok") == 0) {
 		send_msg(fd, &l, msg_encode_notify("telemetry",
 		    json_loads(telemetry_json, 0, NULL)), true, NULL, NULL);
