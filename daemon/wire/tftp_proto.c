@@ -604,7 +604,11 @@ tftp_window_sent(struct tftp_window *w, bool retransmit, int64_t now)
 	/* Never sleep past the deadline: the last timer gives up on time.
 	 * The OACK waits for the client (see above). */
 	left = tftp_window_deadline(w, now);
-	return w->oack || w->rto_ms > left ? left : w->rto_ms;
+	/* Less than half a timer would be left after the next one: sleep to
+	 * the deadline instead of resending once more just before it. */
+	w->at_deadline = !w->oack &&
+	    (uint64_t)left * 2 < (uint64_t)w->rto_ms * 3;
+	return w->oack || w->at_deadline ? left : w->rto_ms;
 }
 
 bool
@@ -625,6 +629,8 @@ tftp_window_ack(struct tftp_window *w, uint16_t block, int64_t now)
 		w->answered = true;
 		tftp_window_sample(w, now);
 		w->progress_at = now;
+	w->at_deadline = false;
+		w->at_deadline = false;
 		return TFTP_WIN_MORE;
 	}
 	/* The flight is at most 65536 blocks, so the low 16 bits of an ACK
@@ -636,6 +642,7 @@ tftp_window_ack(struct tftp_window *w, uint16_t block, int64_t now)
 	w->answered = true;
 	tftp_window_sample(w, now);
 	w->progress_at = now;
+	w->at_deadline = false;
 	w->extra = 0;
 	return w->acked == w->nblocks ? TFTP_WIN_DONE : TFTP_WIN_MORE;
 }
@@ -643,7 +650,12 @@ tftp_window_ack(struct tftp_window *w, uint16_t block, int64_t now)
 enum tftp_win_timer
 tftp_window_expired(struct tftp_window *w, int64_t now)
 {
-	if (now - w->progress_at >= (int64_t)w->timeout_ms * (w->retries + 1))
+	/* A timer armed for the deadline gives up even when it fires a little
+	 * early: libevent counts from the loop's cached time, which is behind
+	 * the clock read when the timer was armed by however long the
+	 * callback ran, and one more resend then would be one too many. */
+	if (w->at_deadline ||
+	    now - w->progress_at >= (int64_t)w->timeout_ms * (w->retries + 1))
 		return TFTP_TIMER_GIVEUP;
 	if (w->oack)
 		return TFTP_TIMER_WAIT;

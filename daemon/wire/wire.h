@@ -241,6 +241,7 @@ struct tftp_window {
 	bool resent;		/* the flight was retransmitted: no RTT sample */
 	bool probe_ok;		/* windowsize negotiated: resends may probe */
 	bool have_rtt;
+	bool at_deadline;	/* the timer was armed for the deadline */
 	unsigned extra;		/* blocks past the window, one per resend */
 	unsigned timeout_ms, retries, rto_ms;
 	int64_t srtt8, rttvar4;	/* ms, scaled by 8 and 4 */

@@ -609,6 +609,21 @@ test_window_timer(void **state)
 	assert_int_equal(w.retransmits, n);
 	assert_true(n >= 5 && n <= 10);
 
+	/* The timer armed for the deadline gives up even when libevent fires
+	 * it a few ms early (its clock is the loop's cached time): three
+	 * retries are three resends, never a fourth. */
+	p = params(512, 1, false, 300);
+	tftp_window_init(&w, 1 << 20, &p, 3, 0);
+	assert_int_equal(tftp_window_sent(&w, false, 0), 300);
+	for (n = 1; n <= 3; n++) {
+		assert_int_equal(tftp_window_expired(&w, 300 * n - 2),
+		    TFTP_TIMER_RESEND);
+		ms = tftp_window_sent(&w, true, 300 * n - 2);
+	}
+	assert_int_equal(ms, 302);
+	assert_int_equal(tftp_window_expired(&w, 1200 - 3), TFTP_TIMER_GIVEUP);
+	assert_int_equal(w.retransmits, 3);
+
 	/* Karn: an ACK for a resent flight gives no sample. */
 	p = params(512, 4, false, 1000);
 	tftp_window_init(&w, 1 << 20, &p, 5, 0);
