@@ -232,12 +232,18 @@ migchan_peek_id(const uint8_t in[MIGCHAN_HELLO_I_LEN],
 	return 0;
 }
 
+/* What accept and finish derive on the way to the two stream keys, wiped in
+ * one go whatever happens. */
+struct keys {
+	uint8_t kx_rx[32], kx_tx[32], ss[32], k_i2r[32], k_r2i[32];
+};
+
 int
 migchan_accept(struct migchan *ch, const uint8_t in[MIGCHAN_HELLO_I_LEN],
     uint8_t out[MIGCHAN_HELLO_R_LEN])
 {
 	uint8_t id[MIGCHAN_ID_LEN], hello_r[MIGCHAN_HELLO_R_LEN];
-	uint8_t kx_rx[32], kx_tx[32], ss[32], k_i2r[32], k_r2i[32];
+	struct keys t;
 	int rc;
 
 	if (ch == NULL || in == NULL || out == NULL ||
@@ -253,32 +259,28 @@ migchan_accept(struct migchan *ch, const uint8_t in[MIGCHAN_HELLO_I_LEN],
 	crypto_kx_keypair(ch->e_pk, ch->e_sk);
 	rc = -EBADMSG;
 	/* Fails on a low-order e_i. */
-	if (crypto_kx_server_session_keys(kx_rx, kx_tx, ch->e_pk, ch->e_sk,
+	if (crypto_kx_server_session_keys(t.kx_rx, t.kx_tx, ch->e_pk, ch->e_sk,
 	    ch->hello_i + HELLO_I_E_OFF) != 0)
 		goto out;
-	if (crypto_scalarmult(ss, ch->my_sk, ch->peer_pk) != 0)
+	if (crypto_scalarmult(t.ss, ch->my_sk, ch->peer_pk) != 0)
 		goto out;
 	/* The header is drawn before the key that commits to it. */
 	memcpy(hello_r, ch->e_pk, 32);
 	randombytes_buf(hello_r + HELLO_R_HDR_OFF, MIGCHAN_HEADER_LEN);
-	derive(ch, "i2r", kx_rx, ss, hello_r, k_i2r);
-	derive(ch, "r2i", kx_tx, ss, hello_r, k_r2i);
+	derive(ch, "i2r", t.kx_rx, t.ss, hello_r, t.k_i2r);
+	derive(ch, "r2i", t.kx_tx, t.ss, hello_r, t.k_r2i);
 	/* init_pull on a push state: init_push minus its randombytes. */
 	crypto_secretstream_xchacha20poly1305_init_pull(&ch->tx,
-	    hello_r + HELLO_R_HDR_OFF, k_r2i);
+	    hello_r + HELLO_R_HDR_OFF, t.k_r2i);
 	/* K is spent; the i2r key waits in its place for the header. */
-	memcpy(ch->k, k_i2r, MIGCHAN_KEY_LEN);
+	memcpy(ch->k, t.k_i2r, MIGCHAN_KEY_LEN);
 	sodium_memzero(ch->e_sk, sizeof(ch->e_sk));
 	sodium_memzero(ch->my_sk, sizeof(ch->my_sk));
 	memcpy(out, hello_r, MIGCHAN_HELLO_R_LEN);
 	ch->state = PH_R_ACCEPTED;
 	rc = 0;
 out:
-	sodium_memzero(kx_rx, sizeof(kx_rx));
-	sodium_memzero(kx_tx, sizeof(kx_tx));
-	sodium_memzero(ss, sizeof(ss));
-	sodium_memzero(k_i2r, sizeof(k_i2r));
-	sodium_memzero(k_r2i, sizeof(k_r2i));
+	sodium_memzero(&t, sizeof(t));
 	return rc != 0 ? ch_fail(ch, rc) : 0;
 }
 
@@ -287,7 +289,7 @@ migchan_finish(struct migchan *ch, const uint8_t in[MIGCHAN_HELLO_R_LEN],
     uint8_t out[MIGCHAN_HEADER_LEN])
 {
 	uint8_t hello_r[MIGCHAN_HELLO_R_LEN], hdr[MIGCHAN_HEADER_LEN];
-	uint8_t kx_rx[32], kx_tx[32], ss[32], k_i2r[32], k_r2i[32];
+	struct keys t;
 	int rc = -EBADMSG;
 
 	if (ch == NULL || in == NULL || out == NULL ||
@@ -296,16 +298,16 @@ migchan_finish(struct migchan *ch, const uint8_t in[MIGCHAN_HELLO_R_LEN],
 	/* Copied first: IN and OUT may overlap. */
 	memcpy(hello_r, in, MIGCHAN_HELLO_R_LEN);
 	/* Fails on a low-order e_r. */
-	if (crypto_kx_client_session_keys(kx_rx, kx_tx, ch->e_pk, ch->e_sk,
+	if (crypto_kx_client_session_keys(t.kx_rx, t.kx_tx, ch->e_pk, ch->e_sk,
 	    hello_r) != 0)
 		goto out;
-	if (crypto_scalarmult(ss, ch->my_sk, ch->peer_pk) != 0)
+	if (crypto_scalarmult(t.ss, ch->my_sk, ch->peer_pk) != 0)
 		goto out;
-	derive(ch, "i2r", kx_tx, ss, hello_r, k_i2r);
-	derive(ch, "r2i", kx_rx, ss, hello_r, k_r2i);
-	crypto_secretstream_xchacha20poly1305_init_push(&ch->tx, hdr, k_i2r);
+	derive(ch, "i2r", t.kx_tx, t.ss, hello_r, t.k_i2r);
+	derive(ch, "r2i", t.kx_rx, t.ss, hello_r, t.k_r2i);
+	crypto_secretstream_xchacha20poly1305_init_push(&ch->tx, hdr, t.k_i2r);
 	crypto_secretstream_xchacha20poly1305_init_pull(&ch->rx,
-	    hello_r + HELLO_R_HDR_OFF, k_r2i);
+	    hello_r + HELLO_R_HDR_OFF, t.k_r2i);
 	sodium_memzero(ch->k, sizeof(ch->k));
 	sodium_memzero(ch->e_sk, sizeof(ch->e_sk));
 	sodium_memzero(ch->my_sk, sizeof(ch->my_sk));
@@ -313,11 +315,7 @@ migchan_finish(struct migchan *ch, const uint8_t in[MIGCHAN_HELLO_R_LEN],
 	ch->state = PH_READY;
 	rc = 0;
 out:
-	sodium_memzero(kx_rx, sizeof(kx_rx));
-	sodium_memzero(kx_tx, sizeof(kx_tx));
-	sodium_memzero(ss, sizeof(ss));
-	sodium_memzero(k_i2r, sizeof(k_i2r));
-	sodium_memzero(k_r2i, sizeof(k_r2i));
+	sodium_memzero(&t, sizeof(t));
 	return rc != 0 ? ch_fail(ch, rc) : 0;
 }
 
