@@ -221,6 +221,54 @@ static const struct jf_field msg_vm_state[] = {
 	STR("reason", OPT, MSG_VM_REASON_MAX),
 };
 
+static const char *const msg_mig_roles[] = { "source", "target", NULL };
+static const char *const msg_mig_phases[] = { "preparing", "copying",
+	"switching", "done", "failed", "indoubt", NULL };
+static const char *const msg_mig_end_states[] = { "running", "gone", NULL };
+static const struct jf_field msg_vm_migrate_in[] = {
+	OBJ("vm", REQ, msg_vm_create),
+	HEX("id", MSG_MIG_ID_HEX),
+	HEX("key", MSG_MIG_KEY_HEX),
+	HEX("peer_key", MSG_MIG_KEY_HEX),
+	STR("peer", REQ, MSG_MIG_ADDR_MAX),
+	UINT("timeout_s", REQ, MSG_MIG_TIMEOUT_MIN, MSG_MIG_TIMEOUT_MAX),
+};
+static const struct jf_field msg_vm_migrate_in_result[] = {
+	BOOL("accepted", REQ),
+	UINT("port", REQ, 1, 65535),
+};
+static const struct jf_field msg_vm_migrate_out[] = {
+	UUID("uuid"),
+	HEX("id", MSG_MIG_ID_HEX),
+	HEX("key", MSG_MIG_KEY_HEX),
+	HEX("peer_key", MSG_MIG_KEY_HEX),
+	STR("peer", REQ, MSG_MIG_ADDR_MAX),
+	UINT("port", REQ, 1, 65535),
+	UINT("timeout_s", REQ, MSG_MIG_TIMEOUT_MIN, MSG_MIG_TIMEOUT_MAX),
+};
+static const struct jf_field msg_vm_migrate_end[] = {
+	UUID("uuid"),
+	HEX("id", MSG_MIG_ID_HEX),
+	ONE("outcome", 6, msg_mig_roles),
+};
+static const struct jf_field msg_vm_migrate_end_result[] = {
+	ONE("state", 7, msg_mig_end_states),
+};
+static const struct jf_field msg_vm_migration[] = {
+	UUID("uuid"),
+	HEX("id", MSG_MIG_ID_HEX),
+	ONE("role", 6, msg_mig_roles),
+	ONE("phase", 9, msg_mig_phases),
+	UINT("bytes", OPT, 0, 0),
+	UINT("round", OPT, 0, 0),
+	UINT("domid", OPT, 1, 65535),
+	STR("reason", OPT, MSG_VM_REASON_MAX),
+};
+static const struct jf_field msg_migration_refused[] = {
+	STR("peer", REQ, MSG_MIG_ADDR_MAX),
+	STR("reason", REQ, MSG_VM_REASON_MAX),
+};
+
 /* Every schema is the object "params" (results too, as before). */
 #define ROOT(t)	{ .name = "params", .type = JF_OBJECT, \
 	.flags = JF_TABLE_ORDER, .child = (t), .nchild = JF_LEN(t) }
@@ -241,6 +289,13 @@ static const struct jf_field msg_schemas[] = {
 	[MSG_S_VM_CONSOLE] = ROOT(msg_vm_console),
 	[MSG_S_VM_CONSOLE_RESULT] = ROOT(msg_vm_console_result),
 	[MSG_S_VM_STATE] = ROOT(msg_vm_state),
+	[MSG_S_VM_MIGRATE_IN] = ROOT(msg_vm_migrate_in),
+	[MSG_S_VM_MIGRATE_IN_RESULT] = ROOT(msg_vm_migrate_in_result),
+	[MSG_S_VM_MIGRATE_OUT] = ROOT(msg_vm_migrate_out),
+	[MSG_S_VM_MIGRATE_END] = ROOT(msg_vm_migrate_end),
+	[MSG_S_VM_MIGRATE_END_RESULT] = ROOT(msg_vm_migrate_end_result),
+	[MSG_S_VM_MIGRATION] = ROOT(msg_vm_migration),
+	[MSG_S_MIGRATION_REFUSED] = ROOT(msg_migration_refused),
 };
 _Static_assert(JF_LEN(msg_schemas) == MSG_S_COUNT,
     "a schema per enum msg_schema");

@@ -62,6 +62,13 @@ enum msg_schema {
 	MSG_S_VM_CONSOLE,	/* vm.console params */
 	MSG_S_VM_CONSOLE_RESULT,
 	MSG_S_VM_STATE,		/* vm.state notify params (PROTOCOL 6.1) */
+	MSG_S_VM_MIGRATE_IN,	/* live migration (PROTOCOL 6.2) */
+	MSG_S_VM_MIGRATE_IN_RESULT,
+	MSG_S_VM_MIGRATE_OUT,	/* result: MSG_S_VM_ACCEPTED */
+	MSG_S_VM_MIGRATE_END,
+	MSG_S_VM_MIGRATE_END_RESULT,
+	MSG_S_VM_MIGRATION,	/* vm.migration notify params */
+	MSG_S_MIGRATION_REFUSED,/* migration.refused notify params */
 	MSG_S_COUNT		/* not a schema */
 };
 /*
@@ -74,6 +81,11 @@ enum msg_schema {
 #define MSG_VM_TIMEOUT_MAX	3600	/* vm.shutdown timeout_s */
 #define MSG_VM_CONSOLE_MAX	65536	/* vm.console bytes */
 #define MSG_VM_LIST_MAX		256
+#define MSG_MIG_ID_HEX		32	/* vm.migrate_*: id, 16 bytes */
+#define MSG_MIG_KEY_HEX		64	/* key and peer_key, 32 bytes */
+#define MSG_MIG_ADDR_MAX	45	/* peer: numeric IPv4 or IPv6 */
+#define MSG_MIG_TIMEOUT_MIN	10
+#define MSG_MIG_TIMEOUT_MAX	3600
 int msg_check(enum msg_schema s, const json_t *v, char *err, size_t errlen);
 
 #endif

@@ -33,6 +33,7 @@
 #include "vm.h"
 
 #define UUID "6f1c0a52-8f2e-4b7a-9c1d-3e5f7a9b0c2d"
+#define MIGID "00112233445566778899aabbccddeeff"
 #define SHA0 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 /* ---- schemas ---- */
@@ -133,6 +134,56 @@ static const struct {
 	    "0123456789012345678901234567890123456789012345678901234567890123456789"
 	    "0123456789012345678901234567890123456789012345678901234567890123456789"
 	    "0123456789\"}", "params.reason: longer than 256 bytes" },
+	{ MSG_S_VM_MIGRATE_IN, "{\"vm\":{" CR0 ",\"kernel\":" IMGREF(SHA0)
+	    ",\"nics\":[]},\"id\":\"" MIGID "\",\"key\":\"" SHA0 "\","
+	    "\"peer_key\":\"" SHA0 "\",\"peer\":\"10.0.0.2\",\"timeout_s\":60}",
+	    NULL },
+	{ MSG_S_VM_MIGRATE_IN, "{\"vm\":{" CR0 ",\"nics\":[]},\"id\":\""
+	    MIGID "\",\"key\":\"" SHA0 "\",\"peer_key\":\"" SHA0 "\","
+	    "\"peer\":\"10.0.0.2\",\"timeout_s\":9}",
+	    "params.timeout_s: must be in 10..3600" },
+	{ MSG_S_VM_MIGRATE_IN, "{\"vm\":{" CR0 ",\"nics\":[]},\"id\":\"abc\","
+	    "\"key\":\"" SHA0 "\",\"peer_key\":\"" SHA0 "\",\"peer\":\"x\","
+	    "\"timeout_s\":60}", "params.id: must be 32 lowercase hex digits" },
+	{ MSG_S_VM_MIGRATE_IN, "{\"vm\":{" CR0 "},\"id\":\"" MIGID "\","
+	    "\"key\":\"" SHA0 "\",\"peer_key\":\"" SHA0 "\",\"peer\":\"x\","
+	    "\"timeout_s\":60}", "params.vm: missing field 'nics'" },
+	{ MSG_S_VM_MIGRATE_IN_RESULT, "{\"accepted\":true,\"port\":8472}",
+	    NULL },
+	{ MSG_S_VM_MIGRATE_IN_RESULT, "{\"accepted\":true,\"port\":0}",
+	    "params.port: must be in 1..65535" },
+	{ MSG_S_VM_MIGRATE_OUT, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
+	    "\"key\":\"" SHA0 "\",\"peer_key\":\"" SHA0 "\",\"peer\":"
+	    "\"fd00::2\",\"port\":8472,\"timeout_s\":3600}", NULL },
+	{ MSG_S_VM_MIGRATE_OUT, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
+	    "\"key\":\"" SHA0 "\",\"peer_key\":\"" SHA0 "\",\"peer\":"
+	    "\"fd00::2\",\"timeout_s\":60}", "params: missing field 'port'" },
+	{ MSG_S_VM_MIGRATE_OUT, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
+	    "\"key\":\"" SHA0 "\",\"peer_key\":\"" SHA0 "\",\"peer\":"
+	    "\"0123456789012345678901234567890123456789012345\",\"port\":1,"
+	    "\"timeout_s\":60}", "params.peer: longer than 45 bytes" },
+	{ MSG_S_VM_MIGRATE_END, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
+	    "\"outcome\":\"target\"}", NULL },
+	{ MSG_S_VM_MIGRATE_END, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
+	    "\"outcome\":\"both\"}", "params.outcome: not an allowed value" },
+	{ MSG_S_VM_MIGRATE_END_RESULT, "{\"state\":\"gone\"}", NULL },
+	{ MSG_S_VM_MIGRATE_END_RESULT, "{\"state\":\"paused\"}",
+	    "params.state: not an allowed value" },
+	{ MSG_S_VM_MIGRATION, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
+	    "\"role\":\"source\",\"phase\":\"copying\",\"bytes\":65536,"
+	    "\"round\":2}", NULL },
+	{ MSG_S_VM_MIGRATION, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
+	    "\"role\":\"target\",\"phase\":\"done\",\"domid\":4}", NULL },
+	{ MSG_S_VM_MIGRATION, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
+	    "\"role\":\"target\",\"phase\":\"moving\"}",
+	    "params.phase: not an allowed value" },
+	{ MSG_S_VM_MIGRATION, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
+	    "\"role\":\"source\",\"phase\":\"failed\",\"bytes\":-1}",
+	    "params.bytes: must not be negative" },
+	{ MSG_S_MIGRATION_REFUSED, "{\"peer\":\"10.0.0.9\",\"reason\":"
+	    "\"unknown id\"}", NULL },
+	{ MSG_S_MIGRATION_REFUSED, "{\"peer\":\"10.0.0.9\"}",
+	    "params: missing field 'reason'" },
 };
 
 static void
