@@ -224,6 +224,7 @@ static const struct jf_field msg_vm_state[] = {
 static const char *const msg_mig_roles[] = { "source", "target", NULL };
 static const char *const msg_mig_phases[] = { "preparing", "copying",
 	"switching", "done", "failed", "indoubt", NULL };
+static const char *const msg_mig_modes[] = { "live", "stop-copy", NULL };
 static const char *const msg_mig_end_states[] = { "running", "gone", NULL };
 static const struct jf_field msg_vm_migrate_in[] = {
 	OBJ("vm", REQ, msg_vm_create),
@@ -261,6 +262,8 @@ static const struct jf_field msg_vm_migration[] = {
 	ONE("phase", 9, msg_mig_phases),
 	UINT("bytes", OPT, 0, 0),
 	UINT("round", OPT, 0, 0),
+	{ .name = "mode", .type = JF_STRING, .flags = OPT, .max = 9,
+	    .oneof = msg_mig_modes },
 	UINT("domid", OPT, 1, 65535),
 	STR("reason", OPT, MSG_VM_REASON_MAX),
 };

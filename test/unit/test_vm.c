@@ -173,6 +173,12 @@ static const struct {
 	    "\"role\":\"source\",\"phase\":\"copying\",\"bytes\":65536,"
 	    "\"round\":2}", NULL },
 	{ MSG_S_VM_MIGRATION, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
+	    "\"role\":\"source\",\"phase\":\"copying\",\"mode\":\"stop-copy\"}",
+	    NULL },
+	{ MSG_S_VM_MIGRATION, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
+	    "\"role\":\"source\",\"phase\":\"copying\",\"mode\":\"fast\"}",
+	    "params.mode: not an allowed value" },
+	{ MSG_S_VM_MIGRATION, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
 	    "\"role\":\"target\",\"phase\":\"done\",\"domid\":4}", NULL },
 	{ MSG_S_VM_MIGRATION, "{\"uuid\":\"" UUID "\",\"id\":\"" MIGID "\","
 	    "\"role\":\"target\",\"phase\":\"moving\"}",
