@@ -294,6 +294,27 @@ cmd_vm_console(struct agent_link *al, json_t *params, char *err,
  * table names one, the method's own strict parser (the mesh state is a
  * lib/ format with its own rules).
  */
+static json_t *
+cmd_vm_migrate_in(struct agent_link *al, json_t *params, char *err,
+    size_t errlen)
+{
+	return agent_vm_migrate_in(al->vm, params, err, errlen);
+}
+
+static json_t *
+cmd_vm_migrate_out(struct agent_link *al, json_t *params, char *err,
+    size_t errlen)
+{
+	return agent_vm_migrate_out(al->vm, params, err, errlen);
+}
+
+static json_t *
+cmd_vm_migrate_end(struct agent_link *al, json_t *params, char *err,
+    size_t errlen)
+{
+	return agent_vm_migrate_end(al->vm, params, err, errlen);
+}
+
 static const struct {
 	const char *method;
 	enum msg_schema schema;
@@ -310,6 +331,9 @@ static const struct {
 	{ "vm.reboot", MSG_S_VM_REF, cmd_vm_reboot, NULL },
 	{ "vm.list", MSG_S_EMPTY, cmd_vm_list, NULL },
 	{ "vm.console", MSG_S_VM_CONSOLE, cmd_vm_console, NULL },
+	{ "vm.migrate_in", MSG_S_VM_MIGRATE_IN, cmd_vm_migrate_in, NULL },
+	{ "vm.migrate_out", MSG_S_VM_MIGRATE_OUT, cmd_vm_migrate_out, NULL },
+	{ "vm.migrate_end", MSG_S_VM_MIGRATE_END, cmd_vm_migrate_end, NULL },
 };
 
 static void
@@ -557,30 +581,32 @@ agent_link_set_mesh(struct agent_link *al, struct agent_mesh *am)
 }
 
 /*
- * vm.state goes out only on a session that is up; one that happens while
- * hvd is away is lost, and hvd learns the state from vm.list after the
- * agent reconnects.
+ * vm.state and vm.migration go out only on a session that is up; one that
+ * happens while hvd is away is lost, and hvd learns the state from vm.list
+ * after the agent reconnects.
  */
 static void
-al_vm_notify(void *arg, json_t *params)
+al_vm_notify(void *arg, const char *method, json_t *params)
 {
 	struct agent_link *al = arg;
 
 	if (al->state != AL_UP) {
-		log_debug("agent: vm.state not sent: no session");
+		log_debug("agent: %s not sent: no session", method);
 		json_decref(params);
 		return;
 	}
-	if (al_send(al, msg_encode_notify("vm.state", params)) < 0)
-		al_disconnect(al, "could not send vm.state");
+	if (al_send(al, msg_encode_notify(method, params)) < 0)
+		al_disconnect(al, "could not send a notify");
 }
 
 void
 agent_link_set_vm(struct agent_link *al, struct agent_vm *vm)
 {
 	al->vm = vm;
-	if (vm != NULL)
+	if (vm != NULL) {
 		agent_vm_set_notify(vm, al_vm_notify, al);
+		agent_vm_set_key(vm, al->key);
+	}
 }
 
 void

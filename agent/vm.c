@@ -36,10 +36,12 @@
 #include <event2/event.h>
 #include <libxl.h>
 #include <libxl_utils.h>
+#include <sodium.h>
 
 #include "agent.h"
 #include "domain.h"
 #include "log.h"
+#include "migrate_io.h"
 #include "msg.h"
 #include "vm.h"
 #include "vm_internal.h"
@@ -47,8 +49,9 @@
 /* What a libxl callback saw, worked later from the loop. */
 struct vm_evt {
 	TAILQ_ENTRY(vm_evt) entry;
-	enum { VE_CREATED, VE_DESTROYED, VE_SHUTDOWN, VE_DEATH } kind;
-	struct vm *vm;			/* VE_CREATED, VE_DESTROYED */
+	enum { VE_CREATED, VE_DESTROYED, VE_SHUTDOWN, VE_DEATH, VE_MIG_OP }
+	    kind;
+	struct vm *vm;			/* VE_CREATED, VE_DESTROYED, VE_MIG_OP */
 	uint64_t serial;		/* VE_SHUTDOWN, VE_DEATH */
 	uint32_t domid;
 	int rc;
@@ -99,7 +102,9 @@ vm_flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	json_array_foreach(av->outq, i, p) {
 		if (av->notify)
-			av->notify(av->notify_arg, json_incref(p));
+			av->notify(av->notify_arg, json_string_value(
+			    json_array_get(p, 0)), json_incref(json_array_get(p,
+			    1)));
 	}
 	json_array_clear(av->outq);
 }
@@ -121,8 +126,20 @@ vm_notify(struct vm *vm, const char *state, const char *reason)
 		    strnlen(reason, MSG_VM_REASON_MAX)));
 	log_info("vm %s (%s): %s%s%s", vm->name, vm->uuid, state,
 	    reason && reason[0] ? ": " : "", reason ? reason : "");
-	json_array_append_new(vm->av->outq, p);
-	event_active(vm->av->ev_flush, EV_TIMEOUT, 0);
+	vm_notify_method(vm->av, "vm.state", p);
+}
+
+void
+vm_notify_method(struct agent_vm *av, const char *method, json_t *params)
+{
+	json_t *e;
+
+	if (params == NULL)
+		return;
+	if ((e = json_pack("[s, o]", method, params)) == NULL)
+		return;
+	json_array_append_new(av->outq, e);
+	event_active(av->ev_flush, EV_TIMEOUT, 0);
 }
 
 void
@@ -138,6 +155,7 @@ vm_reason(struct vm *vm, const char *fmt, ...)
 static void
 vm_free(struct vm *vm)
 {
+	vm_mig_free(vm->mig);
 	if (vm->dc_live)
 		libxl_domain_config_dispose(&vm->dc);
 	if (vm->ev_timeout)
@@ -161,7 +179,8 @@ vm_end(struct vm *vm, const char *state, const char *reason)
 {
 	if (vm->gone)
 		return;
-	vm_notify(vm, state, reason);
+	if (!vm->quiet)
+		vm_notify(vm, state, reason);
 	vm_unwatch(vm);
 	for (int i = 0; i < VI_N; i++) {
 		img_cancel(vm->img[i].rq);
@@ -238,8 +257,7 @@ vm_alloc(struct agent_vm *av, const char *name, const char *uuid)
 	return vm;
 }
 
-/* Death events for the VM's current domain. */
-static int
+int
 vm_watch(struct vm *vm)
 {
 	int rc;
@@ -292,6 +310,24 @@ vm_destroyed_cb(libxl_ctx *ctx, int rc, void *arg)
 
 	(void)ctx;
 	vm_queue(vm->av, VE_DESTROYED, vm, 0, 0, rc, 0);
+}
+
+static void
+vm_mig_cb(libxl_ctx *ctx, int rc, void *arg)
+{
+	struct vm *vm = arg;
+
+	(void)ctx;
+	vm_queue(vm->av, VE_MIG_OP, vm, 0, 0, rc, 0);
+}
+
+libxl_asyncop_how
+vm_mig_how(struct vm *vm)
+{
+	libxl_asyncop_how how = { .callback = vm_mig_cb,
+		.u.for_callback = vm };
+
+	return how;
 }
 
 static void
@@ -366,8 +402,10 @@ vm_on_shutdown(struct vm *vm, int reason)
 		}
 		break;
 	case LIBXL_SHUTDOWN_REASON_SUSPEND:
-		/* Only a save or migration suspends; the agent does neither. */
-		log_warnx("vm %s: suspended; left alone", vm->name);
+		/* Only a migration suspends; vm_migrate.c owns what follows. */
+		if (vm->mig == NULL)
+			log_warnx("vm %s: suspended outside a migration; left "
+			    "alone", vm->name);
 		return;
 	case LIBXL_SHUTDOWN_REASON_CRASH:
 		vm->after = VA_CRASHED;
@@ -479,14 +517,17 @@ vm_evts_cb(evutil_socket_t fd, short what, void *arg)
 		switch (e->kind) {
 		case VE_CREATED:
 		case VE_DESTROYED:
+		case VE_MIG_OP:
 			vm->ops--;
 			if (vm->gone) {
 				if (vm->ops == 0)
 					vm_free(vm);
 			} else if (e->kind == VE_CREATED) {
 				vm_on_created(vm, e->rc);
-			} else {
+			} else if (e->kind == VE_DESTROYED) {
 				vm_on_destroyed(vm, e->rc);
+			} else {
+				vm_mig_op_done(vm, e->rc);
 			}
 			break;
 		case VE_SHUTDOWN:
@@ -634,6 +675,17 @@ vm_adopt_all(struct agent_vm *av)
 			(void)vm_watch(vm);
 			log_info("vm %s (%s): adopted running domain %u",
 			    vm->name, vm->uuid, vm->domid);
+			/*
+			 * An incoming copy is renamed before it is unpaused,
+			 * so one still named so never ran: the agent that
+			 * restored it died, and the source has its VM back.
+			 */
+			if (vm_mig_named(vm->name, VM_MIG_SUFFIX_IN)) {
+				log_warnx("vm %s: an unfinished incoming "
+				    "migration; destroying it", vm->name);
+				vm->quiet = true;
+				vm_destroy_domain(vm);
+			}
 		}
 		free(dn);
 	}
@@ -709,6 +761,8 @@ agent_vm_free(struct agent_vm *av)
 		TAILQ_REMOVE(&av->evts, e, entry);
 		free(e);
 	}
+	mig_listener_free(av->mig_listener);
+	sodium_free(av->mig_sk);
 	/* libxl deregisters its fds through the hooks while it frees. */
 	xen_close(av->xen);
 	xlev_free(av->xlev);

@@ -111,10 +111,11 @@ unsigned xlev_count(const struct xlev *x);
 /* vm.c (lifecycle), vm_cmd.c (the methods), vm_console.c (vm.console) */
 struct agent_vm;
 /*
- * Called with a vm.state notify's params (a new reference the callee
- * takes), from the loop, in the order the states happened.
+ * Called with a notify's method (vm.state, vm.migration,
+ * migration.refused) and params (a new reference the callee takes), from
+ * the loop, in the order they happened.
  */
-typedef void vm_notify_fn(void *arg, json_t *params);
+typedef void vm_notify_fn(void *arg, const char *method, json_t *params);
 /*
  * -ENODEV without Xen (not a dom0), else a libxl context on BASE with the
  * image cache in DIR (NULL: img_dir_choose() of the defaults).  Domains
@@ -149,6 +150,15 @@ json_t *agent_vm_list(struct agent_vm *v, json_t *params, char *err,
     size_t errlen);
 json_t *agent_vm_console(struct agent_vm *v, json_t *params, char *err,
     size_t errlen);
+/* vm_migrate.c: vm.migrate_in, vm.migrate_out, vm.migrate_end. */
+json_t *agent_vm_migrate_in(struct agent_vm *v, json_t *params, char *err,
+    size_t errlen);
+json_t *agent_vm_migrate_out(struct agent_vm *v, json_t *params, char *err,
+    size_t errlen);
+json_t *agent_vm_migrate_end(struct agent_vm *v, json_t *params, char *err,
+    size_t errlen);
+/* The agent's static X25519 secret, for the migration channel (copied). */
+void agent_vm_set_key(struct agent_vm *v, const uint8_t sk[32]);
 /*
  * The last BYTES bytes of the console log at PATH as a JSON string:
  * invalid UTF-8 becomes '?', a character cut at the start is dropped, and

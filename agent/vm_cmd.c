@@ -59,7 +59,14 @@ vm_img_done(struct vm *vm, enum vm_img i, int r, const char *path,
 	vm->fetching--;
 	if (r < 0) {
 		snprintf(msg, sizeof(msg), "%s image: %s", vm_img_names[i], err);
-		vm_end(vm, "failed", msg);
+		for (int j = 0; j < VI_N; j++) {
+			img_cancel(vm->img[j].rq);
+			vm->img[j].rq = NULL;
+		}
+		if (vm->mig != NULL)
+			vm_mig_images(vm, r, msg);
+		else
+			vm_end(vm, "failed", msg);
 		return;
 	}
 	if (i == VI_KERNEL)
@@ -69,6 +76,11 @@ vm_img_done(struct vm *vm, enum vm_img i, int r, const char *path,
 		    path);
 	if (vm->fetching > 0)
 		return;
+	/* A migration's target restores; it never creates. */
+	if (vm->mig != NULL) {
+		vm_mig_images(vm, 0, NULL);
+		return;
+	}
 	if (vm->cancel) {
 		vm_end(vm, "stopped", "stopped before it was created");
 		return;
@@ -178,33 +190,18 @@ vm_cmd_no_xen(char *err, size_t errlen)
 	return NULL;
 }
 
-json_t *
-agent_vm_create(struct agent_vm *av, json_t *params, char *err,
+struct vm *
+vm_cmd_new_from(struct agent_vm *av, const json_t *params, char *err,
     size_t errlen)
 {
 	char url[VI_N][IMG_URL_MAX + 1], sha[VI_N][IMG_SHA_HEX + 1];
-	struct dom_spec *ds = NULL;
-	struct vm *vm;
-	json_t *res = NULL;
+	struct dom_spec *ds;
+	struct vm *vm = NULL;
 
-	if (av == NULL)
-		return vm_cmd_no_xen(err, errlen);
 	if ((ds = malloc(sizeof(*ds))) == NULL)
 		goto nomem;
 	if (vm_create_parse(params, ds, url, sha, err, errlen) < 0)
 		goto out;
-	if ((vm = vm_find(av, ds->uuid, ds->name)) != NULL) {
-		if (strcmp(vm->uuid, ds->uuid) != 0) {
-			snprintf(err, errlen, "name %s is taken by VM %s",
-			    ds->name, vm->uuid);
-			goto out;
-		}
-		/* Never twice; a VM on its way reports when it gets there. */
-		if (vm->phase == VP_RUNNING)
-			vm_notify(vm, "running", NULL);
-		res = vm_accepted(true);
-		goto out;
-	}
 	if ((vm = vm_alloc(av, ds->name, ds->uuid)) == NULL)
 		goto nomem;
 	vm->spec = *ds;
@@ -214,28 +211,78 @@ agent_vm_create(struct agent_vm *av, json_t *params, char *err,
 		snprintf(vm->img[i].url, sizeof(vm->img[i].url), "%s", url[i]);
 		snprintf(vm->img[i].sha, sizeof(vm->img[i].sha), "%s", sha[i]);
 	}
-	/* The disk copy is made after the fetches, in vm_img_done(). */
-	for (int i = 0; i < VI_N; i++) {
-		if (sha[i][0] == '\0')
-			continue;
-		if ((vm->img[i].rq = img_fetch(av->cache, url[i], sha[i],
-		    vm_img_cbs[i], vm)) == NULL) {
-			snprintf(err, errlen, "%s image: cannot start the fetch",
-			    vm_img_names[i]);
-			vm_end(vm, "failed", err);
-			res = vm_accepted(false);
-			goto out;
-		}
-		vm->fetching++;
-	}
-	log_info("vm %s (%s): creating", vm->name, vm->uuid);
-	res = vm_accepted(false);
 	goto out;
 nomem:
 	snprintf(err, errlen, "out of memory");
 out:
 	free(ds);
-	return res;
+	return vm;
+}
+
+int
+vm_cmd_fetch(struct vm *vm, char *err, size_t errlen)
+{
+	/* The disk copy is made after the fetches, in vm_img_done(). */
+	for (int i = 0; i < VI_N; i++) {
+		if (vm->img[i].sha[0] == '\0')
+			continue;
+		if ((vm->img[i].rq = img_fetch(vm->av->cache, vm->img[i].url,
+		    vm->img[i].sha, vm_img_cbs[i], vm)) == NULL) {
+			snprintf(err, errlen, "%s image: cannot start the fetch",
+			    vm_img_names[i]);
+			return -ENOMEM;
+		}
+		vm->fetching++;
+	}
+	return 0;
+}
+
+json_t *
+agent_vm_create(struct agent_vm *av, json_t *params, char *err,
+    size_t errlen)
+{
+	struct vm *vm;
+	const char *name, *uuid;
+
+	if (av == NULL)
+		return vm_cmd_no_xen(err, errlen);
+	/* Checked by the dispatch (agent_vm_create_check()). */
+	name = json_string_value(json_object_get(params, "name"));
+	uuid = json_string_value(json_object_get(params, "uuid"));
+	if ((vm = vm_find(av, uuid, name)) != NULL) {
+		if (strcmp(vm->uuid, uuid) != 0) {
+			snprintf(err, errlen, "name %s is taken by VM %s", name,
+			    vm->uuid);
+			return NULL;
+		}
+		if (vm->mig != NULL) {
+			snprintf(err, errlen, "%s is migrating", vm->name);
+			return NULL;
+		}
+		/* Never twice; a VM on its way reports when it gets there. */
+		if (vm->phase == VP_RUNNING)
+			vm_notify(vm, "running", NULL);
+		return vm_accepted(true);
+	}
+	if ((vm = vm_cmd_new_from(av, params, err, errlen)) == NULL)
+		return NULL;
+	if (vm_cmd_fetch(vm, err, errlen) < 0)
+		vm_end(vm, "failed", err);
+	else
+		log_info("vm %s (%s): creating", vm->name, vm->uuid);
+	return vm_accepted(false);
+}
+
+/* The VM's own operations wait while it migrates: which copy runs is the
+ * migration's to decide. */
+static bool
+vm_cmd_migrating(const struct vm *vm, char *err, size_t errlen)
+{
+	if (vm->mig == NULL)
+		return false;
+	snprintf(err, errlen, "%s is migrating; try again when the migration "
+	    "ends", vm->name);
+	return true;
 }
 
 /* The VM of params.uuid, or NULL when no domain has it. */
@@ -273,6 +320,8 @@ agent_vm_shutdown(struct agent_vm *av, json_t *params, char *err,
 		return vm_cmd_no_xen(err, errlen);
 	if ((vm = vm_cmd_of(av, params)) == NULL)
 		return vm_not_running(av, params);
+	if (vm_cmd_migrating(vm, err, errlen))
+		return NULL;
 	tv.tv_sec = (time_t)json_integer_value(json_object_get(params,
 	    "timeout_s"));
 	vm->after = VA_STOPPED;
@@ -322,6 +371,8 @@ agent_vm_destroy(struct agent_vm *av, json_t *params, char *err,
 			    json_object_get(params, "uuid")));
 		return vm_not_running(av, params);
 	}
+	if (vm_cmd_migrating(vm, err, errlen))
+		return NULL;
 	vm->after = VA_STOPPED;
 	vm->remove_disk = true;
 	if (vm->phase == VP_FETCHING || vm->phase == VP_CREATING) {
@@ -347,6 +398,8 @@ agent_vm_reboot(struct agent_vm *av, json_t *params, char *err,
 		    json_string_value(json_object_get(params, "uuid")));
 		return NULL;
 	}
+	if (vm_cmd_migrating(vm, err, errlen))
+		return NULL;
 	xen_clear_err(av->xen);
 	if ((rc = libxl_domain_reboot(av->ctx, vm->domid, NULL)) != 0) {
 		vm_xl_err(av, rc, err, errlen, "reboot");

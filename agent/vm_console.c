@@ -23,7 +23,6 @@
 #include "vm.h"
 #include "vm_internal.h"
 
-#define VM_CONSOLE_DIR		"/var/log/xen/console"
 #define VM_CONSOLE_JSON_MAX	65400	/* the reply must fit one frame */
 
 /* Bytes a JSON string escape of C takes (jansson's default escaping). */

@@ -1,6 +1,6 @@
 /*
- * Shared by vm.c (lifecycle), vm_cmd.c (the vm.* methods) and
- * vm_console.c (vm.console) only: struct vm, struct agent_vm and the few
+ * Shared by vm.c (lifecycle), vm_cmd.c (the vm.* methods), vm_migrate.c
+ * (migration) and vm_console.c (vm.console) only: struct vm, struct agent_vm and the few
  * functions that cross those files.  No other file may include this
  * header; the agent's VM interface is vm.h.
  */
@@ -21,7 +21,16 @@
 
 struct event;
 struct event_base;
+struct mig_listener;
+struct vm_mig;
 struct xen;
+
+/* xenconsoled --log=guest writes VM_CONSOLE_DIR/guest-<domain name>.log */
+#define VM_CONSOLE_DIR		"/var/log/xen/console"
+
+/* The names a migrating VM's domains have on each side (PROTOCOL.md 6.2). */
+#define VM_MIG_SUFFIX_IN	"--incoming"
+#define VM_MIG_SUFFIX_AWAY	"--migratedaway"
 
 enum vm_phase { VP_FETCHING, VP_CREATING, VP_RUNNING, VP_STOPPING,
     VP_DESTROYING };
@@ -52,6 +61,8 @@ struct vm {
 	bool cancel;			/* stop asked before it ran */
 	bool rebooted;			/* the next running is a reboot */
 	bool remove_disk;		/* vm.destroy: the disk copy goes */
+	bool quiet;			/* it ends without a vm.state: it moved */
+	struct vm_mig *mig;		/* vm_migrate.c's, while it migrates */
 	enum vm_after after;
 	char reason[MSG_VM_REASON_MAX + 1];
 	struct event *ev_timeout;	/* shutdown grace */
@@ -71,10 +82,16 @@ struct agent_vm {
 	uint64_t next_serial;
 	TAILQ_HEAD(, vm_evt) evts;
 	struct event *ev_evts;
-	json_t *outq;			/* vm.state params to send */
+	json_t *outq;			/* [method, params] notifies to send */
 	struct event *ev_flush;
 	vm_notify_fn *notify;
 	void *notify_arg;
+	uint8_t *mig_sk;		/* the agent's X25519 key (sodium_malloc) */
+	struct mig_listener *mig_listener;	/* made at the first migrate_in */
+	struct {
+		char peer[MSG_MIG_ADDR_MAX + 1];
+		int64_t at;
+	} refused[16];			/* migration.refused, per peer */
 };
 
 /* vm.c */
@@ -83,6 +100,9 @@ void vm_xl_err(struct agent_vm *av, int rc, char *err, size_t errlen,
     const char *what);
 /* Queues a vm.state notify of STATE (REASON may be NULL or ""). */
 void vm_notify(struct vm *vm, const char *state, const char *reason);
+/* Queues a notify of METHOD; takes PARAMS (NULL: nothing is sent). */
+void vm_notify_method(struct agent_vm *av, const char *method,
+    json_t *params);
 /* Sets the reason the VM's next state will be reported with. */
 void vm_reason(struct vm *vm, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -94,6 +114,11 @@ struct vm *vm_alloc(struct agent_vm *av, const char *name, const char *uuid);
 void vm_create_later(struct vm *vm);
 /* DESTROYING: the destroy op, unless one runs already. */
 void vm_destroy_domain(struct vm *vm);
+/* Death events for the VM's current domain: 0 or -EIO. */
+int vm_watch(struct vm *vm);
+/* An asyncop for a migration's suspend or restore; its end comes back on
+ * the loop as vm_mig_op_done(). */
+libxl_asyncop_how vm_mig_how(struct vm *vm);
 /* The VM of UUID (or NAME), adopting a domain the agent did not know. */
 struct vm *vm_find(struct agent_vm *av, const char *uuid, const char *name);
 
@@ -102,5 +127,21 @@ struct vm *vm_find(struct agent_vm *av, const char *uuid, const char *name);
 json_t *vm_cmd_no_xen(char *err, size_t errlen);
 /* The VM of params.uuid, or NULL when no domain has it. */
 struct vm *vm_cmd_of(struct agent_vm *av, const json_t *params);
+/* A new VM (FETCHING, nothing started) from checked vm.create params;
+ * NULL with err set. */
+struct vm *vm_cmd_new_from(struct agent_vm *av, const json_t *params,
+    char *err, size_t errlen);
+/* Starts the VM's image fetches: 0, or -errno with err set. */
+int vm_cmd_fetch(struct vm *vm, char *err, size_t errlen);
+
+/* vm_migrate.c */
+/* NULL-safe; the VM's migration state, with its channel and fds. */
+void vm_mig_free(struct vm_mig *m);
+/* A migration's suspend or restore ended with libxl's RC. */
+void vm_mig_op_done(struct vm *vm, int rc);
+/* A migrating VM's images: R 0, or -errno with ERR. */
+void vm_mig_images(struct vm *vm, int r, const char *err);
+/* NAME ends in SUFFIX (and has something before it). */
+bool vm_mig_named(const char *name, const char *suffix);
 
 #endif

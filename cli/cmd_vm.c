@@ -1,10 +1,11 @@
 /*
- * hvctl vm create|list|show|stop|start|destroy|console.
+ * hvctl vm create|list|show|stop|start|destroy|console|migrate.
  *
  *   vm create NAME --vcpus N --memory MIB [--type pv|pvh] [--kernel IMAGE]
  *       [--initramfs IMAGE] [--cmdline TEXT] [--disk IMAGE]
  *       [--net VNI[=MAC]]... [--host HOST] [--label K=V]
  *       [--anti-affinity GROUP] [--no-wait]
+ *   vm migrate NAME [--to HOST] [--no-wait]
  *
  * hvd answers a change with 202 and an operation id; hvctl then follows
  * the operation (and the VM's state) until it is done or failed, unless
@@ -327,6 +328,117 @@ cmd_vm_console(struct hvctl *h, int argc, char **argv)
 	snprintf(path, sizeof(path), "/api/v1/vms/%s/console", argv[1]);
 	if ((r = client_download(h, path, fd_out, &rep)) == HVCTL_OK)
 		r = client_check(&rep, "vm console");
+	client_reply_dispose(&rep);
+	return r;
+}
+
+/* Follows a migrate operation: one line per change of phase, mode or
+ * (while copying) bytes; exit 0 when done, 1 with the message if failed. */
+static int
+vm_migrate_wait(struct hvctl *h, long long op, const char *vm)
+{
+	struct timespec ts = { 0, 250 * 1000 * 1000 };
+	char path[128], last[160] = "";
+	time_t start = time(NULL);
+	struct hvctl_reply rep;
+	int r;
+
+	snprintf(path, sizeof(path), "/api/v1/operations/%lld", op);
+	for (;;) {
+		const char *state, *phase, *mode, *msg;
+		long long bytes;
+		char line[160];
+
+		if ((r = client_call(h, "GET", path, NULL, &rep)) != HVCTL_OK)
+			return r;
+		if ((r = client_check(&rep, "vm migrate")) != HVCTL_OK) {
+			client_reply_dispose(&rep);
+			return r;
+		}
+		state = output_cell(rep.body, "state");
+		phase = output_cell(rep.body, "phase");
+		mode = output_str(rep.body, "mode");
+		msg = output_str(rep.body, "message");
+		bytes = (long long)json_integer_value(json_object_get(rep.body,
+		    "bytes"));
+		snprintf(line, sizeof(line), "  %s: %s%s%s, %lld bytes", vm, phase,
+		    mode ? " " : "", mode ? mode : "", bytes);
+		if (strcmp(line, last) != 0) {
+			printf("%s\n", line);
+			fflush(stdout);
+			snprintf(last, sizeof(last), "%s", line);
+		}
+		if (strcmp(state, "pending") != 0) {
+			bool ok = strcmp(state, "done") == 0;
+
+			if (ok)
+				printf("operation %lld (migrate %s): done%s%s\n", op, vm,
+				    msg && msg[0] ? ": " : "", msg ? msg : "");
+			else
+				fprintf(stderr, "hvctl: vm migrate %s: failed: %s\n", vm,
+				    msg && msg[0] ? msg : "no reason given");
+			client_reply_dispose(&rep);
+			return ok ? HVCTL_OK : HVCTL_FAIL;
+		}
+		client_reply_dispose(&rep);
+		/* hvd bounds a migration at timeout_s + 60 s; wait a bit more. */
+		if (time(NULL) - start > 2 * VM_WAIT_S) {
+			fprintf(stderr, "hvctl: operation %lld still pending after "
+			    "%d s; hvctl vm show %s\n", op, 2 * VM_WAIT_S, vm);
+			return HVCTL_FAIL;
+		}
+		nanosleep(&ts, NULL);
+	}
+}
+
+int
+cmd_vm_migrate(struct hvctl *h, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "no-wait", no_argument, NULL, 'W' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t *body = NULL;
+	struct hvctl_reply rep;
+	bool no_wait = false;
+	const char *to = NULL;
+	char path[128];
+	long long op;
+	int ch, r;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 't')
+			to = optarg;
+		else if (ch == 'W')
+			no_wait = true;
+		else
+			return HVCTL_USAGE;
+	}
+	if (optind + 1 != argc || !vm_name_ok(argv[optind]))
+		return hvctl_usage_error("vm migrate", "expects one VM NAME");
+	if (to)
+		body = json_pack("{s:s}", "to", to);
+	snprintf(path, sizeof(path), "/api/v1/vms/%s/migrate", argv[optind]);
+	r = client_call(h, "POST", path, body, &rep);
+	json_decref(body);
+	if (r != HVCTL_OK)
+		return r;
+	if ((r = client_check(&rep, "vm migrate")) != HVCTL_OK) {
+		client_reply_dispose(&rep);
+		return r;
+	}
+	op = json_integer_value(json_object_get(rep.body, "operation"));
+	if (h->json) {
+		output_json(rep.body);
+	} else {
+		printf("migrate %s: %s -> %s, operation %lld\n", argv[optind],
+		    output_cell(rep.body, "source"), output_cell(rep.body, "target"),
+		    op);
+		fflush(stdout);
+		if (!no_wait)
+			r = vm_migrate_wait(h, op, argv[optind]);
+	}
 	client_reply_dispose(&rep);
 	return r;
 }

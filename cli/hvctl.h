@@ -96,6 +96,7 @@ int cmd_vm_stop(struct hvctl *h, int argc, char **argv);
 int cmd_vm_start(struct hvctl *h, int argc, char **argv);
 int cmd_vm_destroy(struct hvctl *h, int argc, char **argv);
 int cmd_vm_console(struct hvctl *h, int argc, char **argv);
+int cmd_vm_migrate(struct hvctl *h, int argc, char **argv);
 
 /* cmd_backup.c */
 int cmd_backup(struct hvctl *h, int argc, char **argv);

@@ -47,6 +47,8 @@ static const struct hvctl_cmd hvctl_cmds[] = {
 	{ "vm", "destroy", "NAME [--no-wait]", "destroy a VM and forget it",
 	    cmd_vm_destroy },
 	{ "vm", "console", "NAME", "the VM's console log", cmd_vm_console },
+	{ "vm", "migrate", "NAME [--to HOST] [--no-wait]", "move a running VM "
+	    "to another host (live, or stop-copy)", cmd_vm_migrate },
 	{ "image", "add", "NAME FILE [--kind kernel|initramfs|disk]",
 	    "add a kernel, initramfs or disk image to hvd's image store",
 	    cmd_image_add },

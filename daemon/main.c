@@ -343,6 +343,8 @@ main(int argc, char **argv)
 		fatalx("cannot start the REST API");
 	if ((r = mesh_init(&hvd)) < 0)
 		fatalx("cannot start the mesh");
+	if ((r = migrate_init(&hvd)) < 0)
+		fatalx("cannot load the unfinished migrations");
 	/* Armed just before READY=1: systemd starts watching at start-up's
 	 * end, and the first ping is half an interval later. */
 	ev_watchdog = hvd_watchdog_new(hvd.base);
@@ -352,7 +354,9 @@ main(int argc, char **argv)
 	event_base_dispatch(hvd.base);
 
 	/* Agents first: their pending commands finish deferred HTTP replies,
-	 * which must be resumed before libmicrohttpd stops. */
+	 * which must be resumed before libmicrohttpd stops.  Migrations
+	 * before them: what is open stays open in the database. */
+	migrate_shutdown();
 	agents_shutdown();
 	mesh_shutdown();
 	mesh_priv_shutdown();

@@ -181,6 +181,8 @@ static const struct api_route api_routes[] = {
 	{ "POST", "/api/v1/vms/{}/stop", API_ROLE_ADMIN, NULL, api_vm_stop },
 	{ "POST", "/api/v1/vms/{}/start", API_ROLE_ADMIN, NULL, api_vm_start },
 	{ "GET", "/api/v1/vms/{}/console", API_ROLE_READ, NULL, api_vm_console },
+	{ "POST", "/api/v1/vms/{}/migrate", API_ROLE_ADMIN, NULL,
+	    api_vm_migrate },
 	{ "GET", "/api/v1/operations/{}", API_ROLE_READ, NULL,
 	    api_operation_show },
 	{ "GET", "/api/v1/images", API_ROLE_READ, api_images_list, NULL },

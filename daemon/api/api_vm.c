@@ -1,6 +1,6 @@
 /*
  * /api/v1/vms: create (placed by sched.c), list, show, stop, start,
- * destroy, console; /api/v1/operations/{id}: what hvctl waits on.
+ * destroy, console, migrate; /api/v1/operations/{id}: what hvctl waits on.
  *
  * A create is validated whole (spec, images and their kinds, networks,
  * MACs), placed, and committed before the reply, which is 202 with an
@@ -381,6 +381,159 @@ api_vm_destroy(struct hvd *hvd, const struct http_request *req,
     struct http_reply *rep, const char *key)
 {
 	api_vm_action(hvd, req, rep, key, VM_ACTION_DESTROY);
+}
+
+/*
+ * The body of POST /api/v1/vms/{name}/migrate: empty, or {"to": HOST}.
+ * Strict: another key, a duplicate, or a "to" that is not a host name is
+ * refused by name.  0, or -1 with err set.
+ */
+static int
+api_migrate_body(const char *body, size_t len, char *to, size_t tolen,
+    char *err, size_t errlen)
+{
+	json_error_t je;
+	const char *k, *t;
+	json_t *j, *v;
+
+	to[0] = '\0';
+	if (body == NULL || strspn(body, " \t\r\n") >= len)
+		return 0;
+	if ((j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je)) == NULL ||
+	    !json_is_object(j)) {
+		snprintf(err, errlen, "body must be a JSON object {\"to\": HOST}%s%s",
+		    j ? "" : ": ", j ? "" : je.text);
+		json_decref(j);
+		return -1;
+	}
+	json_object_foreach(j, k, v) {
+		if (strcmp(k, "to") != 0) {
+			snprintf(err, errlen, "unknown field '%.64s' (only \"to\")", k);
+			json_decref(j);
+			return -1;
+		}
+		t = json_string_value(v);
+		if (t == NULL || t[0] == '\0' || strlen(t) >= tolen ||
+		    strlen(t) > API_NAME_MAX) {
+			snprintf(err, errlen, "to: must be a host name");
+			json_decref(j);
+			return -1;
+		}
+		snprintf(to, tolen, "%s", t);
+	}
+	json_decref(j);
+	return 0;
+}
+
+/*
+ * Live migration: the target is picked by the VM's own constraints, as
+ * at create, among the hosts other than its own; --to names it, and must
+ * satisfy them too.  202 with the operation.
+ */
+void
+api_vm_migrate(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep, const char *key)
+{
+	struct vm_spec *s = malloc(sizeof(*s));
+	struct sched_host *sh = NULL, *cand = NULL;
+	struct host_row *rows = NULL, src, dst;
+	struct fleet_host *fh;
+	struct vm_row *v = NULL;
+	char to[API_NAME_MAX + 1], err[1024];
+	size_t nh = 0, nc = 0, pick, *map = NULL;
+	uint64_t op;
+
+	if (s == NULL) {
+		http_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		return;
+	}
+	if ((v = api_vm_find(hvd, key, rep)) == NULL)
+		goto out;
+	if (api_migrate_body(req->body, req->body_len, to, sizeof(to), err,
+	    sizeof(err)) < 0) {
+		http_error(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
+		goto out;
+	}
+	if (strcmp(v->state, "running") != 0) {
+		http_error(rep, MHD_HTTP_CONFLICT, "VM %s is not running (state %s); "
+		    "only a running VM migrates", v->name, v->state);
+		goto out;
+	}
+	if (migrate_active(v->uuid)) {
+		http_error(rep, MHD_HTTP_CONFLICT, "a migration of VM %s is already "
+		    "in progress", v->name);
+		goto out;
+	}
+	if (v->host_id == 0 || db_host_by_id(hvd->db, v->host_id, &src) < 0 ||
+	    (fh = fleet_by_id(v->host_id)) == NULL || fleet_session(fh) == NULL) {
+		http_error(rep, MHD_HTTP_CONFLICT, "VM %s's host %s has no agent "
+		    "session", v->name, v->host[0] ? v->host : "-");
+		goto out;
+	}
+	if (to[0]) {
+		if (db_host_get(hvd->db, to, &dst) < 0) {
+			http_error(rep, MHD_HTTP_BAD_REQUEST, "to: no host '%s'", to);
+			goto out;
+		}
+		if (dst.id == src.id) {
+			http_error(rep, MHD_HTTP_BAD_REQUEST, "to: VM %s already runs on "
+			    "%s", v->name, to);
+			goto out;
+		}
+	}
+	if (vm_spec_decode(v->spec, strlen(v->spec), s, err, sizeof(err)) < 0) {
+		http_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "VM %s: stored spec "
+		    "unreadable: %s", v->name, err);
+		goto out;
+	}
+	/* The constraints of create, minus the VM's own host. */
+	if (s->place_host[0] && (to[0] ? strcmp(s->place_host, to) != 0 :
+	    strcmp(s->place_host, src.name) == 0)) {
+		http_error(rep, MHD_HTTP_CONFLICT, "VM %s is pinned to host %s "
+		    "(placement.host); %s", v->name, s->place_host, to[0] ?
+		    "the target does not satisfy it" : "no other host satisfies it");
+		goto out;
+	}
+	if (to[0])
+		snprintf(s->place_host, sizeof(s->place_host), "%s", to);
+	if (api_vm_capacity(hvd, s, &sh, &rows, &nh) < 0 ||
+	    (cand = calloc(nh ? nh : 1, sizeof(*cand))) == NULL ||
+	    (map = calloc(nh ? nh : 1, sizeof(*map))) == NULL) {
+		http_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error");
+		goto out;
+	}
+	for (size_t i = 0; i < nh; i++) {
+		if (rows[i].name[0] == '\0' || strcmp(rows[i].state, "retired") == 0 ||
+		    rows[i].id == src.id)
+			continue;
+		map[nc] = i;
+		cand[nc++] = sh[i];
+	}
+	if (sched_pick(cand, nc, s, &pick, err, sizeof(err)) < 0) {
+		http_error(rep, MHD_HTTP_CONFLICT, "%s%s (VM %s stays on %s)",
+		    to[0] ? "to: " : "", err, v->name, src.name);
+		goto out;
+	}
+	dst = rows[map[pick]];
+	op = migrate_start(hvd, v, &src, &dst, req->actor, err, sizeof(err));
+	if (op == 0) {
+		http_error(rep, MHD_HTTP_CONFLICT, "%s", err);
+		goto out;
+	}
+	rep->status = MHD_HTTP_ACCEPTED;
+	rep->json = json_pack("{s:I, s:s, s:s, s:s}", "operation", (json_int_t)op,
+	    "vm", v->name, "source", src.name, "target", dst.name);
+out:
+	if (sh)
+		for (size_t i = 0; i < nh; i++)
+			if (rows[i].name[0])
+				free((char *)sh[i].labels);
+	free(sh);
+	free(cand);
+	free(map);
+	free(rows);
+	free(s);
+	free(v);
 }
 
 struct api_console {

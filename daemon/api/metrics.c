@@ -136,6 +136,7 @@ metrics_render(struct hvd *hvd, char **out, size_t *len)
 	    "# TYPE process_start_time_seconds gauge\n"
 	    "process_start_time_seconds %lld\n", (long long)hvd->started_wall);
 	fleet_metrics(f);
+	migrate_metrics(f);
 	fprintf(f, "# HELP hvd_agent_accept_pauses_total Times the agent listener "
 	    "paused accepting because hvd was out of descriptors.\n"
 	    "# TYPE hvd_agent_accept_pauses_total counter\n"

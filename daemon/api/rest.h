@@ -57,6 +57,7 @@ void api_vm_stop(struct hvd *, const struct http_request *, struct http_reply *,
 void api_vm_start(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_vm_destroy(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_vm_console(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_vm_migrate(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_operation_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 
 /* boot.c: iPXE scripts and boot files over HTTP, the boot root. */

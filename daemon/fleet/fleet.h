@@ -58,16 +58,51 @@ int mesh_init(struct hvd *hvd);
 void mesh_shutdown(void);
 
 /* vm.c: VM lifecycle (commands to hosts, operations, reports). */
-enum vm_action { VM_ACTION_CREATE, VM_ACTION_STOP, VM_ACTION_DESTROY };
+enum vm_action { VM_ACTION_CREATE, VM_ACTION_STOP, VM_ACTION_DESTROY,
+	VM_ACTION_MIGRATE };
 /* Sends action for v to its host and opens an operation: its id, or 0
  * when nothing was sent (*err says why; an unknown action is refused,
  * never mapped to another). */
 uint64_t vm_start_action(struct hvd *hvd, const struct vm_row *v,
     enum vm_action action, char *err, size_t errlen);
 json_t *vm_op_json(uint64_t id);
+/* A migrate operation (migrate.c drives it): phase preparing, state
+ * pending.  Its id; updates take NULL (or bytes -1) for "unchanged". */
+uint64_t vm_op_migrate_new(const struct vm_row *v, const char *source,
+    const char *target);
+void vm_op_migrate_update(uint64_t id, const char *phase, int64_t bytes,
+    const char *mode, const char *state, const char *message);
+/* The vm.create params (PROTOCOL.md 6.2) for v, from its stored spec;
+ * NULL with *err saying why. */
+json_t *vm_create_params(struct hvd *hvd, const struct vm_row *v, char *err,
+    size_t errlen);
 void vm_agent_state(struct hvd *hvd, struct fleet_host *fh, json_t *params);
 /* A host's session started: adopt its running VMs, report missing ones. */
 void vm_host_up(struct hvd *hvd, struct fleet_host *fh, int64_t host_id);
+
+/* migrate.c: live migration of a running VM (PROTOCOL.md 6.2). */
+#define MIGRATE_TIMEOUT_S	300	/* timeout_s handed to both agents */
+int migrate_init(struct hvd *hvd);
+void migrate_shutdown(void);
+/* Starts moving v from src (its host) to dst: the operation's id, or 0
+ * with *err saying why (the caller has checked both hosts). */
+uint64_t migrate_start(struct hvd *hvd, const struct vm_row *v,
+    const struct host_row *src, const struct host_row *dst, const char *actor,
+    char *err, size_t errlen);
+/* True while a migration of uuid is unfinished. */
+bool migrate_active(const char *uuid);
+/* NAME--incoming or NAME--migratedaway: a migration's copy of a VM. */
+bool migrate_domain_name(const char *name);
+/* Notifies: vm.migration and migration.refused. */
+void migrate_agent_report(struct hvd *hvd, struct fleet_host *fh,
+    json_t *params);
+void migrate_agent_refused(struct hvd *hvd, struct fleet_host *fh,
+    json_t *params);
+/* host_id's session came up and listed its domains: decide what waits on
+ * it, and tell it any outcome it has not heard. */
+void migrate_host_list(struct hvd *hvd, int64_t host_id, json_t *vms);
+/* For /metrics: migration.refused notifies, and migrations by outcome. */
+void migrate_metrics(FILE *f);
 
 /* session.c: what an agent session means (the listener's struct agent_ops,
  * wired by main.c), and requests to a host's agent. */

@@ -175,6 +175,8 @@ static const struct session_notification {
 } session_notifications[] = {
 	{ "telemetry", MSG_S_TELEMETRY, session_on_telemetry },
 	{ "vm.state", MSG_S_VM_STATE, vm_agent_state },
+	{ "vm.migration", MSG_S_VM_MIGRATION, migrate_agent_report },
+	{ "migration.refused", MSG_S_MIGRATION_REFUSED, migrate_agent_refused },
 };
 
 int

@@ -27,6 +27,8 @@ static const struct vm_action_def {
 	[VM_ACTION_CREATE] = { "create", "vm.create" },
 	[VM_ACTION_STOP] = { "stop", "vm.shutdown" },
 	[VM_ACTION_DESTROY] = { "destroy", "vm.destroy" },
+	/* Driven by migrate.c, never by vm_start_action(). */
+	[VM_ACTION_MIGRATE] = { "migrate", "vm.migrate_in" },
 };
 #define VM_ACTION_BIT(a)	(1u << (a))
 
@@ -37,6 +39,10 @@ struct vm_op {
 	char state[12];			/* pending, done, failed */
 	char message[256];
 	int64_t started, ended;
+	/* migrate only: as the agents report (vm_op_migrate_update). */
+	char phase[12], mode[12];
+	uint64_t bytes;
+	char source[API_NAME_MAX + 1], target[API_NAME_MAX + 1];
 };
 
 static struct vm_op vm_ops[VM_OPS_MAX];
@@ -90,14 +96,60 @@ json_t *
 vm_op_json(uint64_t id)
 {
 	struct vm_op *op = vm_op_find(id);
+	json_t *j;
 
 	if (op == NULL)
 		return NULL;
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I}", "id",
+	j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I}", "id",
 	    (json_int_t)op->id, "vm", op->vm, "action",
 	    vm_actions[op->action].name, "state",
 	    op->state, "message", op->message, "started", (json_int_t)op->started,
 	    "ended", (json_int_t)op->ended);
+	if (j && op->action == VM_ACTION_MIGRATE) {
+		json_object_set_new(j, "phase", json_string(op->phase));
+		json_object_set_new(j, "bytes", json_integer((json_int_t)op->bytes));
+		json_object_set_new(j, "mode", op->mode[0] ? json_string(op->mode) :
+		    json_null());
+		json_object_set_new(j, "source", json_string(op->source));
+		json_object_set_new(j, "target", json_string(op->target));
+	}
+	return j;
+}
+
+uint64_t
+vm_op_migrate_new(const struct vm_row *v, const char *source,
+    const char *target)
+{
+	struct vm_op *op = vm_op_new(v->name, v->uuid, VM_ACTION_MIGRATE);
+
+	snprintf(op->phase, sizeof(op->phase), "preparing");
+	snprintf(op->source, sizeof(op->source), "%s", source);
+	snprintf(op->target, sizeof(op->target), "%s", target);
+	return op->id;
+}
+
+void
+vm_op_migrate_update(uint64_t id, const char *phase, int64_t bytes,
+    const char *mode, const char *state, const char *message)
+{
+	struct vm_op *op = vm_op_find(id);
+
+	/* An operation that fell out of the ring is simply not shown. */
+	if (op == NULL || op->action != VM_ACTION_MIGRATE)
+		return;
+	if (phase)
+		snprintf(op->phase, sizeof(op->phase), "%s", phase);
+	if (bytes >= 0)
+		op->bytes = (uint64_t)bytes;
+	if (mode)
+		snprintf(op->mode, sizeof(op->mode), "%s", mode);
+	if (message)
+		snprintf(op->message, sizeof(op->message), "%s", message);
+	if (state) {
+		if (strcmp(op->state, "pending") == 0 && strcmp(state, "pending") != 0)
+			op->ended = hvd_now_wall();
+		snprintf(op->state, sizeof(op->state), "%s", state);
+	}
 }
 
 /* {"url", "sha256"} of an image the agent fetches from the boot port. */
@@ -117,7 +169,7 @@ vm_image_ref(struct hvd *hvd, const char *name)
 }
 
 /* The vm.create params (PROTOCOL.md 6.2) for v, from its stored spec. */
-static json_t *
+json_t *
 vm_create_params(struct hvd *hvd, const struct vm_row *v, char *err,
     size_t errlen)
 {
@@ -315,19 +367,29 @@ vm_reconcile_done(void *arg, json_t *result, json_t *error)
 	size_t n = 0, i;
 
 	(void)error;
-	if (result == NULL || db_vm_list(rc->hvd->db, rc->host_id, &rows, &n) < 0)
+	if (result == NULL)
+		goto out;
+	/* First: an unfinished migration is decided from what runs where,
+	 * which may move a VM's row before the loops below read them. */
+	migrate_host_list(rc->hvd, rc->host_id, list);
+	if (db_vm_list(rc->hvd->db, rc->host_id, &rows, &n) < 0)
 		goto out;
 	for (size_t k = 0; k < n; k++) {
 		struct vm_row *v = &rows[k];
-		bool found = false;
+		bool found = migrate_active(v->uuid);
 
 		json_array_foreach(list, i, e) {
 			const char *u = json_string_value(json_object_get(e, "uuid"));
 			const char *st = json_string_value(json_object_get(e, "state"));
+			const char *nm = json_string_value(json_object_get(e, "name"));
 
 			if (u == NULL || strcmp(u, v->uuid) != 0)
 				continue;
 			found = true;
+			/* A migration's copy (NAME--incoming, NAME--migratedaway)
+			 * is not the VM running: never adopted. */
+			if (nm && migrate_domain_name(nm))
+				continue;
 			if (st && strcmp(st, "running") == 0 &&
 			    strcmp(v->state, "running") != 0)
 				db_vm_set_state(rc->hvd->db, v, "running",
@@ -344,9 +406,11 @@ vm_reconcile_done(void *arg, json_t *result, json_t *error)
 	}
 	json_array_foreach(list, i, e) {
 		const char *u = json_string_value(json_object_get(e, "uuid"));
+		const char *nm = json_string_value(json_object_get(e, "name"));
 		struct vm_row v;
 
-		if (u && db_vm_get(rc->hvd->db, u, &v) < 0)
+		if (u && !(nm && migrate_domain_name(nm)) &&
+		    db_vm_get(rc->hvd->db, u, &v) < 0)
 			db_event_record(rc->hvd->db, "vm.unknown", u, "hvd",
 			    "runs on a host but is not in the inventory",
 			    hvd_now_wall());

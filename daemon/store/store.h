@@ -220,6 +220,32 @@ int db_image_add(struct db *db, const struct image_row *im, const char *actor,
 int db_image_delete(struct db *db, const struct image_row *im,
     const char *actor, int64_t now, bool *last);
 
+/* db_migration.c: VM migrations (schema/007).  The key is never stored. */
+struct migration_row {
+	char id[33];			/* 32 lowercase hex */
+	char vm_uuid[37], vm_name[64];
+	int64_t source_id, target_id;
+	char source[API_NAME_MAX + 1], target[API_NAME_MAX + 1];
+	char phase[12];			/* preparing ... done, failed */
+	unsigned timeout_s;
+	int64_t started_at, ended_at;	/* ended_at 0: still open */
+	char outcome[8];		/* "", "source", "target" */
+	char reason[256];
+};
+int db_migration_insert(struct db *db, const struct migration_row *m,
+    const char *actor, int64_t now);
+int db_migration_open_list(struct db *db, struct migration_row **out,
+    size_t *n);
+int db_migration_get(struct db *db, const char *id, struct migration_row *out);
+int db_migration_set_phase(struct db *db, const char *id, const char *phase);
+/* The VM's host becomes m's target (with its event): one transaction.
+ * -ENOENT: the VM is gone. */
+int db_migration_move(struct db *db, const struct migration_row *m,
+    const char *actor, int64_t now);
+int db_migration_decide(struct db *db, const struct migration_row *m,
+    const char *outcome, const char *reason, const char *actor, int64_t now);
+int db_migration_close(struct db *db, const char *id, int64_t now);
+
 /* db_lease.c: full-mode leases.  Addresses in host byte order. */
 struct lease_pool {
 	uint32_t first, last;		/* dhcp-range, inclusive */

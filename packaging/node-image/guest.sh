@@ -11,6 +11,16 @@
 #                hvguest.peer=B     pings B, retrying for hvguest.wait
 #                                   seconds (default 60), and prints
 #                                   "hv-guest: ping B ok" or "... failed"
+#                hvguest.tick=S     prints "hv-guest: tick N up U" every S
+#                                   seconds: N counts in RAM, U is the
+#                                   uptime, so a guest that moved without
+#                                   rebooting carries both on
+#                hvguest.watch=B    pings B every 0.2 s for ever and prints
+#                                   "hv-guest: watch B gap G s" when a
+#                                   reply comes more than a second after
+#                                   the one before (G, from the uptime),
+#                                   and "hv-guest: watch
+#                                   B ok N" every 50 replies
 #              and then stays up (answering pings) until Xen asks it to
 #              power off.  Everything goes to the console (console=hvc0).
 #
@@ -128,14 +138,18 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 say() { echo "hv-guest: $*"; }
-ip= peer= wait=60
+ip= peer= wait=60 tick= watch=
 for w in $(cat /proc/cmdline); do
 	case $w in
 	hvguest.ip=*) ip=${w#hvguest.ip=} ;;
 	hvguest.peer=*) peer=${w#hvguest.peer=} ;;
 	hvguest.wait=*) wait=${w#hvguest.wait=} ;;
+	hvguest.tick=*) tick=${w#hvguest.tick=} ;;
+	hvguest.watch=*) watch=${w#hvguest.watch=} ;;
 	esac
 done
+# Uptime in centiseconds.
+cs() { read -r u _ < /proc/uptime; echo "${u%.*}${u#*.}"; }
 while read -r m; do
 	insmod "/lib/modules/$m.ko" || say "insmod $m failed"
 done < /lib/modules/load-order
@@ -160,6 +174,28 @@ if [ -n "$peer" ]; then
 		sleep 1
 	done
 	say "ping $peer $res after $(( $(cut -d. -f1 /proc/uptime) - start )) s"
+fi
+if [ -n "$tick" ]; then
+	(n=0; while :; do
+		n=$((n + 1))
+		say "tick $n up $(cut -d' ' -f1 /proc/uptime)"
+		sleep "$tick"
+	done) &
+fi
+if [ -n "$watch" ]; then
+	(last= ok=0; while :; do
+		if ping -c 1 -W 1 "$watch" >/dev/null 2>&1; then
+			now=$(cs)
+			# Replies come every 0.2 s and a bit: a second is a gap.
+			if [ -n "$last" ] && [ $((now - last)) -gt 100 ]; then
+				g=$((now - last))
+				say "watch $watch gap $((g / 100)).$(printf %02d $((g % 100))) s"
+			fi
+			last=$now ok=$((ok + 1))
+			[ $((ok % 50)) -eq 0 ] && say "watch $watch ok $ok"
+		fi
+		sleep 0.2
+	done) &
 fi
 while :; do
 	sleep 3600 &
