@@ -232,6 +232,46 @@ out:
 	return r;
 }
 
+/* POST /api/v1/vms/{name}/migrate: an empty body, or {"to": HOST}. */
+struct api_migrate_wire {
+	char to[API_NAME_MAX + 1];
+};
+
+static const struct jf_field api_migrate_fields[] = {
+	{ .name = "to", .type = JF_STRING, .flag = 1,
+	    .offset = offsetof(struct api_migrate_wire, to),
+	    .size = sizeof(((struct api_migrate_wire *)0)->to),
+	    .min = 1, .max = API_NAME_MAX, .rule = api_name_rule },
+};
+
+int
+api_migrate_request_decode(const char *body, size_t len,
+    struct api_migrate_request *out, char *err, size_t errlen)
+{
+	struct api_migrate_wire w = { "" };
+	unsigned present = 0;
+	json_t *root = NULL;
+	size_t blank = 0;
+	int r;
+
+	while (blank < len && (body[blank] == ' ' || body[blank] == '\t' ||
+	    body[blank] == '\r' || body[blank] == '\n'))
+		blank++;
+	if (blank == len) {
+		memset(out, 0, sizeof(*out));
+		return 0;
+	}
+	if ((r = jf_parse_object(body, len, &root, err, errlen)) < 0)
+		goto out;
+	if ((r = jf_decode(root, api_migrate_fields, JF_LEN(api_migrate_fields),
+	    &w, &present, err, errlen)) < 0)
+		goto out;
+	memcpy(out->to, w.to, sizeof(out->to));
+out:
+	json_decref(root);
+	return r;
+}
+
 static int
 api_pubkey_rule(const struct jf_ctx *c, const json_t *v, void *dst)
 {

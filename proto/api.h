@@ -64,6 +64,14 @@ int api_token_request_decode(const char *body, size_t len,
     struct api_token_request *out, char *err, size_t errlen);
 int api_host_request_decode(const char *body, size_t len,
     struct api_host_request *out, char *err, size_t errlen);
+/* POST /api/v1/vms/{name}/migrate: empty (to "": the scheduler picks), or
+ * {"to": HOST} with a valid name.  0, or -EINVAL with err naming the
+ * problem. */
+struct api_migrate_request {
+	char to[API_NAME_MAX + 1];
+};
+int api_migrate_request_decode(const char *body, size_t len,
+    struct api_migrate_request *out, char *err, size_t errlen);
 /* Host identity operations (proto/api_host.c). */
 #define API_FP_HEX		64	/* host fingerprint, lowercase hex */
 #define API_HOST_NETS_MAX	64

@@ -384,48 +384,6 @@ api_vm_destroy(struct hvd *hvd, const struct http_request *req,
 }
 
 /*
- * The body of POST /api/v1/vms/{name}/migrate: empty, or {"to": HOST}.
- * Strict: another key, a duplicate, or a "to" that is not a host name is
- * refused by name.  0, or -1 with err set.
- */
-static int
-api_migrate_body(const char *body, size_t len, char *to, size_t tolen,
-    char *err, size_t errlen)
-{
-	json_error_t je;
-	const char *k, *t;
-	json_t *j, *v;
-
-	to[0] = '\0';
-	if (body == NULL || strspn(body, " \t\r\n") >= len)
-		return 0;
-	if ((j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je)) == NULL ||
-	    !json_is_object(j)) {
-		snprintf(err, errlen, "body must be a JSON object {\"to\": HOST}%s%s",
-		    j ? "" : ": ", j ? "" : je.text);
-		json_decref(j);
-		return -1;
-	}
-	json_object_foreach(j, k, v) {
-		if (strcmp(k, "to") != 0) {
-			snprintf(err, errlen, "unknown field '%.64s' (only \"to\")", k);
-			json_decref(j);
-			return -1;
-		}
-		t = json_string_value(v);
-		if (t == NULL || t[0] == '\0' || strlen(t) >= tolen ||
-		    strlen(t) > API_NAME_MAX) {
-			snprintf(err, errlen, "to: must be a host name");
-			json_decref(j);
-			return -1;
-		}
-		snprintf(to, tolen, "%s", t);
-	}
-	json_decref(j);
-	return 0;
-}
-
-/*
  * Live migration: the target is picked by the VM's own constraints, as
  * at create, among the hosts other than its own; --to names it, and must
  * satisfy them too.  202 with the operation.
@@ -439,7 +397,9 @@ api_vm_migrate(struct hvd *hvd, const struct http_request *req,
 	struct host_row *rows = NULL, src, dst;
 	struct fleet_host *fh;
 	struct vm_row *v = NULL;
-	char to[API_NAME_MAX + 1], err[1024];
+	struct api_migrate_request mr;
+	const char *to = mr.to;
+	char err[1024];
 	size_t nh = 0, nc = 0, pick, *map = NULL;
 	uint64_t op;
 
@@ -449,8 +409,8 @@ api_vm_migrate(struct hvd *hvd, const struct http_request *req,
 	}
 	if ((v = api_vm_find(hvd, key, rep)) == NULL)
 		goto out;
-	if (api_migrate_body(req->body, req->body_len, to, sizeof(to), err,
-	    sizeof(err)) < 0) {
+	if (api_migrate_request_decode(req->body ? req->body : "",
+	    req->body ? req->body_len : 0, &mr, err, sizeof(err)) < 0) {
 		http_error(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
 		goto out;
 	}

@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: everything hvd decodes from a REST request — network
- * bodies (create and patch), token-request bodies, and the bearer token
- * itself.  The first byte picks the decoder so one corpus covers all.
+ * bodies (create and patch), token-request bodies, migrate bodies, and the
+ * bearer token itself.  The first byte picks the decoder so one corpus covers all.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *body = (const char *)data + 1;
 	struct api_network net;
 	struct api_token_request tok;
+	struct api_migrate_request mig;
 	char id[AUTH_ID_HEX + 1];
 	uint8_t secret[AUTH_SECRET_LEN];
 	char err[256];
@@ -25,7 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0:
 		r = api_network_decode(body, size - 1, API_DECODE_CREATE, &net,
 		    err, sizeof(err));
@@ -51,8 +52,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r == 0 && strlen(id) != AUTH_ID_HEX)
 			abort();
 		break;
+	case 4:
+		r = api_migrate_request_decode(body, size - 1, &mig, err,
+		    sizeof(err));
+		if (r == 0 && mig.to[0] != '\0' && !api_name_valid(mig.to))
+			abort();
+		break;
 	}
-	if (r < 0 && data[0] % 4 != 3 && strlen(err) == 0)
+	if (r < 0 && data[0] % 5 != 3 && strlen(err) == 0)
 		abort();	/* a rejection must say why */
 	return 0;
 }

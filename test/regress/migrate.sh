@@ -89,7 +89,8 @@ expect "(f) a VM not running: 409" "$(mig idle1)" "409 *idle1 is not running (st
 # (e) Refusals, each with its status and what was wrong.
 expect_eq "(e) unknown VM: 404" "$(mig nosuch)" "404 {\"error\":\"no VM 'nosuch'\"}"
 expect "(e) unknown body key: 400 naming it" "$(mig web1 '{"to":"h2","speed":1}')" "400 *unknown field 'speed'*"
-expect "(e) to: not a string: 400" "$(mig web1 '{"to":5}')" "400 *to: must be a host name*"
+expect "(e) to: not a string: 400 naming it" "$(mig web1 '{"to":5}')" "400 *field 'to' must be a string*"
+expect "(e) to: not a host name: 400 naming the rule" "$(mig web1 '{"to":"H 1"}')" "400 *field 'to' must start with a-z*"
 expect_eq "(e) --to the source: 400" "$(mig web1 '{"to":"h1"}')" '400 {"error":"to: VM web1 already runs on h1"}'
 expect_eq "(e) --to an unknown host: 400" "$(mig web1 '{"to":"h9"}')" "400 {\"error\":\"to: no host 'h9'\"}"
 expect "(e) --to a host that is not up: 409" "$(mig web1 '{"to":"h3"}')" "409 *to: no host fits * on host h3; h3 is not up*"
