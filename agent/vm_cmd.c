@@ -293,6 +293,19 @@ vm_cmd_of(struct agent_vm *av, const json_t *params)
 	    NULL);
 }
 
+struct vm *
+vm_cmd_running(struct agent_vm *av, const json_t *params, char *err,
+    size_t errlen)
+{
+	struct vm *vm = vm_cmd_of(av, params);
+
+	if (vm != NULL && vm->phase == VP_RUNNING)
+		return vm;
+	snprintf(err, errlen, "%s is not running here",
+	    json_string_value(json_object_get(params, "uuid")));
+	return NULL;
+}
+
 /* A stop of a VM that does not run: say so, it is what hvd wants. */
 static json_t *
 vm_not_running(struct agent_vm *av, const json_t *params)
@@ -393,11 +406,8 @@ agent_vm_reboot(struct agent_vm *av, json_t *params, char *err,
 
 	if (av == NULL)
 		return vm_cmd_no_xen(err, errlen);
-	if ((vm = vm_cmd_of(av, params)) == NULL || vm->phase != VP_RUNNING) {
-		snprintf(err, errlen, "%s is not running here",
-		    json_string_value(json_object_get(params, "uuid")));
+	if ((vm = vm_cmd_running(av, params, err, errlen)) == NULL)
 		return NULL;
-	}
 	if (vm_cmd_migrating(vm, err, errlen))
 		return NULL;
 	xen_clear_err(av->xen);

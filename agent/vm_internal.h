@@ -127,6 +127,9 @@ struct vm *vm_find(struct agent_vm *av, const char *uuid, const char *name);
 json_t *vm_cmd_no_xen(char *err, size_t errlen);
 /* The VM of params.uuid, or NULL when no domain has it. */
 struct vm *vm_cmd_of(struct agent_vm *av, const json_t *params);
+/* The VM of params.uuid if it runs here; else NULL with err saying so. */
+struct vm *vm_cmd_running(struct agent_vm *av, const json_t *params,
+    char *err, size_t errlen);
 /* A new VM (FETCHING, nothing started) from checked vm.create params;
  * NULL with err set. */
 struct vm *vm_cmd_new_from(struct agent_vm *av, const json_t *params,

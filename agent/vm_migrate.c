@@ -896,11 +896,8 @@ agent_vm_migrate_out(struct agent_vm *av, json_t *params, char *err,
 
 	if (av == NULL)
 		return vm_cmd_no_xen(err, errlen);
-	if ((vm = vm_cmd_of(av, params)) == NULL || vm->phase != VP_RUNNING) {
-		snprintf(err, errlen, "%s is not running here",
-		    json_string_value(json_object_get(params, "uuid")));
+	if ((vm = vm_cmd_running(av, params, err, errlen)) == NULL)
 		return NULL;
-	}
 	if (vm->mig != NULL) {
 		snprintf(err, errlen, "%s is migrating already", vm->name);
 		return NULL;

@@ -131,6 +131,18 @@ api_vm_capacity(struct hvd *hvd, const struct vm_spec *s,
 	return 0;
 }
 
+/* What api_vm_capacity() made (NULL-safe); ROWS itself is the caller's. */
+static void
+api_vm_capacity_free(struct sched_host *sh, const struct host_row *rows,
+    size_t n)
+{
+	if (sh != NULL)
+		for (size_t i = 0; i < n; i++)
+			if (rows[i].name[0])
+				free((char *)sh[i].labels);
+	free(sh);
+}
+
 static bool
 api_vm_image_ok(struct hvd *hvd, const char *field, const char *name,
     const char *kind, struct http_reply *rep)
@@ -259,11 +271,7 @@ api_vms_create(struct hvd *hvd, const struct http_request *req,
 	snprintf(rep->location, sizeof(rep->location), "/api/v1/vms/%s",
 	    v->name);
 out:
-	if (sh)
-		for (size_t i = 0; i < nh; i++)
-			if (rows[i].name[0])
-				free((char *)sh[i].labels);
-	free(sh);
+	api_vm_capacity_free(sh, rows, nh);
 	free(rows);
 	free(text);
 	free(s);
@@ -484,11 +492,7 @@ api_vm_migrate(struct hvd *hvd, const struct http_request *req,
 	rep->json = json_pack("{s:I, s:s, s:s, s:s}", "operation", (json_int_t)op,
 	    "vm", v->name, "source", src.name, "target", dst.name);
 out:
-	if (sh)
-		for (size_t i = 0; i < nh; i++)
-			if (rows[i].name[0])
-				free((char *)sh[i].labels);
-	free(sh);
+	api_vm_capacity_free(sh, rows, nh);
 	free(cand);
 	free(map);
 	free(rows);
