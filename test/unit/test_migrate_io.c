@@ -1,11 +1,13 @@
 /*
- * migrate_io.c on real loopback TCP, both ends on one event_base: the
- * happy path (8 MiB pumped source fd -> target fd, byte for byte, then the
- * END/RECEIVED/GO/DONE frames with their final flags and a graceful
- * finish), a stranger's and a bad HELLO_I, a wrong peer address (which
- * must not use up the id), a replayed id, a byte flipped on the wire by a
- * proxy, the peer closing mid-stream, a refused connect, and both
- * handshake deadlines.
+ * migrate_io.c over real loopback TCP, both ends on one event_base in this
+ * process: a full migration exchange with an 8 MiB pumped stream, the
+ * listener's refusals (unknown id, bad hello, wrong peer, replay, rival
+ * handshakes, timeouts), a byte flipped on the wire by a proxy on the same
+ * loop, a peer that vanishes mid-stream, a failing pump_to fd,
+ * mig_io_send's limit, frees from inside callbacks, and mig_io_finish()
+ * delivering what it queued (also to a half-closed peer).  Every test ends
+ * by running the loop until no event is left, so an io that never frees
+ * itself fails here and a leak fails under ASan.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,746 +30,780 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <sodium.h>
 
 #include "log.h"
 #include "migchan.h"
 #include "migrate_io.h"
 
-#define BIG	(8u * 1024 * 1024)
-#define SMALL	(2u * 1024 * 1024)
+#define STREAM_LEN	(8u * 1024 * 1024)
+/* i->r bytes before the first frame after AUTH: HELLO_I, header, AUTH. */
+#define I_AUTH_OFF	(MIGCHAN_HELLO_I_LEN + MIGCHAN_HEADER_LEN)
+#define I_DATA_OFF	(I_AUTH_OFF + MIGCHAN_OVERHEAD + MIGCHAN_ID_LEN)
 
 static struct event_base *base;
-static struct event *watchdog;
-static bool timed_out;
-static bool (*done)(void);
-static uint8_t sk_s[32], pk_s[32], sk_t[32], pk_t[32];
-static uint8_t *data;			/* BIG pseudo-random bytes */
+static uint8_t i_pk[32], i_sk[32], r_pk[32], r_sk[32], key[32];
 
-/* ---- the loop ---- */
+/* ---- loop helpers ---- */
+
+static bool timed_out;
 
 static void
-wd_cb(evutil_socket_t fd, short what, void *arg)
+deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	(void)arg;
 	timed_out = true;
-	event_base_loopexit(base, NULL);
 }
 
-static void
-check(void)
-{
-	if (done != NULL && done())
-		event_base_loopexit(base, NULL);
-}
+#define RUN_UNTIL(cond, ms) do {					\
+	struct event *dl_ = evtimer_new(base, deadline_cb, NULL);	\
+	struct timeval tv_ = { (ms) / 1000, ((ms) % 1000) * 1000 };	\
+									\
+	assert_non_null(dl_);						\
+	timed_out = false;						\
+	assert_int_equal(evtimer_add(dl_, &tv_), 0);			\
+	/* -1: an assertion jumped out of a callback, the loop is dead. */\
+	while (!(cond) && !timed_out)					\
+		if (event_base_loop(base, EVLOOP_ONCE) < 0)		\
+			break;						\
+	event_free(dl_);						\
+	if (!(cond))							\
+		fail_msg("timed out waiting for %s", #cond);		\
+} while (0)
 
-/* Runs the loop until done() or MS pass (a failure). */
-static void
-run(bool (*until)(void), unsigned ms)
-{
-	struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
-
-	done = until;
-	timed_out = false;
-	if (!until()) {
-		evtimer_add(watchdog, &tv);
-		event_base_dispatch(base);
-		evtimer_del(watchdog);
-	}
-	done = NULL;
-	assert_false(timed_out);
-	assert_true(until());
-}
-
-static double
-now_s(void)
+static long
+now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- channels and one side's record ---- */
-
-static void
-chans(const uint8_t id[MIGCHAN_ID_LEN], const uint8_t k[MIGCHAN_KEY_LEN],
-    struct migchan *ci, struct migchan *cr)
+static int
+setup(void **state)
 {
-	if (ci != NULL)
-		assert_int_equal(migchan_init(ci, MIGCHAN_INITIATOR, id, k, sk_s,
-		    pk_t), 0);
-	if (cr != NULL)
-		assert_int_equal(migchan_init(cr, MIGCHAN_RESPONDER, id, k, sk_t,
-		    pk_s), 0);
+	(void)state;
+	base = event_base_new();
+	return base == NULL ? -1 : 0;
 }
+
+/* Nothing may be left on the loop: every io freed itself (finish too). */
+static int
+teardown(void **state)
+{
+	struct event *dl = evtimer_new(base, deadline_cb, NULL);
+	struct timeval tv = { 3, 0 };
+	int loop = 0;
+
+	(void)state;
+	timed_out = false;
+	evtimer_add(dl, &tv);
+	while (event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED) > 1 &&
+	    !timed_out && (loop = event_base_loop(base, EVLOOP_ONCE)) >= 0)
+		;
+	event_free(dl);
+	if (loop < 0)
+		return -1;	/* a failed test left it running: leak it */
+	if (event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED) > 0) {
+		print_error("events left on the loop after the test\n");
+		return -1;
+	}
+	event_base_free(base);
+	base = NULL;
+	return 0;
+}
+
+/* ---- one end of a channel ---- */
+
+#define MAXF 64
 
 struct side {
 	struct mig_io *io;
-	int accepted, authed, pumped;
-	bool closed, finished, script;
-	int err;
-	enum migchan_type types[16];
-	bool finals[16];
-	size_t nframes;
-	uint8_t last[8];
-	size_t lastlen;
-	uint64_t bytes_at;		/* source: at pumped; target: at END */
-	int to_fd, from_fd;
+	int accepted, authed, pumped, closed, err;
+	int nframes;
+	enum migchan_type types[MAXF];
+	bool finals[MAXF];
+	size_t lens[MAXF];
+	uint64_t bytes_at[MAXF];	/* mig_io_bytes() when each came */
+	uint64_t bytes_pumped;
+	uint64_t data_len;		/* DATA through frame() */
+	int data_bad;			/* DATA payloads not as expected */
+	int pump_to_fd;			/* set from accepted when >= 0 */
+	void (*on_authed)(struct side *);
+	void (*on_frame)(struct side *, enum migchan_type, bool);
+	void (*on_pumped)(struct side *);
 };
 
 static void
 side_init(struct side *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->to_fd = s->from_fd = -1;
+	s->pump_to_fd = -1;
 }
 
 static void
-record(struct side *s, enum migchan_type type, const uint8_t *p,
-    size_t len, bool final)
-{
-	if (s->nframes < 16) {
-		s->types[s->nframes] = type;
-		s->finals[s->nframes] = final;
-		s->nframes++;
-	}
-	s->lastlen = len < sizeof(s->last) ? len : sizeof(s->last);
-	memcpy(s->last, p, s->lastlen);
-}
-
-static void
-on_closed(void *arg, int err)
+cb_accepted(void *arg, struct mig_io *io)
 {
 	struct side *s = arg;
 
-	assert_false(s->closed);
-	s->closed = true;
-	s->err = err;
-	check();
-}
-
-/* Target: pump_to as soon as it has the io; READY once authed. */
-static void
-t_accepted(void *arg, struct mig_io *io)
-{
-	struct side *s = arg;
-
-	assert_int_equal(s->authed, 0);
 	s->io = io;
 	s->accepted++;
-	if (s->to_fd >= 0)
-		assert_int_equal(mig_io_pump_to(io, s->to_fd), 0);
+	if (s->pump_to_fd >= 0)
+		assert_int_equal(mig_io_pump_to(io, s->pump_to_fd), 0);
 }
 
 static void
-t_authed(void *arg)
-{
-	struct side *s = arg;
-
-	assert_int_equal(s->accepted, 1);
-	s->authed++;
-	if (s->script)
-		assert_int_equal(mig_io_send(s->io, MIGCHAN_READY, NULL, 0,
-		    false), 0);
-	check();
-}
-
-static void
-t_frame(void *arg, enum migchan_type type, const uint8_t *p, size_t len,
-    bool final)
-{
-	static const uint8_t domid[4] = { 0, 0, 0, 7 };
-	struct side *s = arg;
-
-	record(s, type, p, len, final);
-	if (s->script && type == MIGCHAN_END) {
-		/* Delivered only once every DATA byte reached the fd. */
-		s->bytes_at = mig_io_bytes(s->io);
-		assert_int_equal(mig_io_send(s->io, MIGCHAN_RECEIVED, NULL, 0,
-		    false), 0);
-	} else if (s->script && type == MIGCHAN_GO) {
-		assert_int_equal(mig_io_send(s->io, MIGCHAN_DONE, domid,
-		    sizeof(domid), true), 0);
-		mig_io_finish(s->io);
-		s->io = NULL;
-		s->finished = true;
-	}
-	check();
-}
-
-static const struct mig_io_ops t_ops = {
-	.accepted = t_accepted,
-	.authed = t_authed,
-	.frame = t_frame,
-	.closed = on_closed,
-};
-
-/* Source: pump on READY, END when pumped, GO on RECEIVED, done on DONE. */
-static void
-s_authed(void *arg)
+cb_authed(void *arg)
 {
 	struct side *s = arg;
 
 	s->authed++;
-	check();
+	if (s->on_authed != NULL)
+		s->on_authed(s);
 }
 
 static void
-s_frame(void *arg, enum migchan_type type, const uint8_t *p, size_t len,
+cb_frame(void *arg, enum migchan_type type, const uint8_t *p, size_t len,
     bool final)
 {
 	struct side *s = arg;
 
-	record(s, type, p, len, final);
-	if (s->script && type == MIGCHAN_READY) {
-		assert_int_equal(mig_io_pump_from(s->io, s->from_fd), 0);
-		assert_int_equal(mig_io_pump_from(s->io, s->from_fd), -EBUSY);
-	} else if (s->script && type == MIGCHAN_RECEIVED) {
-		assert_int_equal(mig_io_send(s->io, MIGCHAN_GO, NULL, 0, true),
-		    0);
-		/* Nothing after this side's FINAL. */
-		assert_int_equal(mig_io_send(s->io, MIGCHAN_ABORT,
-		    (const uint8_t *)"x", 1, false), -EINVAL);
-	} else if (s->script && type == MIGCHAN_DONE) {
-		mig_io_finish(s->io);
-		s->io = NULL;
-		s->finished = true;
+	if (s->nframes < MAXF) {
+		s->types[s->nframes] = type;
+		s->finals[s->nframes] = final;
+		s->lens[s->nframes] = len;
+		s->bytes_at[s->nframes] = mig_io_bytes(s->io);
 	}
-	check();
+	s->nframes++;
+	if (type == MIGCHAN_DATA) {
+		/* Senders of DATA here fill frame n with (n & 0xff). */
+		for (size_t i = 0; i < len; i++)
+			if (p[i] != (uint8_t)(s->nframes - 1))
+				s->data_bad++;
+		s->data_len += len;
+	}
+	if (s->on_frame != NULL)
+		s->on_frame(s, type, final);
 }
 
 static void
-s_pumped(void *arg)
+cb_pumped(void *arg)
 {
 	struct side *s = arg;
 
 	s->pumped++;
-	s->bytes_at = mig_io_bytes(s->io);
-	if (s->script)
-		assert_int_equal(mig_io_send(s->io, MIGCHAN_END, NULL, 0,
-		    false), 0);
-	check();
+	s->bytes_pumped = mig_io_bytes(s->io);
+	if (s->on_pumped != NULL)
+		s->on_pumped(s);
 }
 
-static const struct mig_io_ops s_ops = {
-	.authed = s_authed,
-	.frame = s_frame,
-	.pumped = s_pumped,
-	.closed = on_closed,
+static void
+cb_closed(void *arg, int err)
+{
+	struct side *s = arg;
+
+	s->closed++;
+	s->err = err;
+	mig_io_free(s->io);
+	s->io = NULL;
+}
+
+static const struct mig_io_ops ops = {
+	.accepted = cb_accepted,
+	.authed = cb_authed,
+	.frame = cb_frame,
+	.pumped = cb_pumped,
+	.closed = cb_closed,
 };
 
 /* ---- the listener ---- */
 
-struct refusals {
-	int n;
-	char peer[64], why[64];
+struct lstate {
+	int refused;
+	char peer[8][64];
+	char why[8][64];
 };
-static struct refusals ref;
 
 static void
-on_refused(void *arg, const char *peer, const char *why)
+cb_refused(void *arg, const char *peer, const char *why)
 {
-	struct refusals *r = arg;
+	struct lstate *ls = arg;
 
-	r->n++;
-	snprintf(r->peer, sizeof(r->peer), "%s", peer);
-	snprintf(r->why, sizeof(r->why), "%s", why);
-	check();
+	if (ls->refused < 8) {
+		snprintf(ls->peer[ls->refused], sizeof(ls->peer[0]), "%s", peer);
+		snprintf(ls->why[ls->refused], sizeof(ls->why[0]), "%s", why);
+	}
+	ls->refused++;
 }
 
-static const struct mig_listener_ops l_ops = { .refused = on_refused };
+static const struct mig_listener_ops lops = { .refused = cb_refused };
 
-static void
-sin_of(struct sockaddr_in *sin, const char *ip, int port)
+static struct sockaddr_in
+lo_addr(uint16_t port)
 {
-	memset(sin, 0, sizeof(*sin));
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons((uint16_t)port);
-	assert_int_equal(inet_pton(AF_INET, ip, &sin->sin_addr), 1);
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return sin;
 }
 
 static struct mig_listener *
-lst_open(struct sockaddr_in *sin)
+listener(struct lstate *ls, uint16_t *port)
 {
+	struct sockaddr_in sin = lo_addr(0);
 	struct mig_listener *l;
-	int port;
+	int p;
 
-	memset(&ref, 0, sizeof(ref));
-	sin_of(sin, "127.0.0.1", 0);
-	l = mig_listener_new(base, (struct sockaddr *)sin, sizeof(*sin),
-	    &l_ops, &ref);
+	memset(ls, 0, sizeof(*ls));
+	l = mig_listener_new(base, (struct sockaddr *)&sin, sizeof(sin), &lops,
+	    ls);
 	assert_non_null(l);
-	port = mig_listener_port(l);
-	assert_true(port > 0);
-	sin->sin_port = htons((uint16_t)port);
+	p = mig_listener_port(l);
+	assert_true(p > 0);
+	*port = (uint16_t)p;
 	return l;
 }
 
-static struct mig_io *
-dial(const struct sockaddr_in *sin, struct migchan *ci, struct side *s)
+static struct mig_expect *
+expect(struct mig_listener *l, const uint8_t id[16], const char *peer,
+    struct side *r)
 {
+	struct migchan ch;
+	struct mig_expect *e;
+
+	assert_int_equal(migchan_init(&ch, MIGCHAN_RESPONDER, id, key, r_sk,
+	    i_pk), 0);
+	e = mig_listener_expect(l, &ch, peer, &ops, r);
+	assert_non_null(e);
+	/* The caller's copy is wiped on success. */
+	assert_true(sodium_is_zero(ch.k, sizeof(ch.k)));
+	return e;
+}
+
+static struct mig_io *
+connect_to(uint16_t port, const uint8_t id[16], struct side *s)
+{
+	struct sockaddr_in sin = lo_addr(port);
+	struct migchan ch;
 	struct mig_io *io;
 
-	io = mig_io_connect(base, (const struct sockaddr *)sin, sizeof(*sin),
-	    ci, &s_ops, s);
+	assert_int_equal(migchan_init(&ch, MIGCHAN_INITIATOR, id, key, i_sk,
+	    r_pk), 0);
+	io = mig_io_connect(base, (struct sockaddr *)&sin, sizeof(sin), &ch,
+	    &ops, s);
 	assert_non_null(io);
-	/* The caller's copy is wiped. */
-	assert_true(sodium_is_zero((const uint8_t *)ci, sizeof(*ci)));
+	assert_true(sodium_is_zero(ch.my_sk, sizeof(ch.my_sk)));
 	s->io = io;
 	return io;
 }
 
-/* ---- the bytes: a feeder into the source's fd, a reader of the target's */
-
-struct stream {
-	int feed[2], sink[2];
-	struct event *fev, *rev;
-	struct event *tick;		/* a slow reader: a few reads a tick */
-	size_t total, wr, rd;
-	bool bad;
-	struct side *kill;		/* freed once KILL_AT bytes arrived */
-	size_t kill_at;
-};
-static uint8_t rbuf[65536];
-
-static void
-feed_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct stream *st = arg;
-	size_t n = st->total - st->wr;
-	ssize_t w;
-
-	(void)what;
-	if (n > 65536)
-		n = 65536;
-	w = write(fd, data + st->wr, n);
-	if (w < 0) {
-		assert_true(errno == EAGAIN || errno == EPIPE);
-		return;
-	}
-	st->wr += (size_t)w;
-	if (st->wr == st->total) {
-		event_free(st->fev);
-		st->fev = NULL;
-		close(st->feed[1]);	/* EOF for pump_from */
-		st->feed[1] = -1;
-	}
-}
-
-static void
-sink_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct stream *st = arg;
-	ssize_t n;
-
-	(void)what;
-	n = read(fd, rbuf, sizeof(rbuf));
-	if (n <= 0)
-		return;
-	if (st->rd + (size_t)n > st->total ||
-	    memcmp(rbuf, data + st->rd, (size_t)n) != 0)
-		st->bad = true;
-	st->rd += (size_t)n;
-	if (st->kill != NULL && st->rd >= st->kill_at) {
-		mig_io_free(st->kill->io);
-		st->kill->io = NULL;
-		st->kill = NULL;
-	}
-	check();
-}
-
-/* The slow reader: the target's fd falls behind, so pump_to must stop
- * reading the socket and hold END back until the DATA is out. */
-static void
-tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct stream *st = arg;
-
-	(void)fd;
-	for (int i = 0; i < 4; i++)
-		sink_cb(st->sink[1], what, st);
-}
-
-static void
-stream_slow(struct stream *st)
-{
-	struct timeval tv = { 0, 5000 };
-
-	event_del(st->rev);
-	st->tick = event_new(base, -1, EV_PERSIST, tick_cb, st);
-	assert_non_null(st->tick);
-	event_add(st->tick, &tv);
-}
-
-static void
-stream_open(struct stream *st, size_t total, struct side *src,
-    struct side *tgt)
-{
-	memset(st, 0, sizeof(*st));
-	st->total = total;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
-	    st->feed), 0);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
-	    st->sink), 0);
-	st->fev = event_new(base, st->feed[1], EV_WRITE | EV_PERSIST, feed_cb,
-	    st);
-	st->rev = event_new(base, st->sink[1], EV_READ | EV_PERSIST, sink_cb,
-	    st);
-	assert_non_null(st->fev);
-	assert_non_null(st->rev);
-	event_add(st->fev, NULL);
-	event_add(st->rev, NULL);
-	src->from_fd = st->feed[0];
-	tgt->to_fd = st->sink[0];
-}
-
-static void
-stream_close(struct stream *st)
-{
-	if (st->fev != NULL)
-		event_free(st->fev);
-	if (st->tick != NULL)
-		event_free(st->tick);
-	event_free(st->rev);
-	for (int i = 0; i < 2; i++) {
-		if (st->feed[i] >= 0)
-			close(st->feed[i]);
-		close(st->sink[i]);
-	}
-}
-
-/* ---- a raw client: connects (blocking), sends what it is told ---- */
+/* ---- a raw TCP client ---- */
 
 struct raw {
 	int fd;
 	struct event *ev;
-	bool closed;
-	size_t got;
+	int result;		/* 0 open, 1 EOF, -errno */
+	size_t got;		/* bytes the server sent */
+	struct evbuffer *in;	/* and those bytes */
 };
 
 static void
 raw_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct raw *r = arg;
-	uint8_t b[256];
+	uint8_t buf[65536];
 	ssize_t n;
 
 	(void)what;
-	n = read(fd, b, sizeof(b));
-	if (n > 0) {
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		r->got += (size_t)n;
-		return;
+		assert_int_equal(evbuffer_add(r->in, buf, (size_t)n), 0);
 	}
-	if (n < 0 && errno == EAGAIN)
-		return;
-	r->closed = true;
-	event_del(r->ev);
-	check();
+	if (n == 0)
+		r->result = 1;
+	else if (errno != EAGAIN && errno != EWOULDBLOCK)
+		r->result = -errno;
+	if (r->result != 0)
+		event_del(r->ev);
 }
 
 static void
-raw_open(struct raw *r, const char *bind_ip, const struct sockaddr_in *to,
-    const void *bytes, size_t len)
+raw_connect(struct raw *r, uint16_t port, const void *send, size_t len)
 {
-	struct sockaddr_in me;
+	struct sockaddr_in sin = lo_addr(port);
 
 	memset(r, 0, sizeof(*r));
 	r->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(r->fd >= 0);
-	if (bind_ip != NULL) {
-		sin_of(&me, bind_ip, 0);
-		assert_int_equal(bind(r->fd, (struct sockaddr *)&me,
-		    sizeof(me)), 0);
-	}
-	assert_int_equal(connect(r->fd, (const struct sockaddr *)to,
-	    sizeof(*to)), 0);
+	/* Blocking is fine: the kernel completes it from the backlog. */
+	assert_int_equal(connect(r->fd, (struct sockaddr *)&sin, sizeof(sin)),
+	    0);
 	if (len > 0)
-		assert_int_equal(write(r->fd, bytes, len), (ssize_t)len);
+		assert_int_equal(write(r->fd, send, len), (ssize_t)len);
 	assert_int_equal(fcntl(r->fd, F_SETFL, O_NONBLOCK), 0);
 	r->ev = event_new(base, r->fd, EV_READ | EV_PERSIST, raw_cb, r);
+	r->in = evbuffer_new();
 	assert_non_null(r->ev);
-	event_add(r->ev, NULL);
+	assert_non_null(r->in);
+	assert_int_equal(event_add(r->ev, NULL), 0);
 }
 
 static void
 raw_close(struct raw *r)
 {
 	event_free(r->ev);
+	evbuffer_free(r->in);
 	close(r->fd);
 }
 
-/* A genuine HELLO_I for ID. */
+/* A valid HELLO_I for ID, from a channel thrown away at once. */
 static void
-hello_for(const uint8_t id[MIGCHAN_ID_LEN], const uint8_t k[MIGCHAN_KEY_LEN],
-    uint8_t out[MIGCHAN_HELLO_I_LEN])
+hello_for(const uint8_t id[16], uint8_t out[MIGCHAN_HELLO_I_LEN])
 {
-	struct migchan ci;
+	struct migchan ch;
 
-	chans(id, k, &ci, NULL);
-	assert_int_equal(migchan_hello_i(&ci, out), 0);
-	migchan_dispose(&ci);
+	assert_int_equal(migchan_init(&ch, MIGCHAN_INITIATOR, id, key, i_sk,
+	    r_pk), 0);
+	assert_int_equal(migchan_hello_i(&ch, out), 0);
+	migchan_dispose(&ch);
 }
 
-/* ---- the tests ---- */
+/* ---- the pumped stream: a feeder and a drain on socketpairs ---- */
 
-static struct side src, tgt;
-static struct stream st;
-static struct raw raw;
+struct stream {
+	uint8_t *src, *dst;
+	size_t off, got;
+	int from[2], to[2];	/* [0] to the io, [1] the test's end */
+	struct event *fev, *dev;
+	bool overflow;
+	uint64_t stop_at;	/* test_peer_gone: free STOP_IO here */
+	struct side *stop;
+	size_t stall_at;	/* the drain pauses here once, STALL_MS */
+	struct event *stall_ev;
+};
 
-static bool
-happy_done(void)
+#define STALL_MS 200
+
+static void
+feed_cb(evutil_socket_t fd, short what, void *arg)
 {
-	return src.finished && tgt.finished && st.rd == st.total;
+	struct stream *st = arg;
+	size_t n;
+	ssize_t w;
+
+	(void)what;
+	while (st->off < STREAM_LEN) {
+		n = STREAM_LEN - st->off;
+		if (n > 256 * 1024)
+			n = 256 * 1024;
+		if ((w = write(fd, st->src + st->off, n)) <= 0)
+			return;		/* EAGAIN, or the io went away */
+		st->off += (size_t)w;
+	}
+	event_free(st->fev);
+	st->fev = NULL;
+	close(st->from[1]);
+	st->from[1] = -1;
+}
+
+static void
+drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *st = arg;
+	ssize_t n;
+
+	(void)what;
+	if (st->stall_at > 0 && st->got >= st->stall_at) {
+		struct timeval tv = { 0, STALL_MS * 1000 };
+
+		/* The target's own buffer fills while the fd is stuck. */
+		st->stall_at = 0;
+		event_del(st->dev);
+		evtimer_add(st->stall_ev, &tv);
+		return;
+	}
+	while ((n = read(fd, st->dst + st->got, (st->stall_at > st->got ?
+	    st->stall_at : STREAM_LEN + 1) - st->got)) > 0) {
+		st->got += (size_t)n;
+		if (st->got > STREAM_LEN) {
+			st->overflow = true;
+			st->got = STREAM_LEN;
+		}
+	}
+	if (st->stop != NULL && st->got >= st->stop_at &&
+	    st->stop->io != NULL) {
+		mig_io_free(st->stop->io);
+		st->stop->io = NULL;
+	}
+}
+
+static void
+unstall_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *st = arg;
+
+	(void)fd;
+	(void)what;
+	event_add(st->dev, NULL);
+}
+
+static void
+stream_init(struct stream *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->src = malloc(STREAM_LEN);
+	st->dst = malloc(STREAM_LEN + 1);
+	assert_non_null(st->src);
+	assert_non_null(st->dst);
+	randombytes_buf(st->src, STREAM_LEN);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, st->from), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, st->to), 0);
+	st->fev = event_new(base, st->from[1], EV_WRITE | EV_PERSIST, feed_cb,
+	    st);
+	st->dev = event_new(base, st->to[1], EV_READ | EV_PERSIST, drain_cb,
+	    st);
+	st->stall_ev = evtimer_new(base, unstall_cb, st);
+	assert_non_null(st->fev);
+	assert_non_null(st->dev);
+	assert_non_null(st->stall_ev);
+}
+
+static void
+stream_start(struct stream *st)
+{
+	assert_int_equal(event_add(st->fev, NULL), 0);
+	assert_int_equal(event_add(st->dev, NULL), 0);
+}
+
+static void
+stream_dispose(struct stream *st)
+{
+	if (st->fev != NULL)
+		event_free(st->fev);
+	event_free(st->dev);
+	event_free(st->stall_ev);
+	for (int i = 0; i < 2; i++) {
+		if (st->from[i] >= 0)
+			close(st->from[i]);
+		close(st->to[i]);
+	}
+	free(st->src);
+	free(st->dst);
+}
+
+/* ---- 1. the whole exchange ---- */
+
+static void
+i_pumped_send_end(struct side *s)
+{
+	assert_int_equal(mig_io_send(s->io, MIGCHAN_END, NULL, 0, false), 0);
+}
+
+static void
+r_on_frame(struct side *s, enum migchan_type t, bool final)
+{
+	static const uint8_t domid[4] = { 0, 0, 0, 7 };
+
+	(void)final;
+	if (t == MIGCHAN_END) {
+		assert_int_equal(mig_io_send(s->io, MIGCHAN_RECEIVED, NULL, 0,
+		    false), 0);
+	} else if (t == MIGCHAN_GO) {
+		assert_int_equal(mig_io_send(s->io, MIGCHAN_DONE, domid,
+		    sizeof(domid), true), 0);
+		/* Nothing may follow this side's FINAL. */
+		assert_int_equal(mig_io_send(s->io, MIGCHAN_ABORT,
+		    (const uint8_t *)"x", 1, false), -EINVAL);
+		mig_io_finish(s->io);
+		s->io = NULL;
+	}
+}
+
+static void
+i_on_frame(struct side *s, enum migchan_type t, bool final)
+{
+	(void)final;
+	if (t == MIGCHAN_RECEIVED)
+		assert_int_equal(mig_io_send(s->io, MIGCHAN_GO, NULL, 0, true),
+		    0);
 }
 
 static void
 test_happy(void **state)
 {
-	uint8_t id[MIGCHAN_ID_LEN], k[MIGCHAN_KEY_LEN];
-	struct migchan ci, cr;
+	static const char peer[] = "127.0.0.1";
 	struct mig_listener *l;
-	struct sockaddr_in sin;
-	struct mig_expect *e;
-	double t0;
+	struct lstate ls;
+	struct side I, R;
+	struct stream st;
+	uint8_t id[16];
+	uint16_t port;
+	struct migchan bad;
+	int blk[2];
 
 	(void)state;
 	randombytes_buf(id, sizeof(id));
-	randombytes_buf(k, sizeof(k));
-	side_init(&src);
-	side_init(&tgt);
-	src.script = tgt.script = true;
-	l = lst_open(&sin);
-	stream_open(&st, BIG, &src, &tgt);
-	stream_slow(&st);
-	chans(id, k, &ci, &cr);
-	e = mig_listener_expect(l, &cr, "127.0.0.1", &t_ops, &tgt);
-	assert_non_null(e);
-	assert_true(sodium_is_zero((const uint8_t *)&cr, sizeof(cr)));
-	dial(&sin, &ci, &src);
-	/* Nothing goes before the peer is authenticated. */
-	assert_int_equal(mig_io_send(src.io, MIGCHAN_READY, NULL, 0, false),
+	side_init(&I);
+	side_init(&R);
+	stream_init(&st);
+	R.pump_to_fd = st.to[0];
+	st.stall_at = STREAM_LEN - 1024 * 1024;
+	R.on_frame = r_on_frame;
+	I.on_frame = i_on_frame;
+	I.on_pumped = i_pumped_send_end;
+
+	l = listener(&ls, &port);
+	(void)expect(l, id, peer, &R);
+	connect_to(port, id, &I);
+	/* Before authed: nothing can be sent or pumped yet. */
+	assert_int_equal(mig_io_send(I.io, MIGCHAN_READY, NULL, 0, false),
 	    -ENOTCONN);
-	assert_int_equal(mig_io_pump_from(src.io, st.feed[0]), -ENOTCONN);
+	assert_int_equal(mig_io_pump_from(I.io, st.from[0]), -ENOTCONN);
+	/* No callback from an API call. */
+	assert_int_equal(I.authed + R.accepted, 0);
 
-	run(happy_done, 8000);
-	assert_false(st.bad);
-	assert_int_equal(st.rd, BIG);
-	assert_int_equal(src.authed, 1);
-	assert_int_equal(tgt.authed, 1);
-	assert_int_equal(src.pumped, 1);
-	assert_int_equal(src.bytes_at, BIG);
-	assert_int_equal(tgt.bytes_at, BIG);
-	/* Frames in order with their final flags, no DATA on the target. */
-	assert_int_equal(tgt.nframes, 2);
-	assert_int_equal(tgt.types[0], MIGCHAN_END);
-	assert_false(tgt.finals[0]);
-	assert_int_equal(tgt.types[1], MIGCHAN_GO);
-	assert_true(tgt.finals[1]);
-	assert_int_equal(src.nframes, 3);
-	assert_int_equal(src.types[0], MIGCHAN_READY);
-	assert_false(src.finals[0]);
-	assert_int_equal(src.types[1], MIGCHAN_RECEIVED);
-	assert_false(src.finals[1]);
-	assert_int_equal(src.types[2], MIGCHAN_DONE);
-	assert_true(src.finals[2]);
-	assert_int_equal(src.lastlen, 4);
-	assert_memory_equal(src.last, "\0\0\0\7", 4);
-	assert_false(src.closed);
-	assert_false(tgt.closed);
-
-	/* Both finishing ios close each other gracefully and free
-	 * themselves: the loop runs dry well before MIG_IO_FINISH_MS. */
+	RUN_UNTIL(I.authed == 1 && R.authed == 1, 5000);
+	assert_int_equal(R.accepted, 1);
+	assert_int_equal(ls.refused, 0);
+	assert_string_equal(mig_io_peer(R.io), peer);
+	assert_string_equal(mig_io_peer(I.io), peer);
+	assert_int_equal(mig_io_set_timeout_ms(I.io, 100), -EINVAL);
+	/* The listener is not needed once the io is handed over. */
 	mig_listener_free(l);
-	stream_close(&st);
-	t0 = now_s();
-	assert_int_equal(event_base_dispatch(base), 1);
-	assert_true(now_s() - t0 < 2.0);
+
+	/* A blocking fd is refused. */
+	assert_int_equal(pipe(blk), 0);
+	assert_int_equal(mig_io_pump_from(I.io, blk[0]), -EINVAL);
+	assert_int_equal(mig_io_pump_to(I.io, blk[1]), -EINVAL);
+	close(blk[0]);
+	close(blk[1]);
+	assert_int_equal(mig_io_pump_from(I.io, st.from[0]), 0);
+	assert_int_equal(mig_io_pump_from(I.io, st.from[0]), -EBUSY);
+	assert_int_equal(mig_io_pump_to(R.io, st.to[0]), -EBUSY);
+	assert_int_equal(mig_io_send(I.io, MIGCHAN_END, NULL, 0, true),
+	    -EBUSY);
+	assert_int_equal(mig_io_send(I.io, MIGCHAN_AUTH, id, 16, false),
+	    -EINVAL);
+	assert_int_equal(mig_io_send(I.io, MIGCHAN_ABORT, NULL,
+	    MIGCHAN_PAYLOAD_MAX + 1, false), -EMSGSIZE);
+	stream_start(&st);
+
+	RUN_UNTIL(I.closed == 1, 10000);
+	assert_int_equal(I.err, 0);
+	assert_false(st.overflow);
+	assert_int_equal(st.stall_at, 0);	/* the drain did stall */
+	assert_int_equal(st.got, STREAM_LEN);
+	assert_memory_equal(st.src, st.dst, STREAM_LEN);
+	assert_int_equal(I.pumped, 1);
+	assert_int_equal(I.bytes_pumped, STREAM_LEN);
+
+	/* The target saw END only after every DATA byte reached its fd. */
+	assert_int_equal(R.nframes, 2);
+	assert_int_equal(R.types[0], MIGCHAN_END);
+	assert_false(R.finals[0]);
+	assert_int_equal(R.bytes_at[0], STREAM_LEN);
+	assert_int_equal(R.types[1], MIGCHAN_GO);
+	assert_true(R.finals[1]);
+	assert_int_equal(R.data_len, 0);	/* DATA went to the fd */
+
+	assert_int_equal(I.nframes, 2);
+	assert_int_equal(I.types[0], MIGCHAN_RECEIVED);
+	assert_false(I.finals[0]);
+	assert_int_equal(I.bytes_at[0], STREAM_LEN);
+	assert_int_equal(I.types[1], MIGCHAN_DONE);
+	assert_true(I.finals[1]);
+	assert_int_equal(I.lens[1], 4);
+
+	/* The finished target reports nothing. */
+	assert_int_equal(R.closed, 0);
+	assert_int_equal(I.authed + R.authed, 2);
+
+	/* A channel of the wrong role is wiped and refused. */
+	assert_int_equal(migchan_init(&bad, MIGCHAN_RESPONDER, id, key, r_sk,
+	    i_pk), 0);
+	{
+		struct sockaddr_in sin = lo_addr(port);
+
+		assert_null(mig_io_connect(base, (struct sockaddr *)&sin,
+		    sizeof(sin), &bad, &ops, &I));
+		assert_int_equal(errno, EINVAL);
+		assert_true(sodium_is_zero(bad.k, sizeof(bad.k)));
+	}
+	stream_dispose(&st);
 }
 
-static bool
-refused_and_closed(void)
-{
-	return ref.n == 1 && raw.closed;
-}
+/* ---- 2. a stranger ---- */
 
 static void
 test_stranger(void **state)
 {
-	uint8_t id[MIGCHAN_ID_LEN], other[MIGCHAN_ID_LEN], k[MIGCHAN_KEY_LEN];
-	uint8_t hello[MIGCHAN_HELLO_I_LEN];
 	struct mig_listener *l;
-	struct sockaddr_in sin;
-	struct migchan cr;
-	struct mig_expect *e;
+	struct lstate ls;
+	struct side R;
+	struct raw c;
+	uint8_t hello[MIGCHAN_HELLO_I_LEN], id[16];
+	uint16_t port;
 
 	(void)state;
+	side_init(&R);
+	l = listener(&ls, &port);
 	randombytes_buf(id, sizeof(id));
-	randombytes_buf(other, sizeof(other));
-	randombytes_buf(k, sizeof(k));
-	side_init(&tgt);
-	l = lst_open(&sin);
-	chans(id, k, NULL, &cr);
-	e = mig_listener_expect(l, &cr, "127.0.0.1", &t_ops, &tgt);
-	assert_non_null(e);
+	(void)expect(l, id, "127.0.0.1", &R);
 
-	/* A well-formed HELLO_I for an id nobody expects. */
-	hello_for(other, k, hello);
-	raw_open(&raw, NULL, &sin, hello, sizeof(hello));
-	run(refused_and_closed, 3000);
-	assert_string_equal(ref.why, "unknown migration id");
-	assert_string_equal(ref.peer, "127.0.0.1");
-	assert_int_equal(raw.got, 0);		/* no HELLO_R */
-	raw_close(&raw);
+	memcpy(hello, "HVMG\1\0\0\0", 8);
+	randombytes_buf(hello + 8, sizeof(hello) - 8);
+	raw_connect(&c, port, hello, sizeof(hello));
+	RUN_UNTIL(ls.refused == 1 && c.result != 0, 5000);
+	assert_string_equal(ls.peer[0], "127.0.0.1");
+	assert_string_equal(ls.why[0], "unknown migration id");
+	assert_int_equal(c.result, 1);		/* EOF, not a reset */
+	assert_int_equal(c.got, 0);		/* no HELLO_R */
+	raw_close(&c);
 
-	/* The expected id, but version 2: no negotiation. */
-	hello_for(id, k, hello);
-	hello[4] = 2;
-	ref.n = 0;
-	raw_open(&raw, NULL, &sin, hello, sizeof(hello));
-	run(refused_and_closed, 3000);
-	assert_string_equal(ref.why, "bad hello");
-	assert_int_equal(raw.got, 0);
-	raw_close(&raw);
+	/* A wrong magic is a bad hello. */
+	memcpy(hello, "HVMX", 4);
+	raw_connect(&c, port, hello, sizeof(hello));
+	RUN_UNTIL(ls.refused == 2 && c.result != 0, 5000);
+	assert_string_equal(ls.why[1], "bad hello");
+	assert_int_equal(c.got, 0);
+	raw_close(&c);
 
-	/* Half a hello, then EOF. */
-	ref.n = 0;
-	raw_open(&raw, NULL, &sin, hello, 20);
-	shutdown(raw.fd, SHUT_WR);
-	run(refused_and_closed, 3000);
-	assert_string_equal(ref.why, "closed during handshake");
-	raw_close(&raw);
-	assert_int_equal(tgt.accepted, 0);
-
-	mig_listener_unexpect(e);
-	mig_listener_unexpect(NULL);
-	/* Cancelled, not used: the id may be expected again. */
-	chans(id, k, NULL, &cr);
-	e = mig_listener_expect(l, &cr, "::ffff:127.0.0.1", &t_ops, &tgt);
-	assert_non_null(e);
-	/* ... but not twice, and not from a name. */
-	chans(id, k, NULL, &cr);
-	assert_null(mig_listener_expect(l, &cr, "127.0.0.1", &t_ops, &tgt));
-	assert_int_equal(errno, EEXIST);
-	chans(other, k, NULL, &cr);
-	assert_null(mig_listener_expect(l, &cr, "localhost", &t_ops, &tgt));
-	assert_int_equal(errno, EINVAL);
-	assert_true(sodium_is_zero((const uint8_t *)&cr, sizeof(cr)));
-	mig_listener_free(l);			/* frees E too */
+	/* Half a hello, then gone. */
+	raw_connect(&c, port, hello, 10);
+	assert_int_equal(shutdown(c.fd, SHUT_WR), 0);
+	RUN_UNTIL(ls.refused == 3 && c.result != 0, 5000);
+	assert_string_equal(ls.why[2], "closed during handshake");
+	raw_close(&c);
+	assert_int_equal(R.accepted, 0);
+	mig_listener_free(l);
 }
 
-static bool
-both_authed(void)
-{
-	return src.authed == 1 && tgt.authed == 1;
-}
+/* ---- 3. the wrong peer address ---- */
 
 static void
 test_wrong_peer(void **state)
 {
-	uint8_t id[MIGCHAN_ID_LEN], k[MIGCHAN_KEY_LEN];
-	uint8_t hello[MIGCHAN_HELLO_I_LEN];
 	struct mig_listener *l;
-	struct sockaddr_in sin;
-	struct migchan ci, cr;
+	struct mig_expect *e;
+	struct lstate ls;
+	struct side I, R, I2, R2;
+	struct migchan ch;
+	uint8_t id[16];
+	uint16_t port;
 
 	(void)state;
+	side_init(&I);
+	side_init(&R);
+	side_init(&I2);
+	side_init(&R2);
 	randombytes_buf(id, sizeof(id));
-	randombytes_buf(k, sizeof(k));
-	side_init(&src);
-	side_init(&tgt);
-	l = lst_open(&sin);
-	chans(id, k, NULL, &cr);
-	/* The peer as IPv6 text: compared as an address. */
-	assert_non_null(mig_listener_expect(l, &cr, "::ffff:127.0.0.1",
-	    &t_ops, &tgt));
+	l = listener(&ls, &port);
+	e = expect(l, id, "127.0.0.2", &R);
+	connect_to(port, id, &I);
+	RUN_UNTIL(ls.refused == 1 && I.closed == 1, 5000);
+	assert_string_equal(ls.why[0], "wrong peer address");
+	assert_string_equal(ls.peer[0], "127.0.0.1");
+	assert_int_equal(I.err, -EPIPE);
+	assert_int_equal(I.authed, 0);
+	assert_int_equal(R.accepted, 0);
 
-	/* The right id and K, but from 127.0.0.2. */
-	hello_for(id, k, hello);
-	raw_open(&raw, "127.0.0.2", &sin, hello, sizeof(hello));
-	run(refused_and_closed, 3000);
-	assert_string_equal(ref.why, "wrong peer address");
-	assert_string_equal(ref.peer, "127.0.0.2");
-	assert_int_equal(raw.got, 0);
-	raw_close(&raw);
-
-	/* That did not use up the id: the real source gets through. */
-	chans(id, k, &ci, NULL);
-	dial(&sin, &ci, &src);
-	run(both_authed, 3000);
-	assert_int_equal(ref.n, 1);
-	assert_non_null(tgt.io);
-	assert_string_equal(mig_io_peer(tgt.io), "127.0.0.1");
-	mig_io_free(src.io);
-	mig_io_free(tgt.io);
+	/* Not used up: still expected; cancelled, it is not remembered. */
+	assert_int_equal(migchan_init(&ch, MIGCHAN_RESPONDER, id, key, r_sk,
+	    i_pk), 0);
+	assert_null(mig_listener_expect(l, &ch, "127.0.0.1", &ops, &R2));
+	assert_int_equal(errno, EEXIST);
+	assert_true(sodium_is_zero(ch.k, sizeof(ch.k)));
+	mig_listener_unexpect(e);
+	/* A v4-mapped text equals its IPv4 peer. */
+	(void)expect(l, id, "::ffff:127.0.0.1", &R2);
+	connect_to(port, id, &I2);
+	RUN_UNTIL(I2.authed == 1 && R2.authed == 1, 5000);
+	assert_int_equal(ls.refused, 1);
+	mig_io_free(I2.io);
+	mig_io_free(R2.io);
 	mig_listener_free(l);
 }
 
-static struct side src2;
-
-static bool
-replay_refused(void)
-{
-	return ref.n == 1 && src2.closed;
-}
+/* ---- 4. a replay, and rivals in flight ---- */
 
 static void
 test_replay(void **state)
 {
-	uint8_t id[MIGCHAN_ID_LEN], k[MIGCHAN_KEY_LEN];
 	struct mig_listener *l;
-	struct sockaddr_in sin;
-	struct migchan ci, cr;
+	struct lstate ls;
+	struct side I, R, I2;
+	struct migchan ch;
+	struct raw rival;
+	uint8_t id[16], hello[MIGCHAN_HELLO_I_LEN];
+	uint16_t port;
 
 	(void)state;
+	side_init(&I);
+	side_init(&R);
+	side_init(&I2);
 	randombytes_buf(id, sizeof(id));
-	randombytes_buf(k, sizeof(k));
-	side_init(&src);
-	side_init(&src2);
-	side_init(&tgt);
-	l = lst_open(&sin);
-	chans(id, k, &ci, &cr);
-	assert_non_null(mig_listener_expect(l, &cr, "127.0.0.1", &t_ops,
-	    &tgt));
-	dial(&sin, &ci, &src);
-	run(both_authed, 3000);
+	l = listener(&ls, &port);
+	(void)expect(l, id, "127.0.0.1", &R);
 
-	/* Same id, same K, a fresh initiator: refused before HELLO_R. */
-	chans(id, k, &ci, NULL);
-	dial(&sin, &ci, &src2);
-	run(replay_refused, 3000);
-	assert_string_equal(ref.why, "id already used");
-	assert_int_equal(src2.err, -EPIPE);
-	assert_int_equal(src2.authed, 0);
-	assert_int_equal(tgt.accepted, 1);
-	/* hvd cannot hand the used id out again either. */
-	chans(id, k, NULL, &cr);
-	assert_null(mig_listener_expect(l, &cr, "127.0.0.1", &t_ops, &tgt));
+	/* A rival for the same id stalls after a valid HELLO_I. */
+	hello_for(id, hello);
+	raw_connect(&rival, port, hello, sizeof(hello));
+	RUN_UNTIL(rival.got == MIGCHAN_HELLO_R_LEN, 5000);
+
+	connect_to(port, id, &I);
+	RUN_UNTIL(I.authed == 1 && R.authed == 1 && rival.result != 0, 5000);
+	assert_int_equal(ls.refused, 1);
+	assert_string_equal(ls.why[0], "id already used");
+	raw_close(&rival);
+
+	connect_to(port, id, &I2);
+	RUN_UNTIL(ls.refused == 2 && I2.closed == 1, 5000);
+	assert_string_equal(ls.why[1], "id already used");
+	assert_int_equal(I2.err, -EPIPE);
+	assert_int_equal(I2.authed, 0);
+	assert_int_equal(R.accepted, 1);
+
+	assert_int_equal(migchan_init(&ch, MIGCHAN_RESPONDER, id, key, r_sk,
+	    i_pk), 0);
+	errno = 0;
+	assert_null(mig_listener_expect(l, &ch, "127.0.0.1", &ops, &R));
 	assert_int_equal(errno, EEXIST);
+	assert_true(sodium_is_zero(ch.my_sk, sizeof(ch.my_sk)));
+
 	/* The first connection is unharmed. */
-	assert_false(src.closed);
-	assert_false(tgt.closed);
-	mig_io_free(src2.io);
-	mig_io_free(src.io);
-	mig_io_free(tgt.io);
+	assert_int_equal(mig_io_send(I.io, MIGCHAN_ABORT,
+	    (const uint8_t *)"test", 4, true), 0);
+	RUN_UNTIL(R.nframes == 1 && R.closed == 0, 5000);
+	assert_int_equal(R.types[0], MIGCHAN_ABORT);
+	assert_true(R.finals[0]);
+	mig_io_free(I.io);
+	RUN_UNTIL(R.closed == 1, 5000);
+	assert_int_equal(R.err, 0);		/* EOF after its FINAL */
 	mig_listener_free(l);
 }
 
-/* A TCP proxy that flips one byte of the initiator's stream. */
+/* ---- 5. a byte flipped on the wire ---- */
+
 struct proxy {
-	struct evconnlistener *lev;
-	struct bufferevent *a, *b;	/* a: the initiator's side */
-	struct sockaddr_in to;
-	uint64_t i2r, flip_at;
+	int lfd;
+	uint16_t to_port;
+	size_t flip_at;		/* offset in the i->r stream */
+	struct event *lev;
+	struct bufferevent *a, *b;	/* a: initiator side, b: responder */
+	size_t off;
 	bool flipped;
 };
-static struct proxy px;
 
 static void
-px_close(struct proxy *p)
+proxy_close(struct proxy *p)
 {
 	if (p->a != NULL)
 		bufferevent_free(p->a);
@@ -776,311 +813,774 @@ px_close(struct proxy *p)
 }
 
 static void
-px_read_a(struct bufferevent *bev, void *arg)
+proxy_read(struct bufferevent *bev, void *arg)
 {
 	struct proxy *p = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	uint8_t buf[8192];
 	size_t n;
-	int r;
 
-	while ((r = evbuffer_remove(in, rbuf, sizeof(rbuf))) > 0) {
-		n = (size_t)r;
-		if (!p->flipped && p->i2r + n > p->flip_at) {
-			rbuf[p->flip_at - p->i2r] ^= 0x01;
+	if (bev == p->b) {
+		bufferevent_write_buffer(p->a, bufferevent_get_input(bev));
+		return;
+	}
+	while ((n = evbuffer_remove(bufferevent_get_input(bev), buf,
+	    sizeof(buf))) > 0 && n <= sizeof(buf)) {
+		if (p->flip_at >= p->off && p->flip_at < p->off + n) {
+			buf[p->flip_at - p->off] ^= 0x01;
 			p->flipped = true;
 		}
-		p->i2r += n;
-		bufferevent_write(p->b, rbuf, n);
+		p->off += n;
+		bufferevent_write(p->b, buf, n);
 	}
 }
 
 static void
-px_read_b(struct bufferevent *bev, void *arg)
-{
-	struct proxy *p = arg;
-
-	bufferevent_write_buffer(p->a, bufferevent_get_input(bev));
-}
-
-static void
-px_event(struct bufferevent *bev, short what, void *arg)
+proxy_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		px_close(arg);
+		proxy_close(arg);
 }
 
 static void
-px_accept(struct evconnlistener *lev, evutil_socket_t fd,
-    struct sockaddr *sa, int len, void *arg)
+proxy_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy *p = arg;
+	struct sockaddr_in sin = lo_addr(p->to_port);
+	int c;
 
-	(void)lev;
-	(void)sa;
-	(void)len;
-	assert_null(p->a);
-	p->a = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	(void)what;
+	if ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0)
+		return;
+	p->a = bufferevent_socket_new(base, c, BEV_OPT_CLOSE_ON_FREE);
 	p->b = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	assert_non_null(p->a);
 	assert_non_null(p->b);
-	bufferevent_setcb(p->a, px_read_a, NULL, px_event, p);
-	bufferevent_setcb(p->b, px_read_b, NULL, px_event, p);
+	bufferevent_setcb(p->a, proxy_read, NULL, proxy_event, p);
+	bufferevent_setcb(p->b, proxy_read, NULL, proxy_event, p);
 	assert_int_equal(bufferevent_socket_connect(p->b,
-	    (struct sockaddr *)&p->to, sizeof(p->to)), 0);
+	    (struct sockaddr *)&sin, sizeof(sin)), 0);
 	bufferevent_enable(p->a, EV_READ | EV_WRITE);
 	bufferevent_enable(p->b, EV_READ | EV_WRITE);
 }
 
-static bool
-both_closed(void)
+static uint16_t
+proxy_start(struct proxy *p, uint16_t to_port, size_t flip_at)
 {
-	return src.closed && tgt.closed;
+	struct sockaddr_in sin = lo_addr(0);
+	socklen_t len = sizeof(sin);
+
+	memset(p, 0, sizeof(*p));
+	p->to_port = to_port;
+	p->flip_at = flip_at;
+	p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	assert_true(p->lfd >= 0);
+	assert_int_equal(bind(p->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(p->lfd, 4), 0);
+	assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&sin, &len), 0);
+	p->lev = event_new(base, p->lfd, EV_READ | EV_PERSIST, proxy_accept, p);
+	assert_non_null(p->lev);
+	assert_int_equal(event_add(p->lev, NULL), 0);
+	return ntohs(sin.sin_port);
 }
 
 static void
-test_tampered(void **state)
+proxy_stop(struct proxy *p)
 {
-	uint8_t id[MIGCHAN_ID_LEN], k[MIGCHAN_KEY_LEN];
+	proxy_close(p);
+	event_free(p->lev);
+	close(p->lfd);
+}
+
+static void
+i_authed_send_data(struct side *s)
+{
+	uint8_t buf[1000];
+
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(mig_io_send(s->io, MIGCHAN_DATA, buf, sizeof(buf),
+	    false), 0);
+	assert_int_equal(mig_io_send(s->io, MIGCHAN_END, NULL, 0, false), 0);
+}
+
+static void
+test_corrupt(void **state)
+{
 	struct mig_listener *l;
-	struct sockaddr_in sin, psin;
-	struct migchan ci, cr;
-	socklen_t plen = sizeof(psin);
-	/* Handshake and AUTH, then DATA frames of 65558 bytes each. */
-	const uint64_t pre = MIGCHAN_HELLO_I_LEN + MIGCHAN_HEADER_LEN +
-	    MIGCHAN_ID_LEN + MIGCHAN_OVERHEAD;
-	const uint64_t frame = MIGCHAN_PAYLOAD_MAX + MIGCHAN_OVERHEAD;
+	struct lstate ls;
+	struct proxy px;
+	struct side I, R;
+	uint8_t id[16];
+	uint16_t port, pport;
 
 	(void)state;
-	randombytes_buf(id, sizeof(id));
-	randombytes_buf(k, sizeof(k));
-	side_init(&src);
-	side_init(&tgt);
-	src.script = tgt.script = true;
-	l = lst_open(&sin);
-	stream_open(&st, SMALL, &src, &tgt);
-	memset(&px, 0, sizeof(px));
-	px.to = sin;
-	/* A ciphertext byte in the middle of the fourth DATA frame. */
-	px.flip_at = pre + 3 * frame + 1000;
-	sin_of(&psin, "127.0.0.1", 0);
-	px.lev = evconnlistener_new_bind(base, px_accept, &px,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4,
-	    (struct sockaddr *)&psin, sizeof(psin));
-	assert_non_null(px.lev);
-	assert_int_equal(getsockname(evconnlistener_get_fd(px.lev),
-	    (struct sockaddr *)&psin, &plen), 0);
+	l = listener(&ls, &port);
 
-	chans(id, k, &ci, &cr);
-	assert_non_null(mig_listener_expect(l, &cr, "127.0.0.1", &t_ops,
-	    &tgt));
-	dial(&psin, &ci, &src);
-	run(both_closed, 5000);
+	/* In the first DATA frame's ciphertext: the receiver closes. */
+	side_init(&I);
+	side_init(&R);
+	I.on_authed = i_authed_send_data;
+	randombytes_buf(id, sizeof(id));
+	(void)expect(l, id, "127.0.0.1", &R);
+	pport = proxy_start(&px, port, I_DATA_OFF + MIGCHAN_LEN_LEN + 9);
+	connect_to(pport, id, &I);
+	RUN_UNTIL(R.closed == 1 && I.closed == 1, 5000);
 	assert_true(px.flipped);
-	assert_int_equal(tgt.authed, 1);
-	assert_int_equal(tgt.err, -EBADMSG);
-	/* The cut reached the source as an EOF. */
-	assert_int_equal(src.err, -EPIPE);
-	/* Nothing of the bad frame or after it reached the fd. */
-	assert_true(mig_io_bytes(tgt.io) <= 3 * MIGCHAN_PAYLOAD_MAX);
-	assert_true(mig_io_bytes(src.io) > 3 * MIGCHAN_PAYLOAD_MAX);
-	assert_false(st.bad);
-	assert_true(st.rd <= 3 * MIGCHAN_PAYLOAD_MAX);
-	assert_int_equal(tgt.nframes, 0);
-	/* A closed io refuses work. */
-	assert_int_equal(mig_io_send(tgt.io, MIGCHAN_ABORT,
-	    (const uint8_t *)"x", 1, false), -EPIPE);
-	mig_io_free(src.io);
-	mig_io_finish(tgt.io);			/* on a closed io: a free */
-	px_close(&px);
-	evconnlistener_free(px.lev);
-	stream_close(&st);
+	assert_int_equal(R.authed, 1);
+	assert_int_equal(R.err, -EBADMSG);
+	assert_int_equal(R.nframes, 0);		/* nothing of it, nor after */
+	assert_int_equal(I.err, -EPIPE);
+	assert_int_equal(ls.refused, 0);
+	proxy_stop(&px);
+
+	/* In the initiator's AUTH frame: refused, and the id not used up. */
+	side_init(&I);
+	side_init(&R);
+	randombytes_buf(id, sizeof(id));
+	(void)expect(l, id, "127.0.0.1", &R);
+	pport = proxy_start(&px, port, I_AUTH_OFF + MIGCHAN_LEN_LEN + 3);
+	connect_to(pport, id, &I);
+	RUN_UNTIL(ls.refused == 1 && I.closed == 1, 5000);
+	assert_true(px.flipped);
+	assert_string_equal(ls.why[0], "authentication failed");
+	assert_int_equal(I.err, -EPIPE);
+	assert_int_equal(R.accepted, 0);
+	proxy_stop(&px);
+	side_init(&I);
+	connect_to(port, id, &I);
+	RUN_UNTIL(I.authed == 1 && R.authed == 1, 5000);
+	mig_io_free(I.io);
+	mig_io_free(R.io);
 	mig_listener_free(l);
 }
 
-static bool
-tgt_closed(void)
-{
-	return tgt.closed;
-}
-
-static bool
-src_closed(void)
-{
-	return src.closed;
-}
+/* ---- 6. the peer goes away mid-stream ---- */
 
 static void
 test_peer_gone(void **state)
 {
-	uint8_t id[MIGCHAN_ID_LEN], k[MIGCHAN_KEY_LEN];
 	struct mig_listener *l;
-	struct sockaddr_in sin;
-	struct migchan ci, cr;
+	struct lstate ls;
+	struct side I, R;
+	struct stream st;
+	uint8_t id[16];
+	uint16_t port;
+
+	(void)state;
+	side_init(&I);
+	side_init(&R);
+	stream_init(&st);
+	R.pump_to_fd = st.to[0];
+	st.stop = &I;
+	st.stop_at = 1024 * 1024;
+	randombytes_buf(id, sizeof(id));
+	l = listener(&ls, &port);
+	(void)expect(l, id, "127.0.0.1", &R);
+	connect_to(port, id, &I);
+	RUN_UNTIL(I.authed == 1 && R.authed == 1, 5000);
+	assert_int_equal(mig_io_pump_from(I.io, st.from[0]), 0);
+	stream_start(&st);
+	RUN_UNTIL(R.closed == 1, 5000);
+	assert_null(I.io);			/* the drain freed it */
+	assert_int_equal(R.err, -EPIPE);
+	assert_int_equal(I.closed + I.pumped, 0);
+	assert_true(st.got >= st.stop_at && st.got < STREAM_LEN);
+	/* What did arrive is a prefix of the stream. */
+	assert_memory_equal(st.src, st.dst, st.got);
+	mig_listener_free(l);
+	stream_dispose(&st);
+}
+
+/* ---- 7. handshake deadlines ---- */
+
+static void
+test_timeout(void **state)
+{
+	struct mig_listener *l;
+	struct lstate ls;
+	struct side I, R;
+	struct raw c, c2;
+	struct sockaddr_in sin = lo_addr(0);
+	socklen_t slen = sizeof(sin);
+	uint8_t id[16], hello[MIGCHAN_HELLO_I_LEN];
+	uint16_t port;
+	long t0;
+	int dead;
+
+	(void)state;
+	side_init(&I);
+	side_init(&R);
+	l = listener(&ls, &port);
+	assert_int_equal(mig_listener_set_timeout_ms(l, 0), -EINVAL);
+	assert_int_equal(mig_listener_set_timeout_ms(l, 200), 0);
+	randombytes_buf(id, sizeof(id));
+	(void)expect(l, id, "127.0.0.1", &R);
+
+	/* Silent, and stalled after a valid HELLO_I. */
+	hello_for(id, hello);
+	t0 = now_ms();
+	raw_connect(&c, port, NULL, 0);
+	raw_connect(&c2, port, hello, sizeof(hello));
+	RUN_UNTIL(ls.refused == 2 && c.result != 0 && c2.result != 0, 3000);
+	assert_true(now_ms() - t0 >= 150);
+	assert_string_equal(ls.why[0], "handshake timeout");
+	assert_string_equal(ls.why[1], "handshake timeout");
+	assert_int_equal(c.result, 1);
+	assert_int_equal(c.got, 0);
+	assert_int_equal(c2.got, MIGCHAN_HELLO_R_LEN);
+	raw_close(&c);
+	raw_close(&c2);
+	/* Neither used up the id. */
+	connect_to(port, id, &I);
+	RUN_UNTIL(I.authed == 1 && R.authed == 1, 5000);
+	mig_io_free(I.io);
+	mig_io_free(R.io);
+	mig_listener_free(l);
+
+	/* An initiator to a listener that never accepts. */
+	dead = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(dead >= 0);
+	assert_int_equal(bind(dead, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(dead, 4), 0);
+	assert_int_equal(getsockname(dead, (struct sockaddr *)&sin, &slen), 0);
+	side_init(&I);
+	connect_to(ntohs(sin.sin_port), id, &I);
+	assert_int_equal(mig_io_set_timeout_ms(I.io, 0), -EINVAL);
+	assert_int_equal(mig_io_set_timeout_ms(I.io, 200), 0);
+	t0 = now_ms();
+	RUN_UNTIL(I.closed == 1, 3000);
+	assert_true(now_ms() - t0 >= 150);
+	assert_int_equal(I.err, -ETIMEDOUT);
+	assert_int_equal(I.authed, 0);
+	close(dead);
+}
+
+/* ---- 8. mig_io_finish delivers what it queued ---- */
+
+#define FIN_FRAMES 40
+
+static void
+i_authed_send_finish(struct side *s)
+{
+	static uint8_t buf[MIGCHAN_PAYLOAD_MAX];
+
+	for (int i = 0; i < FIN_FRAMES; i++) {
+		memset(buf, i, sizeof(buf));
+		assert_int_equal(mig_io_send(s->io, MIGCHAN_DATA, buf,
+		    sizeof(buf), false), 0);
+	}
+	assert_int_equal(mig_io_bytes(s->io),
+	    (uint64_t)FIN_FRAMES * MIGCHAN_PAYLOAD_MAX);
+	assert_int_equal(mig_io_send(s->io, MIGCHAN_GO, NULL, 0, true), 0);
+	assert_int_equal(mig_io_send(s->io, MIGCHAN_END, NULL, 0, false),
+	    -EINVAL);
+	mig_io_finish(s->io);
+	s->io = NULL;
+}
+
+static void
+test_finish(void **state)
+{
+	struct mig_listener *l;
+	struct lstate ls;
+	struct side I, R;
+	uint8_t id[16];
+	uint16_t port;
+
+	(void)state;
+	side_init(&I);
+	side_init(&R);
+	I.on_authed = i_authed_send_finish;
+	randombytes_buf(id, sizeof(id));
+	l = listener(&ls, &port);
+	(void)expect(l, id, "127.0.0.1", &R);
+	connect_to(port, id, &I);
+	RUN_UNTIL(R.closed == 1, 5000);
+	assert_int_equal(I.authed, 1);
+	assert_int_equal(I.closed, 0);		/* finish: no more callbacks */
+	assert_int_equal(R.err, 0);
+	assert_int_equal(R.nframes, FIN_FRAMES + 1);
+	assert_int_equal(R.data_len, (uint64_t)FIN_FRAMES * MIGCHAN_PAYLOAD_MAX);
+	assert_int_equal(R.data_bad, 0);
+	assert_int_equal(R.types[FIN_FRAMES], MIGCHAN_GO);
+	assert_true(R.finals[FIN_FRAMES]);
+	assert_false(R.finals[FIN_FRAMES - 1]);
+	mig_listener_free(l);
+	/* teardown: the finishing io frees itself once R is gone. */
+}
+
+/*
+ * The peer half-closed after its FINAL but still reads: the target's
+ * mig_io_finish() must still send everything it queued before it frees
+ * itself.  The initiator is the test itself, a migchan on a raw socket.
+ */
+#define HC_FRAMES 48
+
+static void
+r_on_go_flood_finish(struct side *s, enum migchan_type t, bool final)
+{
+	static uint8_t buf[MIGCHAN_PAYLOAD_MAX];
+	static const uint8_t domid[4] = { 0, 0, 0, 9 };
+
+	if (t != MIGCHAN_GO || !final)
+		return;
+	for (int i = 0; i < HC_FRAMES; i++) {
+		memset(buf, i, sizeof(buf));
+		assert_int_equal(mig_io_send(s->io, MIGCHAN_DATA, buf,
+		    sizeof(buf), false), 0);
+	}
+	assert_int_equal(mig_io_send(s->io, MIGCHAN_DONE, domid,
+	    sizeof(domid), true), 0);
+	mig_io_finish(s->io);
+	s->io = NULL;
+}
+
+static void
+raw_send_frame(struct raw *c, struct migchan *ch, enum migchan_type t,
+    const uint8_t *p, size_t len, bool final)
+{
+	static uint8_t buf[MIGCHAN_FRAME_MAX];
+	ssize_t n;
+
+	n = migchan_seal(ch, t, p, len, final, buf, sizeof(buf));
+	assert_true(n > 0);
+	/* Small frames: the socket's buffer takes them at once. */
+	assert_int_equal(send(c->fd, buf, (size_t)n, 0), n);
+}
+
+static void
+test_finish_half_closed(void **state)
+{
+	static uint8_t frame[MIGCHAN_FRAME_MAX], pt[MIGCHAN_PAYLOAD_MAX];
+	struct mig_listener *l;
+	struct lstate ls;
+	struct side R;
+	struct raw c;
+	struct migchan ci;
+	uint8_t id[16], hello[MIGCHAN_HELLO_I_LEN], hdr[MIGCHAN_HEADER_LEN];
+	uint8_t lenb[MIGCHAN_LEN_LEN];
+	enum migchan_type t = 0;
+	size_t plen;
+	ssize_t flen;
+	bool final = false;
+	int nframes = 0, ndata = 0, bad = 0;
+	uint16_t port;
+
+	(void)state;
+	side_init(&R);
+	R.on_frame = r_on_go_flood_finish;
+	randombytes_buf(id, sizeof(id));
+	l = listener(&ls, &port);
+	(void)expect(l, id, "127.0.0.1", &R);
+
+	assert_int_equal(migchan_init(&ci, MIGCHAN_INITIATOR, id, key, i_sk,
+	    r_pk), 0);
+	assert_int_equal(migchan_hello_i(&ci, hello), 0);
+	raw_connect(&c, port, hello, sizeof(hello));
+	RUN_UNTIL(c.got >= MIGCHAN_HELLO_R_LEN, 5000);
+	evbuffer_remove(c.in, hello, MIGCHAN_HELLO_R_LEN);
+	assert_int_equal(migchan_finish(&ci, hello, hdr), 0);
+	assert_int_equal(send(c.fd, hdr, sizeof(hdr), 0), (ssize_t)sizeof(hdr));
+	raw_send_frame(&c, &ci, MIGCHAN_AUTH, ci.id, MIGCHAN_ID_LEN, false);
+	raw_send_frame(&c, &ci, MIGCHAN_GO, NULL, 0, true);
+	assert_int_equal(shutdown(c.fd, SHUT_WR), 0);
+
+	RUN_UNTIL(c.result != 0, 5000);
+	assert_int_equal(c.result, 1);
+	assert_int_equal(R.authed, 1);
+	assert_int_equal(R.nframes, 1);
+	assert_int_equal(R.closed, 0);
+	while (evbuffer_get_length(c.in) >= MIGCHAN_LEN_LEN) {
+		evbuffer_copyout(c.in, lenb, sizeof(lenb));
+		flen = migchan_frame_len(lenb);
+		assert_true(flen > 0);
+		if (evbuffer_get_length(c.in) < (size_t)flen)
+			break;
+		evbuffer_remove(c.in, frame, (size_t)flen);
+		assert_int_equal(migchan_open(&ci, frame, (size_t)flen, &t, pt,
+		    &plen, &final), 0);
+		if (t == MIGCHAN_DATA) {
+			for (size_t i = 0; i < plen; i++)
+				bad += pt[i] != (uint8_t)ndata;
+			ndata++;
+		}
+		nframes++;
+	}
+	/* AUTH, every DATA, DONE as the FINAL, and nothing cut short. */
+	assert_int_equal(ndata, HC_FRAMES);
+	assert_int_equal(bad, 0);
+	assert_int_equal(nframes, HC_FRAMES + 2);
+	assert_int_equal(t, MIGCHAN_DONE);
+	assert_true(final);
+	assert_int_equal(evbuffer_get_length(c.in), 0);
+	migchan_dispose(&ci);
+	raw_close(&c);
+	mig_listener_free(l);
+}
+
+/* ---- the initiator against a bad responder ---- */
+
+struct fake {
+	int lfd, cfd;
+	struct event *ev;
+	uint8_t reply[MIGCHAN_HELLO_R_LEN];
+};
+
+static void
+fake_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct fake *f = arg;
+
+	(void)what;
+	if ((f->cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		return;
+	assert_int_equal(write(f->cfd, f->reply, sizeof(f->reply)),
+	    (ssize_t)sizeof(f->reply));
+	event_del(f->ev);
+}
+
+static uint16_t
+fake_start(struct fake *f)
+{
+	struct sockaddr_in sin = lo_addr(0);
+	socklen_t len = sizeof(sin);
+
+	f->cfd = -1;
+	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	assert_true(f->lfd >= 0);
+	assert_int_equal(bind(f->lfd, (struct sockaddr *)&sin, sizeof(sin)),
+	    0);
+	assert_int_equal(listen(f->lfd, 4), 0);
+	assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&sin, &len),
+	    0);
+	f->ev = event_new(base, f->lfd, EV_READ, fake_accept, f);
+	assert_non_null(f->ev);
+	assert_int_equal(event_add(f->ev, NULL), 0);
+	return ntohs(sin.sin_port);
+}
+
+static void
+fake_stop(struct fake *f)
+{
+	event_free(f->ev);
+	if (f->cfd >= 0)
+		close(f->cfd);
+	close(f->lfd);
+}
+
+static void
+test_bad_hello_r(void **state)
+{
+	struct sockaddr_in sin = lo_addr(0);
+	struct migchan ch;
+	struct fake f;
+	struct side I;
+	uint8_t id[16];
 	struct mig_io *io;
 	int fd;
 	socklen_t len = sizeof(sin);
 
 	(void)state;
 	randombytes_buf(id, sizeof(id));
-	randombytes_buf(k, sizeof(k));
-	side_init(&src);
-	side_init(&tgt);
-	src.script = tgt.script = true;
-	l = lst_open(&sin);
-	stream_open(&st, BIG, &src, &tgt);
-	st.kill = &src;
-	st.kill_at = BIG / 32;
-	chans(id, k, &ci, &cr);
-	assert_non_null(mig_listener_expect(l, &cr, "127.0.0.1", &t_ops,
-	    &tgt));
-	dial(&sin, &ci, &src);
-	run(tgt_closed, 5000);
-	/* The source vanished early: EOF before FINAL. */
-	assert_null(st.kill);
-	assert_int_equal(tgt.err, -EPIPE);
-	assert_int_equal(tgt.nframes, 0);
-	assert_false(st.bad);
-	assert_true(st.rd < BIG);
-	mig_io_free(tgt.io);
-	stream_close(&st);
-	mig_listener_free(l);
 
-	/* A port nobody listens on. */
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	sin_of(&sin, "127.0.0.1", 0);
+	/* A low-order e_r (all zero) fails at once. */
+	side_init(&I);
+	memset(f.reply, 0, sizeof(f.reply));
+	connect_to(fake_start(&f), id, &I);
+	RUN_UNTIL(I.closed == 1, 5000);
+	assert_int_equal(I.err, -EBADMSG);
+	fake_stop(&f);
+
+	/* A forged one fails at the first frame, after the header. */
+	side_init(&I);
+	randombytes_buf(f.reply, sizeof(f.reply));
+	connect_to(fake_start(&f), id, &I);
+	RUN_UNTIL(f.cfd >= 0, 5000);
+	{
+		/* Answer the header with a frame of garbage. */
+		uint8_t junk[4 + 64];
+
+		randombytes_buf(junk, sizeof(junk));
+		junk[0] = junk[1] = junk[2] = 0;
+		junk[3] = 64;
+		assert_int_equal(write(f.cfd, junk, sizeof(junk)),
+		    (ssize_t)sizeof(junk));
+	}
+	RUN_UNTIL(I.closed == 1, 5000);
+	assert_int_equal(I.err, -EBADMSG);
+	assert_int_equal(I.authed, 0);
+	fake_stop(&f);
+
+	/* Nobody listening: refused now, or closed(-EPIPE) later. */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
 	close(fd);
-	side_init(&src);
-	chans(id, k, &ci, NULL);
-	io = mig_io_connect(base, (struct sockaddr *)&sin, sizeof(sin), &ci,
-	    &s_ops, &src);
+	side_init(&I);
+	assert_int_equal(migchan_init(&ch, MIGCHAN_INITIATOR, id, key, i_sk,
+	    r_pk), 0);
+	io = mig_io_connect(base, (struct sockaddr *)&sin, sizeof(sin), &ch,
+	    &ops, &I);
+	assert_true(sodium_is_zero(ch.k, sizeof(ch.k)));
 	if (io == NULL) {
 		assert_int_equal(errno, ECONNREFUSED);
 	} else {
-		src.io = io;
-		run(src_closed, 3000);
-		assert_int_equal(src.err, -EPIPE);
-		mig_io_free(io);
+		I.io = io;
+		RUN_UNTIL(I.closed == 1, 5000);
+		assert_int_equal(I.err, -EPIPE);
 	}
-	assert_true(sodium_is_zero((const uint8_t *)&ci, sizeof(ci)));
+}
+
+/* ---- cancelling: unexpect and listener_free with handshakes in flight */
+
+static void
+test_unexpect(void **state)
+{
+	struct mig_listener *l;
+	struct mig_expect *e;
+	struct lstate ls;
+	struct side R;
+	struct raw c, c2;
+	struct migchan ch;
+	uint8_t id[16], hello[MIGCHAN_HELLO_I_LEN];
+	uint16_t port;
+
+	(void)state;
+	side_init(&R);
+	randombytes_buf(id, sizeof(id));
+	l = listener(&ls, &port);
+	e = expect(l, id, "127.0.0.1", &R);
+	hello_for(id, hello);
+	raw_connect(&c, port, hello, sizeof(hello));
+	RUN_UNTIL(c.got == MIGCHAN_HELLO_R_LEN, 5000);
+	mig_listener_unexpect(e);
+	RUN_UNTIL(c.result != 0, 5000);
+	assert_int_equal(c.result, 1);
+	assert_int_equal(ls.refused, 0);	/* silently */
+	raw_close(&c);
+
+	/* Not remembered as used: it may be expected again. */
+	(void)expect(l, id, "127.0.0.1", &R);
+	raw_connect(&c, port, hello, sizeof(hello));
+	raw_connect(&c2, port, NULL, 0);
+	RUN_UNTIL(c.got == MIGCHAN_HELLO_R_LEN, 5000);
+	mig_listener_free(l);
+	RUN_UNTIL(c.result != 0 && c2.result != 0, 5000);
+	assert_int_equal(ls.refused, 0);
+	assert_int_equal(R.accepted, 0);
+	raw_close(&c);
+	raw_close(&c2);
+
+	/* Arguments. */
+	l = listener(&ls, &port);
+	assert_int_equal(migchan_init(&ch, MIGCHAN_RESPONDER, id, key, r_sk,
+	    i_pk), 0);
+	assert_null(mig_listener_expect(l, &ch, "localhost", &ops, &R));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(migchan_init(&ch, MIGCHAN_INITIATOR, id, key, i_sk,
+	    r_pk), 0);
+	assert_null(mig_listener_expect(l, &ch, "127.0.0.1", &ops, &R));
+	assert_int_equal(errno, EINVAL);
+	mig_listener_free(l);
+	mig_listener_free(NULL);
+	mig_io_free(NULL);
+	mig_io_finish(NULL);
+	assert_int_equal(mig_io_bytes(NULL), 0);
+}
+
+/* ---- mig_io_send's limit, and freeing from inside callbacks ---- */
+
+static int sent_frames, sent_rc;
+
+static void
+i_authed_send_until_full(struct side *s)
+{
+	static uint8_t buf[MIGCHAN_PAYLOAD_MAX];
+
+	/* Nothing leaves before the callback returns: the output fills. */
+	for (;;) {
+		memset(buf, sent_frames, sizeof(buf));
+		if ((sent_rc = mig_io_send(s->io, MIGCHAN_DATA, buf,
+		    sizeof(buf), false)) != 0)
+			break;
+		sent_frames++;
+	}
 }
 
 static void
-test_timeout(void **state)
+r_free_on_first_frame(struct side *s, enum migchan_type t, bool final)
 {
-	uint8_t id[MIGCHAN_ID_LEN], k[MIGCHAN_KEY_LEN];
+	(void)t;
+	(void)final;
+	mig_io_free(s->io);
+	s->io = NULL;
+}
+
+static void
+free_in_accepted(void *arg, struct mig_io *io)
+{
+	struct side *s = arg;
+
+	s->accepted++;
+	mig_io_free(io);
+}
+
+static const struct mig_io_ops free_ops = {
+	.accepted = free_in_accepted,
+	.authed = cb_authed,
+	.frame = cb_frame,
+	.closed = cb_closed,
+};
+
+static void
+test_send_limit_and_free(void **state)
+{
 	struct mig_listener *l;
-	struct sockaddr_in sin;
-	uint8_t hello[MIGCHAN_HELLO_I_LEN];
-	struct migchan ci, cr;
-	socklen_t len = sizeof(sin);
-	double t0, dt;
-	int mute;
+	struct lstate ls;
+	struct side I, R;
+	struct migchan ch;
+	uint8_t id[16];
+	uint16_t port;
 
 	(void)state;
-	randombytes_buf(id, sizeof(id));
-	randombytes_buf(k, sizeof(k));
-	side_init(&tgt);
-	l = lst_open(&sin);
-	assert_int_equal(mig_listener_set_timeout_ms(l, 0), -EINVAL);
-	assert_int_equal(mig_listener_set_timeout_ms(l, 300), 0);
-	chans(id, k, NULL, &cr);
-	assert_non_null(mig_listener_expect(l, &cr, "127.0.0.1", &t_ops,
-	    &tgt));
-	/* Connects and says nothing. */
-	t0 = now_s();
-	raw_open(&raw, NULL, &sin, NULL, 0);
-	run(refused_and_closed, 3000);
-	dt = now_s() - t0;
-	assert_string_equal(ref.why, "handshake timeout");
-	assert_true(dt >= 0.25 && dt < 2.0);
-	raw_close(&raw);
+	l = listener(&ls, &port);
 
-	/* A genuine HELLO_I from the right address, then silence: it got
-	 * HELLO_R, timed out, and must not have used up the id. */
-	hello_for(id, k, hello);
-	ref.n = 0;
-	raw_open(&raw, NULL, &sin, hello, sizeof(hello));
-	run(refused_and_closed, 3000);
-	assert_string_equal(ref.why, "handshake timeout");
-	assert_int_equal(raw.got, MIGCHAN_HELLO_R_LEN);
-	raw_close(&raw);
-	side_init(&src);
-	chans(id, k, &ci, NULL);
-	dial(&sin, &ci, &src);
-	run(both_authed, 3000);
-	mig_io_free(src.io);
-	mig_io_free(tgt.io);
+	side_init(&I);
+	side_init(&R);
+	sent_frames = 0;
+	I.on_authed = i_authed_send_until_full;
+	randombytes_buf(id, sizeof(id));
+	(void)expect(l, id, "127.0.0.1", &R);
+	connect_to(port, id, &I);
+	RUN_UNTIL(sent_frames > 0 &&
+	    R.data_len == (uint64_t)sent_frames * MIGCHAN_PAYLOAD_MAX, 5000);
+	assert_int_equal(sent_rc, -ENOBUFS);
+	assert_true((uint64_t)sent_frames * MIGCHAN_PAYLOAD_MAX >=
+	    MIG_IO_SEND_MAX);
+	assert_true((uint64_t)(sent_frames - 1) * MIGCHAN_PAYLOAD_MAX <=
+	    MIG_IO_SEND_MAX);
+	assert_int_equal(R.data_bad, 0);
+	assert_int_equal(mig_io_bytes(I.io), R.data_len);
+	/* Drained, it takes frames again; the target frees itself in
+	 * frame() with another frame right behind in its input. */
+	R.on_frame = r_free_on_first_frame;
+	assert_int_equal(mig_io_send(I.io, MIGCHAN_END, NULL, 0, false), 0);
+	assert_int_equal(mig_io_send(I.io, MIGCHAN_READY, NULL, 0, false), 0);
+	RUN_UNTIL(I.closed == 1, 5000);
+	assert_int_equal(I.err, -EPIPE);
+	assert_null(R.io);
+	assert_int_equal(R.closed, 0);
+	assert_int_equal(R.nframes, sent_frames + 1);
+
+	/* Freed in accepted(): no authed, the initiator sees it close. */
+	side_init(&I);
+	side_init(&R);
+	randombytes_buf(id, sizeof(id));
+	assert_int_equal(migchan_init(&ch, MIGCHAN_RESPONDER, id, key, r_sk,
+	    i_pk), 0);
+	assert_non_null(mig_listener_expect(l, &ch, "127.0.0.1", &free_ops,
+	    &R));
+	connect_to(port, id, &I);
+	RUN_UNTIL(I.closed == 1, 5000);
+	assert_int_equal(R.accepted, 1);
+	assert_int_equal(R.authed + R.closed, 0);
+	assert_int_equal(I.err, -EPIPE);
+	mig_listener_free(l);
+}
+
+/* ---- the pump_to fd fails; an IPv6 wildcard listener takes IPv4 ---- */
+
+static void
+test_pump_to_error_and_v6(void **state)
+{
+	struct sockaddr_in6 any6;
+	struct mig_listener *l;
+	struct lstate ls;
+	struct side I, R;
+	uint8_t id[16], buf[4096];
+	int sp[2], p;
+	uint16_t port;
+
+	(void)state;
+	side_init(&I);
+	side_init(&R);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sp), 0);
+	close(sp[1]);			/* every write to sp[0] fails */
+	R.pump_to_fd = sp[0];
+	memset(buf, 0x5a, sizeof(buf));
+	randombytes_buf(id, sizeof(id));
+	l = listener(&ls, &port);
+	(void)expect(l, id, "127.0.0.1", &R);
+	connect_to(port, id, &I);
+	RUN_UNTIL(I.authed == 1 && R.authed == 1, 5000);
+	assert_int_equal(mig_io_send(I.io, MIGCHAN_DATA, buf, sizeof(buf),
+	    false), 0);
+	RUN_UNTIL(R.closed == 1 && I.closed == 1, 5000);
+	assert_int_equal(R.err, -EIO);
+	assert_int_equal(I.err, -EPIPE);
+	assert_int_equal(R.nframes, 0);
+	close(sp[0]);
 	mig_listener_free(l);
 
-	/* The initiator's side: a listener that never answers. */
-	mute = socket(AF_INET, SOCK_STREAM, 0);
-	sin_of(&sin, "127.0.0.1", 0);
-	assert_int_equal(bind(mute, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(mute, 4), 0);
-	assert_int_equal(getsockname(mute, (struct sockaddr *)&sin, &len), 0);
-	side_init(&src);
-	chans(id, k, &ci, NULL);
-	dial(&sin, &ci, &src);
-	assert_int_equal(mig_io_set_timeout_ms(src.io, 300), 0);
-	t0 = now_s();
-	run(src_closed, 3000);
-	dt = now_s() - t0;
-	assert_int_equal(src.err, -ETIMEDOUT);
-	assert_true(dt >= 0.25 && dt < 2.0);
-	mig_io_free(src.io);
-	close(mute);
-}
-
-static int
-setup(void **state)
-{
-	(void)state;
-	if (sodium_init() < 0)
-		return -1;
-	signal(SIGPIPE, SIG_IGN);
-	log_init(true, LOG_LEVEL_WARN, "test_migrate_io");
-	base = event_base_new();
-	watchdog = evtimer_new(base, wd_cb, NULL);
-	data = malloc(BIG);
-	if (base == NULL || watchdog == NULL || data == NULL)
-		return -1;
-	randombytes_buf(sk_s, sizeof(sk_s));
-	randombytes_buf(sk_t, sizeof(sk_t));
-	crypto_scalarmult_base(pk_s, sk_s);
-	crypto_scalarmult_base(pk_t, sk_t);
-	{
-		static const uint8_t seed[randombytes_SEEDBYTES] = { 42 };
-
-		randombytes_buf_deterministic(data, BIG, seed);
+	memset(&any6, 0, sizeof(any6));
+	any6.sin6_family = AF_INET6;
+	any6.sin6_addr = in6addr_any;
+	memset(&ls, 0, sizeof(ls));
+	l = mig_listener_new(base, (struct sockaddr *)&any6, sizeof(any6),
+	    &lops, &ls);
+	if (l == NULL) {
+		print_message("no IPv6 here (%s): skipped\n", strerror(errno));
+		return;
 	}
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	event_free(watchdog);
-	event_base_free(base);
-	free(data);
-	return 0;
+	p = mig_listener_port(l);
+	assert_true(p > 0);
+	side_init(&I);
+	side_init(&R);
+	randombytes_buf(id, sizeof(id));
+	(void)expect(l, id, "127.0.0.1", &R);
+	connect_to((uint16_t)p, id, &I);
+	RUN_UNTIL(I.authed == 1 && R.authed == 1, 5000);
+	assert_string_equal(mig_io_peer(R.io), "127.0.0.1");
+	mig_io_free(I.io);
+	mig_io_free(R.io);
+	mig_listener_free(l);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_happy),
-		cmocka_unit_test(test_stranger),
-		cmocka_unit_test(test_wrong_peer),
-		cmocka_unit_test(test_replay),
-		cmocka_unit_test(test_tampered),
-		cmocka_unit_test(test_peer_gone),
-		cmocka_unit_test(test_timeout),
+		cmocka_unit_test_setup_teardown(test_happy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stranger, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_peer, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_gone, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_finish, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_finish_half_closed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_hello_r, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_unexpect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_send_limit_and_free, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_pump_to_error_and_v6,
+		    setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0)
+		return 1;
+	log_init(true, LOG_LEVEL_WARN, "test_migrate_io");
+	crypto_box_keypair(i_pk, i_sk);
+	crypto_box_keypair(r_pk, r_sk);
+	randombytes_buf(key, sizeof(key));
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
