@@ -70,10 +70,12 @@ lab run 1 "cd /tmp/b && $xl create -q xb.cfg && echo created" 120 | grep -q crea
 sleep 10
 
 # Replies to a ping every 0.1 s from the anchor, with their times.
-ping_start() { nsx ping -D -i 0.1 -W 1 "$1" > "$L/bench-ping.txt" 2>&1 & pinger=$!; sleep 2; }
+# ip netns exec directly, not through nsx: $! of a backgrounded function
+# names its subshell, and killing that would leave ping running.
+ping_start() { ip netns exec "$HV_LAB_NS" ping -D -i 0.1 -W 1 "$1" > "$L/bench-ping.txt" 2>&1 & pinger=$!; sleep 2; }
 ping_stop() { kill "$pinger" 2>/dev/null || true; wait "$pinger" 2>/dev/null || true; pinger=; }
 # The longest gap between two replies, in seconds.
-ping_gap() { awk -F'[][]' '/bytes from/ {t = $2 + 0; if (p && t - p > g) g = t - p; p = t} END {printf "%.2f\n", g}' "$L/bench-ping.txt"; }
+ping_gap() { awk -F'[][]' '/^\[[0-9.]+\] [0-9]+ bytes from/ {t = $2 + 0; if (n++ && t - p > g) g = t - p; p = t} END {printf "%.2f\n", g}' "$L/bench-ping.txt"; }
 median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 # xl migrate, once: what it says on this Xen.
