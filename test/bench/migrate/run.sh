@@ -55,7 +55,9 @@ HV_DEB_CACHE=$HV_NODE_IMAGE/cache bash "$top/packaging/node-image/guest.sh" "$gu
 sleep 5
 nsx ip addr add 192.168.100.254/24 dev br100 2>/dev/null || true
 
-# The hvctl guest, and the xl one (same kernel, initramfs and size).
+# The hvctl guest, and the xl one (same kernel, initramfs and size); a bm
+# left in the lab's state by an earlier run goes first.
+"$hvctl" vm destroy bm >/dev/null 2>&1 && sleep 5 || true
 "$hvctl" vm create bm --vcpus 1 --memory 128 --kernel guest-kernel --initramfs guest-initrd \
     --cmdline "console=hvc0 hvguest.ip=192.168.100.31/24" --net 100 > "$L/bench-create.log" 2>&1 ||
     { cat "$L/bench-create.log" >&2; exit 1; }
