@@ -78,6 +78,18 @@ ping_start() { ip netns exec "$HV_LAB_NS" ping -D -i 0.1 -W 1 "$1" > "$L/bench-p
 ping_stop() { kill "$pinger" 2>/dev/null || true; wait "$pinger" 2>/dev/null || true; pinger=; }
 # The longest gap between two replies, in seconds.
 ping_gap() { awk -F'[][]' '/^\[[0-9.]+\] [0-9]+ bytes from/ {t = $2 + 0; if (n++ && t - p > g) g = t - p; p = t} END {printf "%.2f\n", g}' "$L/bench-ping.txt"; }
+# After a move: wait (at most 60 s) for the guest to answer again, so the
+# gap that ends with its first reply on the new host is in the file.
+replies() { grep -ac ' bytes from ' "$L/bench-ping.txt" || true; }
+ping_back() {
+	local n0 i
+	n0=$(replies)
+	for i in $(seq 1 600); do
+		[ "$(replies)" -gt "$n0" ] && return 0
+		sleep 0.1
+	done
+	echo "bench: no reply within 60 s of the move" >&2
+}
 median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 # xl migrate, once: what it says on this Xen.
@@ -92,7 +104,8 @@ t_hvd() {
 	s=$(date +%s.%N)
 	"$hvctl" vm migrate bm --to "${h[$1]}" > "$L/bench-mig.log" 2>&1 || { cat "$L/bench-mig.log" >&2; exit 1; }
 	e=$(date +%s.%N)
-	sleep 3
+	ping_back
+	sleep 1
 	ping_stop
 	echo "$(echo "$e - $s" | bc) $(ping_gap)"
 }
@@ -107,7 +120,8 @@ t_xl() {
 	    { echo "bench: xl restore failed" >&2; exit 1; }
 	e=$(date +%s.%N)
 	lab run "$from" "kill \$(pidof httpd) 2>/dev/null; rm -f /tmp/b/xb.save; true" 30 >/dev/null
-	sleep 3
+	ping_back
+	sleep 1
 	ping_stop
 	echo "$(echo "$e - $s" | bc) $(ping_gap)"
 }
