@@ -156,7 +156,7 @@ host_table(const json_t *hosts)
 	size_t i;
 
 	json_array_foreach(hosts, i, host) {
-		char cpu[16], mem[48], load[16], fp[16];
+		char cpu[16], mem[48], load[16], fp[16], st[48];
 		const char *state;
 		const json_t *live = json_object_get(host, "live");
 		const char *cells[9];
@@ -164,7 +164,10 @@ host_table(const json_t *hosts)
 		host_cells(host, cpu, mem, load, &state);
 		snprintf(fp, sizeof(fp), "%.12s", output_cell(host, "fingerprint"));
 		cells[0] = output_cell(host, "name");
-		cells[1] = state;
+		/* One word, so scripts can still split the columns. */
+		snprintf(st, sizeof(st), "%s%s", state, json_is_true(json_object_get(
+		    host, "draining")) ? ",draining" : "");
+		cells[1] = st;
 		cells[2] = fp;
 		cells[3] = output_cell(host, "boot_mac");
 		cells[4] = output_cell(host, "underlay_ip");

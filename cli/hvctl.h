@@ -77,6 +77,9 @@ int cmd_host_list(struct hvctl *h, int argc, char **argv);
 int cmd_host_show(struct hvctl *h, int argc, char **argv);
 int cmd_host_call(struct hvctl *h, int argc, char **argv);
 int cmd_host_telemetry(struct hvctl *h, int argc, char **argv);
+/* cmd_host_drain.c */
+int cmd_host_drain(struct hvctl *h, int argc, char **argv);
+int cmd_host_undrain(struct hvctl *h, int argc, char **argv);
 /* cmd_host_ident.c */
 int cmd_host_adopt(struct hvctl *h, int argc, char **argv);
 int cmd_host_replace(struct hvctl *h, int argc, char **argv);

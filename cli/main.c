@@ -77,6 +77,10 @@ static const struct hvctl_cmd hvctl_cmds[] = {
 	    "[--no-labels] [--ssh-keys FILE] [--mount ...]... [--no-mounts]",
 	    "change a host's networks, labels, SSH keys or mounts",
 	    cmd_host_edit },
+	{ "host", "drain", "NAME [--no-wait]", "maintenance: place nothing on "
+	    "NAME and move its VMs away", cmd_host_drain },
+	{ "host", "undrain", "NAME", "end maintenance: NAME takes VMs again",
+	    cmd_host_undrain },
 	{ "host", "call", "NAME METHOD [PARAMS-JSON]",
 	    "run ping, facts.refresh or config.apply on a host's agent",
 	    cmd_host_call },

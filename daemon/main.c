@@ -356,6 +356,7 @@ main(int argc, char **argv)
 	/* Agents first: their pending commands finish deferred HTTP replies,
 	 * which must be resumed before libmicrohttpd stops.  Migrations
 	 * before them: what is open stays open in the database. */
+	drain_shutdown();
 	migrate_shutdown();
 	agents_shutdown();
 	mesh_shutdown();

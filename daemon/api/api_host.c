@@ -37,6 +37,8 @@ api_host_json(const struct host_row *h)
 	    "last_seen_at", (json_int_t)h->last_seen_at,
 	    "boot_id", h->boot_id, "overlay", h->boot_at == 0 ? "none" :
 	    h->ovl_served_at ? "served" : "pending");
+	if (j)
+		json_object_set_new(j, "draining", json_boolean(h->draining));
 	if (j && fh)
 		json_object_set_new(j, "live", fleet_host_json(fh));
 	return j;

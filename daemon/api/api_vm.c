@@ -58,91 +58,6 @@ api_vm_json(struct hvd *hvd, const struct vm_row *v, bool full)
 	return j;
 }
 
-/* Capacity of every host for the scheduler, from telemetry and the VMs
- * already placed.  *hosts and *names are malloc'd. */
-static int
-api_vm_capacity(struct hvd *hvd, const struct vm_spec *s,
-    struct sched_host **out, struct host_row **rows_out, size_t *n)
-{
-	struct host_row *rows = NULL;
-	struct vm_row *vms = NULL;
-	struct sched_host *sh;
-	size_t nh = 0, nv = 0;
-	int r;
-
-	if ((r = db_host_list(hvd->db, &rows, &nh)) < 0)
-		return r;
-	if ((r = db_vm_list(hvd->db, 0, &vms, &nv)) < 0) {
-		free(rows);
-		return r;
-	}
-	if ((sh = calloc(nh ? nh : 1, sizeof(*sh))) == NULL) {
-		free(rows);
-		free(vms);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < nh; i++) {
-		struct fleet_host *fh = rows[i].name[0] ? fleet_by_id(rows[i].id) :
-		    NULL;
-		/* The last telemetry sample, where the agent reports Xen. */
-		json_t *live = fh ? fleet_telemetry_json(fh) : NULL;
-		json_t *xen = json_object_get(json_object_get(live, "latest"), "xen");
-		uint64_t pending = 0, placed_vcpus = 0;
-
-		sh[i].name = rows[i].name;
-		sh[i].up = fh && fleet_is_up(fh);
-		sh[i].has_xen = json_is_object(xen);
-		if (sh[i].has_xen) {
-			sh[i].free_mib = (uint64_t)json_integer_value(json_object_get(
-			    xen, "free_memory_bytes")) >> 20;
-			sh[i].free_vcpus = (unsigned)json_integer_value(
-			    json_object_get(xen, "nr_cpus"));
-		}
-		for (size_t k = 0; k < nv; k++) {
-			if (vms[k].host_id != rows[i].id ||
-			    strcmp(vms[k].desired, "running") != 0)
-				continue;
-			placed_vcpus += vms[k].vcpus;
-			if (strcmp(vms[k].state, "running") != 0)
-				pending += vms[k].memory_mib;
-			if (s->anti_affinity[0] &&
-			    strcmp(vms[k].anti_affinity, s->anti_affinity) == 0)
-				sh[i].holds_group = true;
-		}
-		sh[i].free_mib = sh[i].free_mib > pending ? sh[i].free_mib - pending : 0;
-		sh[i].free_vcpus = sh[i].free_vcpus > placed_vcpus ?
-		    sh[i].free_vcpus - (unsigned)placed_vcpus : 0;
-		json_decref(live);
-	}
-	free(vms);
-	/* Labels live in the host's config. */
-	for (size_t i = 0; i < nh; i++) {
-		struct host_config c;
-
-		if (rows[i].name[0] && db_host_config(hvd->db, rows[i].id, &c) == 0) {
-			sh[i].labels = c.labels;	/* kept: freed by the caller */
-			c.labels = NULL;
-			host_config_free(&c);
-		}
-	}
-	*out = sh;
-	*rows_out = rows;
-	*n = nh;
-	return 0;
-}
-
-/* What api_vm_capacity() made (NULL-safe); ROWS itself is the caller's. */
-static void
-api_vm_capacity_free(struct sched_host *sh, const struct host_row *rows,
-    size_t n)
-{
-	if (sh != NULL)
-		for (size_t i = 0; i < n; i++)
-			if (rows[i].name[0])
-				free((char *)sh[i].labels);
-	free(sh);
-}
-
 static bool
 api_vm_image_ok(struct hvd *hvd, const char *field, const char *name,
     const char *kind, struct http_reply *rep)
@@ -171,11 +86,9 @@ api_vms_create(struct hvd *hvd, const struct http_request *req,
 	struct vm_spec *s = malloc(sizeof(*s));
 	struct vm_row *v = calloc(1, sizeof(*v));
 	struct vm_nic_row nics[VM_NICS_MAX];
-	struct sched_host *sh = NULL;
-	struct host_row *rows = NULL;
+	struct host_row dst;
 	struct network net;
 	char err[1024], key[16], *text = NULL;
-	size_t nh = 0, pick;
 	uint64_t op;
 	json_t *canon;
 	int64_t id;
@@ -218,16 +131,9 @@ api_vms_create(struct hvd *hvd, const struct http_request *req,
 		nics[i].vni = s->nics[i].vni;
 		vm_mac_format(mac, nics[i].mac);
 	}
-	if ((r = api_vm_capacity(hvd, s, &sh, &rows, &nh)) < 0) {
-		http_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error");
-		goto out;
-	}
-	/* Only named hosts can run VMs: discovered machines are skipped. */
-	for (size_t i = 0; i < nh; i++)
-		if (rows[i].name[0] == '\0' || strcmp(rows[i].state, "retired") == 0)
-			sh[i].up = false, sh[i].name = rows[i].fingerprint;
-	if (sched_pick(sh, nh, s, &pick, err, sizeof(err)) < 0) {
-		http_error(rep, MHD_HTTP_CONFLICT, "%s", err);
+	if ((r = place_pick(hvd, s, 0, &dst, err, sizeof(err))) < 0) {
+		http_error(rep, r == -ENOSPC ? MHD_HTTP_CONFLICT :
+		    MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
 		goto out;
 	}
 	canon = vm_spec_to_json(s);
@@ -238,8 +144,8 @@ api_vms_create(struct hvd *hvd, const struct http_request *req,
 		goto out;
 	}
 	snprintf(v->name, sizeof(v->name), "%s", s->name);
-	v->host_id = rows[pick].id;
-	snprintf(v->host, sizeof(v->host), "%s", rows[pick].name);
+	v->host_id = dst.id;
+	snprintf(v->host, sizeof(v->host), "%s", dst.name);
 	snprintf(v->type, sizeof(v->type), "%s", vm_type_name(s->type));
 	v->vcpus = s->vcpus;
 	v->memory_mib = s->memory_mib;
@@ -271,8 +177,6 @@ api_vms_create(struct hvd *hvd, const struct http_request *req,
 	snprintf(rep->location, sizeof(rep->location), "/api/v1/vms/%s",
 	    v->name);
 out:
-	api_vm_capacity_free(sh, rows, nh);
-	free(rows);
 	free(text);
 	free(s);
 	free(v);
@@ -392,111 +296,39 @@ api_vm_destroy(struct hvd *hvd, const struct http_request *req,
 }
 
 /*
- * Live migration: the target is picked by the VM's own constraints, as
- * at create, among the hosts other than its own; --to names it, and must
- * satisfy them too.  202 with the operation.
+ * Live migration: fleet/move.c holds the rules (the VM's own constraints,
+ * as at create, among the hosts other than its own; --to names the
+ * target, and must satisfy them too).  202 with the operation.
  */
 void
 api_vm_migrate(struct hvd *hvd, const struct http_request *req,
     struct http_reply *rep, const char *key)
 {
-	struct vm_spec *s = malloc(sizeof(*s));
-	struct sched_host *sh = NULL, *cand = NULL;
-	struct host_row *rows = NULL, src, dst;
-	struct fleet_host *fh;
-	struct vm_row *v = NULL;
 	struct api_migrate_request mr;
-	const char *to = mr.to;
+	struct vm_move mv;
+	struct vm_row *v;
 	char err[1024];
-	size_t nh = 0, nc = 0, pick, *map = NULL;
-	uint64_t op;
+	int r;
 
-	if (s == NULL) {
-		http_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-		return;
-	}
 	if ((v = api_vm_find(hvd, key, rep)) == NULL)
-		goto out;
+		return;
 	if (api_migrate_request_decode(req->body ? req->body : "",
 	    req->body ? req->body_len : 0, &mr, err, sizeof(err)) < 0) {
 		http_error(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
 		goto out;
 	}
-	if (strcmp(v->state, "running") != 0) {
-		http_error(rep, MHD_HTTP_CONFLICT, "VM %s is not running (state %s); "
-		    "only a running VM migrates", v->name, v->state);
-		goto out;
-	}
-	if (migrate_active(v->uuid)) {
-		http_error(rep, MHD_HTTP_CONFLICT, "a migration of VM %s is already "
-		    "in progress", v->name);
-		goto out;
-	}
-	if (v->host_id == 0 || db_host_by_id(hvd->db, v->host_id, &src) < 0 ||
-	    (fh = fleet_by_id(v->host_id)) == NULL || fleet_session(fh) == NULL) {
-		http_error(rep, MHD_HTTP_CONFLICT, "VM %s's host %s has no agent "
-		    "session", v->name, v->host[0] ? v->host : "-");
-		goto out;
-	}
-	if (to[0]) {
-		if (db_host_get(hvd->db, to, &dst) < 0) {
-			http_error(rep, MHD_HTTP_BAD_REQUEST, "to: no host '%s'", to);
-			goto out;
-		}
-		if (dst.id == src.id) {
-			http_error(rep, MHD_HTTP_BAD_REQUEST, "to: VM %s already runs on "
-			    "%s", v->name, to);
-			goto out;
-		}
-	}
-	if (vm_spec_decode(v->spec, strlen(v->spec), s, err, sizeof(err)) < 0) {
-		http_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "VM %s: stored spec "
-		    "unreadable: %s", v->name, err);
-		goto out;
-	}
-	/* The constraints of create, minus the VM's own host. */
-	if (s->place_host[0] && (to[0] ? strcmp(s->place_host, to) != 0 :
-	    strcmp(s->place_host, src.name) == 0)) {
-		http_error(rep, MHD_HTTP_CONFLICT, "VM %s is pinned to host %s "
-		    "(placement.host); %s", v->name, s->place_host, to[0] ?
-		    "the target does not satisfy it" : "no other host satisfies it");
-		goto out;
-	}
-	if (to[0])
-		snprintf(s->place_host, sizeof(s->place_host), "%s", to);
-	if (api_vm_capacity(hvd, s, &sh, &rows, &nh) < 0 ||
-	    (cand = calloc(nh ? nh : 1, sizeof(*cand))) == NULL ||
-	    (map = calloc(nh ? nh : 1, sizeof(*map))) == NULL) {
-		http_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error");
-		goto out;
-	}
-	for (size_t i = 0; i < nh; i++) {
-		if (rows[i].name[0] == '\0' || strcmp(rows[i].state, "retired") == 0 ||
-		    rows[i].id == src.id)
-			continue;
-		map[nc] = i;
-		cand[nc++] = sh[i];
-	}
-	if (sched_pick(cand, nc, s, &pick, err, sizeof(err)) < 0) {
-		http_error(rep, MHD_HTTP_CONFLICT, "%s%s (VM %s stays on %s)",
-		    to[0] ? "to: " : "", err, v->name, src.name);
-		goto out;
-	}
-	dst = rows[map[pick]];
-	op = migrate_start(hvd, v, &src, &dst, req->actor, err, sizeof(err));
-	if (op == 0) {
-		http_error(rep, MHD_HTTP_CONFLICT, "%s", err);
+	if ((r = vm_move(hvd, v, mr.to, req->actor, NULL, NULL, &mv, err,
+	    sizeof(err))) < 0) {
+		http_error(rep, r == -ENOENT || r == -EINVAL ? MHD_HTTP_BAD_REQUEST :
+		    r == -EIO || r == -ENOMEM ? MHD_HTTP_INTERNAL_SERVER_ERROR :
+		    MHD_HTTP_CONFLICT, "%s", err);
 		goto out;
 	}
 	rep->status = MHD_HTTP_ACCEPTED;
-	rep->json = json_pack("{s:I, s:s, s:s, s:s}", "operation", (json_int_t)op,
-	    "vm", v->name, "source", src.name, "target", dst.name);
+	rep->json = json_pack("{s:I, s:s, s:s, s:s}", "operation",
+	    (json_int_t)mv.op, "vm", v->name, "source", mv.source.name, "target",
+	    mv.target.name);
 out:
-	api_vm_capacity_free(sh, rows, nh);
-	free(cand);
-	free(map);
-	free(rows);
-	free(s);
 	free(v);
 }
 

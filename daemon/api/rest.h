@@ -42,6 +42,11 @@ void api_host_replace(struct hvd *, const struct http_request *, struct http_rep
 void api_host_retire(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_host_edit(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 
+/* api_host_drain.c: maintenance mode (fleet/drain.c). */
+void api_host_drain(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_undrain(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_drain_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+
 /* api_image.c: the image store. */
 bool image_name_valid(const char *s);
 bool api_image_is_upload(const char *method, const char *url);

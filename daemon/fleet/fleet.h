@@ -84,11 +84,18 @@ void vm_host_up(struct hvd *hvd, struct fleet_host *fh, int64_t host_id);
 #define MIGRATE_TIMEOUT_S	300	/* timeout_s handed to both agents */
 int migrate_init(struct hvd *hvd);
 void migrate_shutdown(void);
+/* The outcome, once, to whoever started it: moved to the target, or why
+ * not (failed, or timed out with the outcome in doubt). */
+typedef void migrate_done_cb(void *arg, bool moved, const char *why);
 /* Starts moving v from src (its host) to dst: the operation's id, or 0
- * with *err saying why (the caller has checked both hosts). */
+ * with *err saying why (the caller has checked both hosts).  done (may be
+ * NULL) hears the outcome later, never from inside this call. */
 uint64_t migrate_start(struct hvd *hvd, const struct vm_row *v,
     const struct host_row *src, const struct host_row *dst, const char *actor,
-    char *err, size_t errlen);
+    migrate_done_cb *done, void *done_arg, char *err, size_t errlen);
+/* What the unfinished migrations to host_id will need there. */
+void migrate_reserved(int64_t host_id, uint64_t *memory_mib,
+    unsigned *vcpus);
 /* True while a migration of uuid is unfinished. */
 bool migrate_active(const char *uuid);
 /* NAME--incoming or NAME--migratedaway: a migration's copy of a VM. */
@@ -103,6 +110,40 @@ void migrate_agent_refused(struct hvd *hvd, struct fleet_host *fh,
 void migrate_host_list(struct hvd *hvd, int64_t host_id, json_t *vms);
 /* For /metrics: migration.refused notifies, and migrations by outcome. */
 void migrate_metrics(FILE *f);
+
+/* place.c: where a VM goes (create, migrate and drain all place here). */
+/* Picks a host for s among the named, unretired hosts other than
+ * leaving_id (0: none): 0 and *out; -ENOSPC with *err saying host by host
+ * why none fits; another -errno with *err saying so. */
+int place_pick(struct hvd *hvd, const struct vm_spec *s, int64_t leaving_id,
+    struct host_row *out, char *err, size_t errlen);
+
+/* move.c: the rules of moving a running VM (REST and drain). */
+struct vm_move {
+	struct host_row source, target;
+	uint64_t op;			/* the migrate operation */
+};
+/* Starts moving v to to ("": where the scheduler picks): 0 and *out, or
+ * -errno with *err saying why: -ENOENT or -EINVAL for a bad to, -EIO or
+ * -ENOMEM inside hvd, any other for a move the rules refuse. */
+int vm_move(struct hvd *hvd, const struct vm_row *v, const char *to,
+    const char *actor, migrate_done_cb *done, void *done_arg,
+    struct vm_move *out, char *err, size_t errlen);
+
+/* drain.c: hvctl host drain: the host takes no new VMs (the mark is
+ * stored) and its running VMs migrate away, DRAIN_PARALLEL at a time. */
+#define DRAIN_PARALLEL	2
+/* Marks h draining and starts moving its VMs; a drain of h already under
+ * way goes on (0 either way).  -errno with *err saying why not. */
+int drain_start(struct hvd *hvd, const struct host_row *h, const char *actor,
+    char *err, size_t errlen);
+/* Clears the mark: no further VM of h's drain starts to move (those
+ * moving finish).  -errno on a database error. */
+int drain_stop(struct hvd *hvd, const struct host_row *h, const char *actor);
+/* The newest drain of host_id, VM by VM, or NULL if none since hvd
+ * started. */
+json_t *drain_json(int64_t host_id);
+void drain_shutdown(void);
 
 /* session.c: what an agent session means (the listener's struct agent_ops,
  * wired by main.c), and requests to a host's agent. */

@@ -67,6 +67,10 @@ struct mig {
 	bool listing;			/* the target's vm.list in flight */
 	bool restored;			/* loaded from the database */
 	struct event *timer;
+	uint64_t memory_mib;		/* what the target must hold; 0 */
+	unsigned vcpus;			/* ... when restored */
+	migrate_done_cb *done;		/* the starter's, called once */
+	void *done_arg;
 };
 
 static TAILQ_HEAD(mig_list, mig) migs = TAILQ_HEAD_INITIALIZER(migs);
@@ -300,6 +304,17 @@ mig_flush_ends(struct mig *m)
 	}
 }
 
+/* The starter hears the outcome once: moved, or why not. */
+static void
+mig_tell_starter(struct mig *m, bool moved, const char *why)
+{
+	migrate_done_cb *cb = m->done;
+
+	m->done = NULL;
+	if (cb != NULL)
+		cb(m->done_arg, moved, why);
+}
+
 /*
  * The outcome, once.  Target: the inventory moves (if it has not) and the
  * source hears "target" now if it is in doubt or tell_source, else when
@@ -310,7 +325,9 @@ static void
 mig_decide(struct mig *m, enum mig_outcome o, const char *reason,
     bool tell_source)
 {
-	char msg[320];
+	migrate_done_cb *done = m->done;
+	void *done_arg = m->done_arg;
+	char msg[320], why[320];
 	int r;
 
 	if (m->outcome != OUT_NONE)
@@ -343,8 +360,14 @@ mig_decide(struct mig *m, enum mig_outcome o, const char *reason,
 			    m->side[s] != SIDE_FAILED;
 		mig_set_phase(m, PH_FAILED, reason);
 	}
+	/* The starter hears it last, with the inventory updated and m
+	 * perhaps gone: it may start another move at once. */
+	m->done = NULL;
+	snprintf(why, sizeof(why), "%s", reason ? reason : "");
 	mig_flush_ends(m);
 	mig_maybe_close(m);
+	if (done != NULL)
+		done(done_arg, o == OUT_TARGET, why[0] ? why : NULL);
 }
 
 /* The target's vm.list: does it run the VM under its own name? */
@@ -433,6 +456,7 @@ mig_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	    "decided when %s reconnects", m->row.timeout_s, m->row.target);
 	log_warnx("vm %s: migration %s", m->row.vm_name, msg);
 	vm_op_migrate_update(m->op, NULL, -1, NULL, "failed", msg);
+	mig_tell_starter(m, false, msg);
 }
 
 static int
@@ -543,7 +567,7 @@ mig_in_done(void *arg, json_t *result, json_t *error)
 uint64_t
 migrate_start(struct hvd *hvd, const struct vm_row *v,
     const struct host_row *src, const struct host_row *dst, const char *actor,
-    char *err, size_t errlen)
+    migrate_done_cb *done, void *done_arg, char *err, size_t errlen)
 {
 	char sip[sizeof(src->underlay_ip)], dip[sizeof(dst->underlay_ip)];
 	char keyhex[MSG_MIG_KEY_HEX + 1];
@@ -588,6 +612,8 @@ migrate_start(struct hvd *hvd, const struct vm_row *v,
 	snprintf(m->row.vm_name, sizeof(m->row.vm_name), "%s", v->name);
 	m->row.source_id = src->id;
 	m->row.target_id = dst->id;
+	m->memory_mib = v->memory_mib;
+	m->vcpus = v->vcpus;
 	snprintf(m->row.source, sizeof(m->row.source), "%s", src->name);
 	snprintf(m->row.target, sizeof(m->row.target), "%s", dst->name);
 	snprintf(m->row.phase, sizeof(m->row.phase), "preparing");
@@ -619,6 +645,8 @@ migrate_start(struct hvd *hvd, const struct vm_row *v,
 	log_info("vm %s: migrating from %s to %s (operation %llu, by %s)",
 	    v->name, src->name, dst->name, (unsigned long long)op, actor);
 	json_decref(vmp);
+	m->done = done;
+	m->done_arg = done_arg;
 	return op;
 fail:
 	json_decref(vmp);
@@ -788,7 +816,22 @@ migrate_init(struct hvd *hvd)
 	return 0;
 }
 
-/* Before the agents stop: what is open stays open in the database. */
+void
+migrate_reserved(int64_t host_id, uint64_t *memory_mib, unsigned *vcpus)
+{
+	struct mig *m;
+
+	*memory_mib = 0;
+	*vcpus = 0;
+	TAILQ_FOREACH(m, &migs, entry)
+		if (m->outcome == OUT_NONE && m->row.target_id == host_id) {
+			*memory_mib += m->memory_mib;
+			*vcpus += m->vcpus;
+		}
+}
+
+/* Before the agents stop: what is open stays open in the database; no
+ * starter hears of it (they are shut down too). */
 void
 migrate_shutdown(void)
 {

@@ -41,6 +41,7 @@ db_host_row(sqlite3_stmt *st, struct host_row *h)
 	db_text(h->boot_ip, sizeof(h->boot_ip), st, 14);
 	h->boot_at = sqlite3_column_int64(st, 15);
 	h->ovl_served_at = sqlite3_column_int64(st, 16);
+	h->draining = sqlite3_column_int(st, 17) != 0;
 }
 
 static void
@@ -169,6 +170,24 @@ db_host_set_state(struct db *db, int64_t id, const char *name,
 	if (r == 0)
 		r = db_event_add(db, kind, name, actor, cause, now);
 out:
+	return db_tx_end(db, r);
+}
+
+/* The mark and its event commit together; setting it twice is no change. */
+int
+db_host_set_draining(struct db *db, const struct host_row *h, bool draining,
+    const char *actor, int64_t now)
+{
+	int changes = 0, r;
+
+	if ((r = db_tx_begin(db)) < 0)
+		return r;
+	r = db_run(db, DB_S_HOST_DRAIN, "UPDATE hosts SET draining = ?, "
+	    "updated_at = ? WHERE id = ? AND draining <> ?", &changes, "iiii",
+	    (int64_t)draining, now, h->id, (int64_t)draining);
+	if (r == 0 && changes > 0)
+		r = db_event_add(db, draining ? "host.draining" : "host.undrained",
+		    h->name, actor, NULL, now);
 	return db_tx_end(db, r);
 }
 

@@ -51,6 +51,7 @@ enum db_slot {
 	DB_S_IMAGE_DELETE, DB_S_IMAGE_SHARED,
 	DB_S_MIG_INSERT, DB_S_MIG_OPEN, DB_S_MIG_GET, DB_S_MIG_PHASE,
 	DB_S_MIG_MOVE_VM, DB_S_MIG_MOVED, DB_S_MIG_DECIDE, DB_S_MIG_CLOSE,
+	DB_S_HOST_DRAIN,
 	DB_S__MAX
 };
 _Static_assert(DB_S__MAX <= sizeof(((struct db *)0)->stmts) /
@@ -90,7 +91,8 @@ int db_collect(struct db *db, sqlite3_stmt *st, size_t rowsize,
     "boot_token_used_at IS NOT NULL, coalesce(underlay_ip, ''), " \
     "coalesce(last_seen_at, 0), coalesce(boot_id, ''), boot_mac, " \
     "coalesce(smbios_uuid, ''), coalesce(serial, ''), coalesce(product, ''), " \
-    "coalesce(boot_ip, ''), coalesce(boot_at, 0), coalesce(ovl_served_at, 0)"
+    "coalesce(boot_ip, ''), coalesce(boot_at, 0), coalesce(ovl_served_at, 0), " \
+    "draining"
 
 void db_host_row(sqlite3_stmt *st, struct host_row *h);
 /* Steps st once: 0 and *out, -ENOENT, or -errno; resets st. */

@@ -102,6 +102,7 @@ struct host_row {
 	char boot_ip[46];		/* who opened the current boot */
 	int64_t boot_at;		/* when; 0: never booted */
 	int64_t ovl_served_at;		/* 0: this boot's overlay not served */
+	bool draining;			/* the scheduler places nothing here */
 };
 int db_host_by_pubkey(struct db *db, const char *pubhex, struct host_row *out);
 int db_host_get(struct db *db, const char *name, struct host_row *out);
@@ -112,6 +113,10 @@ int db_host_register(struct db *db, const char *name, const char *pubhex,
     struct host_row *out);
 int db_host_set_state(struct db *db, int64_t id, const char *name,
     const char *state, const char *cause, const char *actor, int64_t now);
+/* Marks h draining or not, with a host.draining or host.undrained event
+ * when that changes it. */
+int db_host_set_draining(struct db *db, const struct host_row *h,
+    bool draining, const char *actor, int64_t now);
 int db_host_session_start(struct db *db, const struct host_row *h,
     const char *boot_id, bool consume_token, const char *facts_json,
     const char *peer, int64_t now);

@@ -6,7 +6,7 @@
  * Capacity is not overcommitted: a host offers the memory Xen reports free
  * less the memory of VMs placed there that are not running yet (Xen does
  * not see them), and its physical CPUs less the vCPUs of every VM placed
- * there.  Among the hosts that fit, the one with the most free memory wins
+ * there.  A draining host takes nothing.  Among the hosts that fit, the one with the most free memory wins
  * (VMs spread), then the one with the most free CPUs, then the name.
  */
 #include <errno.h>
@@ -82,6 +82,10 @@ sched_pick(const struct sched_host *hosts, size_t n, const struct vm_spec *s,
 			continue;
 		if (!h->up) {
 			sched_why(err, errlen, &used, "%s is not up", h->name);
+			continue;
+		}
+		if (h->draining) {
+			sched_why(err, errlen, &used, "%s is draining", h->name);
 			continue;
 		}
 		if (!h->has_xen) {

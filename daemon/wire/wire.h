@@ -71,6 +71,7 @@ struct sched_host {
 	bool holds_group;	/* runs a VM of the spec's anti-affinity group */
 	uint64_t free_mib;	/* Xen's free memory less VMs not running yet */
 	unsigned free_vcpus;	/* physical CPUs less placed vCPUs */
+	bool draining;		/* hvctl host drain: takes no new VMs */
 };
 /* 0 and *pick, or -ENOSPC with err saying host by host why nothing fits. */
 int sched_pick(const struct sched_host *hosts, size_t n,

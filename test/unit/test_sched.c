@@ -27,11 +27,11 @@ spec(unsigned vcpus, uint64_t mib)
 }
 
 static const struct sched_host rack[] = {
-	{ "h1", "{\"rack\":\"r1\"}", true, true, false, 1024, 4 },
-	{ "h2", "{\"rack\":\"r2\"}", true, true, false, 3072, 2 },
-	{ "h3", "{\"rack\":\"r1\"}", true, true, true, 2048, 8 },
-	{ "h4", "{}", false, true, false, 8192, 16 },	/* down */
-	{ "h5", "{}", true, false, false, 8192, 16 },	/* no Xen */
+	{ "h1", "{\"rack\":\"r1\"}", true, true, false, 1024, 4, false },
+	{ "h2", "{\"rack\":\"r2\"}", true, true, false, 3072, 2, false },
+	{ "h3", "{\"rack\":\"r1\"}", true, true, true, 2048, 8, false },
+	{ "h4", "{}", false, true, false, 8192, 16, false },	/* down */
+	{ "h5", "{}", true, false, false, 8192, 16, false },	/* no Xen */
 };
 #define NRACK (sizeof(rack) / sizeof(rack[0]))
 
@@ -107,9 +107,9 @@ static void
 test_ties_and_empty(void **state)
 {
 	static const struct sched_host same[] = {
-		{ "hb", "{}", true, true, false, 1024, 4 },
-		{ "ha", "{}", true, true, false, 1024, 4 },
-		{ "hc", "{}", true, true, false, 1024, 8 },
+		{ "hb", "{}", true, true, false, 1024, 4, false },
+		{ "ha", "{}", true, true, false, 1024, 4, false },
+		{ "hc", "{}", true, true, false, 1024, 8, false },
 	};
 	struct vm_spec s = spec(1, 128);
 	char err[64];
@@ -130,6 +130,30 @@ test_ties_and_empty(void **state)
 	assert_true(strlen(err) < 40);
 }
 
+/* A draining host is skipped even when it fits best, and says so. */
+static void
+test_draining_takes_nothing(void **state)
+{
+	struct sched_host r[NRACK];
+	struct vm_spec s = spec(1, 512);
+	char err[512];
+	size_t pick = 99;
+
+	(void)state;
+	memcpy(r, rack, sizeof(r));
+	r[1].draining = true;				/* h2, the best fit */
+	assert_int_equal(sched_pick(r, NRACK, &s, &pick, err, sizeof(err)), 0);
+	assert_string_equal(r[pick].name, "h3");
+	strcpy(s.place_host, "h2");
+	assert_int_equal(sched_pick(r, NRACK, &s, &pick, err, sizeof(err)),
+	    -ENOSPC);
+	assert_string_equal(err, "no host fits 1 vCPU and 512 MiB on host h2; "
+	    "h2 is draining");
+	r[1].draining = false;
+	assert_int_equal(sched_pick(r, NRACK, &s, &pick, err, sizeof(err)), 0);
+	assert_string_equal(r[pick].name, "h2");
+}
+
 int
 main(void)
 {
@@ -138,6 +162,7 @@ main(void)
 		cmocka_unit_test(test_no_overcommit),
 		cmocka_unit_test(test_constraints),
 		cmocka_unit_test(test_ties_and_empty),
+		cmocka_unit_test(test_draining_takes_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
