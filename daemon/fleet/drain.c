@@ -236,8 +236,9 @@ drain_stop(struct hvd *hvd, const struct host_row *h, const char *actor)
 	if ((r = db_host_set_draining(hvd->db, h, false, actor,
 	    hvd_now_wall())) < 0)
 		return r;
-	log_info("host %s: undrained (by %s); the scheduler may place VMs "
-	    "there again", h->name, actor);
+	if (r > 0)
+		log_info("host %s: undrained (by %s); the scheduler may place VMs "
+		    "there again", h->name, actor);
 	if (d != NULL && d->ended == 0) {
 		d->stopped = true;
 		drain_step(d);

@@ -173,7 +173,8 @@ out:
 	return db_tx_end(db, r);
 }
 
-/* The mark and its event commit together; setting it twice is no change. */
+/* The mark and its event commit together; setting it twice is no change
+ * (0, no event), a change is 1. */
 int
 db_host_set_draining(struct db *db, const struct host_row *h, bool draining,
     const char *actor, int64_t now)
@@ -188,7 +189,8 @@ db_host_set_draining(struct db *db, const struct host_row *h, bool draining,
 	if (r == 0 && changes > 0)
 		r = db_event_add(db, draining ? "host.draining" : "host.undrained",
 		    h->name, actor, NULL, now);
-	return db_tx_end(db, r);
+	r = db_tx_end(db, r);
+	return r < 0 ? r : changes > 0;
 }
 
 int

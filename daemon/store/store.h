@@ -114,7 +114,7 @@ int db_host_register(struct db *db, const char *name, const char *pubhex,
 int db_host_set_state(struct db *db, int64_t id, const char *name,
     const char *state, const char *cause, const char *actor, int64_t now);
 /* Marks h draining or not, with a host.draining or host.undrained event
- * when that changes it. */
+ * when that changes it: 1 if it did, 0 if h was so already, or -errno. */
 int db_host_set_draining(struct db *db, const struct host_row *h,
     bool draining, const char *actor, int64_t now);
 int db_host_session_start(struct db *db, const struct host_row *h,

@@ -22,7 +22,13 @@
 #    still on node1, running (not paused) and answering, and nothing of
 #    it is left on node2 once that agent is back;
 #  - a stranger's connection to the migration port is refused, and the
-#    agent's report of it is in hvd's events.
+#    agent's report of it is in hvd's events;
+#  - drain: node$b emptied and drained ends at once and stays marked; a
+#    VM created meanwhile goes to the other host, and a migration to the
+#    draining host is refused naming it; undrained, then node$a with g1
+#    and g3 drained: both move to node$b (unpaused there, nothing left
+#    behind, g1's counter goes on), a create that only node$a could take
+#    is refused naming the drain, and after undrain node$a takes it.
 # shellcheck source=../netns/lib.sh
 . "$(dirname "$0")/../netns/lib.sh"
 shopt -s extglob
@@ -155,7 +161,72 @@ expect "the refusal names the stranger's address and why" \
     "$(sqlite3 "$L/state/hvd.db" "SELECT detail FROM events WHERE kind LIKE 'migration.refused%' ORDER BY id DESC LIMIT 1")" \
     "*10.77.0.1*unknown migration id*"
 
-for g in 1 2; do "$HVCTL" vm destroy "g$g" >/dev/null 2>&1 || true; done
+# --- drain -----------------------------------------------------------
+# g2 goes, so node$b is empty and would win any placement on free memory.
+out=$("$HVCTL" vm destroy g2 2>&1) && rc=0 || rc=$?
+expect "vm destroy g2" "$rc" 0
+gone() { [ -z "$(vm_state g2)" ] && [ -z "$({ lab run "$b" "$XL list" 60 2>/dev/null || true; } | awk '$1 == "g2"')" ]; }
+t=$(wait_for 60 gone || true)
+expect "g2 is gone from hvd and node$b (s)" "$t" '[0-9]*.[0-9]'
+host_col() { "$HVCTL" host list | awk -v n="$1" 'NR > 1 && $1 == n {print $2}'; }
+# An empty host drains at once, and stays marked.
+out=$("$HVCTL" host drain "${h[$b]}" 2>&1) && rc=0 || rc=$?
+echo "$out" | sed 's/^/     /'
+expect "drain the empty ${h[$b]}: nothing to move" "$rc $(echo "$out" | tail -n 1)" \
+    "0 host ${h[$b]}: drain ended: 0 VM(s) moved, 0 not moved"
+expect "host list shows ${h[$b]} draining" "$(host_col "${h[$b]}")" '*,draining'
+# While node$b drains, a new VM goes to node$a, though node$b is emptier.
+out=$("$HVCTL" vm create g3 --vcpus 1 --memory 128 --kernel guest-kernel --initramfs guest-initrd \
+    --cmdline "console=hvc0 hvguest.ip=192.168.100.23/24 hvguest.tick=2" --net 100 2>&1) && rc=0 || rc=$?
+expect "vm create g3" "$rc $(echo "$out" | tail -n 1)" "0 operation * (create g3): done"
+expect "g3 was placed on ${h[$a]}, not the draining ${h[$b]}" "$(field g3 host)" "${h[$a]}"
+out=$("$HVCTL" vm migrate g3 --to "${h[$b]}" 2>&1) && rc=0 || rc=$?
+expect "vm migrate g3 --to the draining ${h[$b]}: refused, saying so" "$rc $out" "[1-9]* *${h[$b]} is draining*"
+out=$("$HVCTL" host undrain "${h[$b]}" 2>&1) && rc=0 || rc=$?
+expect "undrain ${h[$b]}" "$rc $(host_col "${h[$b]}")" "0 up"
+# A guest still booting may refuse to suspend (the migration fails and
+# it runs on): g3 moves once its own init ticks.
+g3_ticks() { [ "$(console g3 | grep -c 'hv-guest: tick ')" -ge 2 ]; }
+t=$(wait_for 240 g3_ticks || true)
+expect "g3 is up: its counter ticks (s)" "$t" '[0-9]*.[0-9]'
+
+# node$a holds g1 and g3: drain it, and both move to node$b, together.
+before=$(last_tick)
+start=$(date +%s.%N)
+out=$("$HVCTL" host drain "${h[$a]}" 2>&1) && rc=0 || rc=$?
+took=$(echo "$(date +%s.%N) - $start" | bc)
+echo "$out" | sed 's/^/     /'
+expect "drain ${h[$a]}: both VMs moved" "$rc $(echo "$out" | tail -n 1)" \
+    "0 host ${h[$a]}: drain ended: 2 VM(s) moved, 0 not moved"
+expect "the drain said it moves two at a time" "$out" "*2 VM(s) to move, 2 at a time*"
+expect "hvctl printed each VM's move" "$out" "*g1: moving to ${h[$b]}*g1: moved to ${h[$b]}*"
+expect "... g3's too" "$out" "*g3: moving to ${h[$b]}*g3: moved to ${h[$b]}*"
+printf '     drain of %s (2 VMs): %.1f s\n' "${h[$a]}" "$took"
+expect "g1 and g3 are on ${h[$b]} in hvd's inventory" "$(field g1 host) $(vm_state g1) $(field g3 host) $(vm_state g3)" \
+    "${h[$b]} running ${h[$b]} running"
+expect "node$b runs g1, unpaused" "$(dom_line "$b")" "$unpaused"
+g3_line() { { lab run "$1" "$XL list" 60 2>/dev/null || true; } | awk '$1 ~ /^g3/ {print $1, $5}'; }
+expect "node$b runs g3, unpaused" "$(g3_line "$b")" 'g3 [r-][b-]----'
+expect "nothing of g1 or g3 is left on ${h[$a]}" "$(dom_line "$a")$(g3_line "$a")" ''
+ticked() { after=$(last_tick); [ -n "${after% *}" ] && [ "${after% *}" -gt "${before% *}" ]; }
+t=$(wait_for 30 ticked || true)
+expect "g1 did not reboot in the drain: its counter went on (${before% *} -> $(last_tick | cut -d' ' -f1))" "$t" '[0-9]*.[0-9]'
+expect "host list shows ${h[$a]} draining" "$(host_col "${h[$a]}")" '*,draining'
+# Nothing is placed on a draining host, even when nothing else fits.
+out=$("$HVCTL" vm create g4 --vcpus 1 --memory 128 --kernel guest-kernel --initramfs guest-initrd \
+    --cmdline "console=hvc0" 2>&1) && rc=0 || rc=$?
+expect "vm create g4 while ${h[$a]} drains and ${h[$b]} is full: refused" "$rc" '[1-9]*'
+expect "... naming the drain" "$out" "*${h[$a]} is draining*"
+expect "... and the full host" "$out" "*${h[$b]} has 0 CPUs free*"
+"$HVCTL" host undrain "${h[$a]}" >/dev/null 2>&1 || true
+out=$("$HVCTL" vm create g4 --vcpus 1 --memory 128 --kernel guest-kernel --initramfs guest-initrd \
+    --cmdline "console=hvc0" 2>&1) && rc=0 || rc=$?
+expect "after undrain, g4 is placed on ${h[$a]} again" "$rc $(field g4 host)" "0 ${h[$a]}"
+expect "the drain's events are recorded" \
+    "$(sqlite3 "$L/state/hvd.db" "SELECT group_concat(kind, ' ') FROM (SELECT kind FROM events WHERE subject = '${h[$a]}' AND kind LIKE 'host.%drain%' ORDER BY id)")" \
+    "host.draining host.drain-ended host.undrained"
+
+for g in 1 3 4; do "$HVCTL" vm destroy "g$g" >/dev/null 2>&1 || true; done
 echo "hvd log (tail):"; tail -n 12 "$L/hvd.log" | sed 's/^/  | /'
 if [ "$failures" -ne 0 ]; then
 	for i in 1 2; do echo "--- node$i serial (hv-agent lines)"; serial "$i" | grep -a 'hv-agent:' | tail -n 60; done
