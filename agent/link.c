@@ -372,6 +372,7 @@ al_on_frame(struct agent_link *al, const uint8_t *body, size_t len)
 	struct msg m;
 	char err[256];
 	size_t n = 0;
+	int r;
 
 	if (al->state == AL_HANDSHAKE) {
 		if (link_initiator_finish(&al->link, body, len) < 0) {
@@ -385,7 +386,10 @@ al_on_frame(struct agent_link *al, const uint8_t *body, size_t len)
 		al_disconnect(al, "a frame failed authentication");
 		return false;
 	}
-	if (msg_decode((const char *)al_plain, n, &m, err, sizeof(err)) < 0) {
+	r = msg_decode((const char *)al_plain, n, &m, err, sizeof(err));
+	/* The plaintext may hold a secret (a migration's key): not kept. */
+	sodium_memzero(al_plain, n);
+	if (r < 0) {
 		al_disconnect(al, err);
 		return false;
 	}

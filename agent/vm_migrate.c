@@ -713,6 +713,17 @@ mig_sockaddr(const char *peer, unsigned port, struct sockaddr_storage *ss,
 	return -EINVAL;
 }
 
+/* Wipes a JSON string's own bytes in place (the params are the caller's
+ * and freed after; a key must not linger in freed heap). */
+static void
+mig_wipe_string(const json_t *j)
+{
+	const char *s = json_string_value(j);
+
+	if (s != NULL)
+		sodium_memzero((char *)(uintptr_t)s, strlen(s));
+}
+
 /* The channel's end from the params' id, key and peer_key. */
 static int
 mig_chan(struct agent_vm *av, const json_t *params, enum migchan_role role,
@@ -746,6 +757,7 @@ mig_chan(struct agent_vm *av, const json_t *params, enum migchan_role role,
 		    "low-order point)");
 out:
 	sodium_free(k);		/* wipes */
+	mig_wipe_string(json_object_get(params, "key"));
 	return r;
 }
 

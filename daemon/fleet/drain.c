@@ -150,14 +150,14 @@ drain_start_vm(struct drain *d, struct drain_vm *dv)
 static void
 drain_step(struct drain *d)
 {
-	for (size_t i = 0; i < d->n && d->moving < DRAIN_PARALLEL; i++) {
+	for (size_t i = 0; i < d->n; i++) {
 		struct drain_vm *dv = &d->vms[i];
 
 		if (dv->state != DV_WAITING)
 			continue;
 		if (d->stopped)
 			drain_not_moved(dv, "the host was undrained first");
-		else
+		else if (d->moving < DRAIN_PARALLEL)
 			drain_start_vm(d, dv);
 	}
 	if (d->ended != 0 || d->moving > 0)

@@ -22,7 +22,9 @@
 #  (g) undrain: 200 draining false, the column 0, hvctl host list "up", a
 #      create pinned to h1 lands there;
 #  (h) refusals: unknown host 404, a body with a key 400; the events of h1:
-#      one host.draining, one host.undrained, two host.drain-ended.
+#      one host.draining, one host.undrained, two host.drain-ended;
+#  (i) h2 undrained mid-drain: its two moves finish, its two waiting VMs
+#      never start ("the host was undrained first"), and the end says so.
 if [ -z "${HV_IN_NETNS:-}" ]; then
 	exec unshare --net env HV_IN_NETNS=1 bash "$0" "$@"
 fi
@@ -252,5 +254,35 @@ expect_eq "(h) h1's events: draining once, undrained once, drain ended twice" \
 	"$(field "[sum(1 for e in d['events'] if e['kind'] == k) for k in ('host.draining', 'host.undrained', 'host.drain-ended')]" <<<"$ev")" "[1, 1, 2]"
 expect "(h) the second drain's end" "$ev" "*0 VM(s) moved, 3 not moved*"
 expect_eq "(h) h2 has no drain event" "$(sock GET '/api/v1/events?subject=h2&limit=1000' | grep -c 'host.drain')" 0
+
+# (i) h2 undrained while its drain runs: the moves under way finish, the
+# VMs still waiting never start.
+d2() { sock GET /api/v1/hosts/h2/drain | cut -d' ' -f2-; }
+runs h2 new2
+wait_for 10 vm_is new2 state running >/dev/null || true
+expect_eq "(i) h2 runs four VMs" "$(for v in new1 web1 web3 new2; do printf '%s:%s ' "$(vm_field $v host)" "$(vm_field $v state)"; done)" \
+	"h2:running h2:running h2:running h2:running "
+n_in=$(nreqs h1 vm.migrate_in)
+expect "(i) drain h2: 202" "$(sock POST /api/v1/hosts/h2/drain)" "202 *"
+expect "(i) h1 got two vm.migrate_in" "$(wait_for 10 has_reqs h1 vm.migrate_in $((n_in + 2)))" "[0-9]*"
+expect_eq "(i) two move, two wait" "$(d2 | field "sorted(v['state'] for v in d['vms'])")" \
+	"['moving', 'moving', 'waiting', 'waiting']"
+expect "(i) undrain h2 mid-drain: 200" "$(sock POST /api/v1/hosts/h2/undrain)" "200 *"
+expect_eq "(i) the waiting ones are not moved, saying why; two still move" \
+	"$(d2 | field "sorted((v['state'], v.get('reason')) for v in d['vms'])")" \
+	"[('moving', None), ('moving', None), ('not moved', 'the host was undrained first'), ('not moved', 'the host was undrained first')]"
+expect_eq "(i) the drain runs on, undrained" "$(d2 | field "(d['state'], d['undrained'], d['draining'])")" "('running', True, False)"
+sleep 0.5
+expect_eq "(i) no third move started" "$(nreqs h1 vm.migrate_in)" "$((n_in + 2))"
+for v in $(d2 | field "' '.join(v['name'] for v in d['vms'] if v['state'] == 'moving')"); do
+	id=$(reqs h1 vm.migrate_in | python3 -c 'import json,sys
+ids = [d["id"] for d in map(json.loads, sys.stdin) if d["vm"]["name"] == sys.argv[1]]
+print(ids[-1] if ids else "")' "$v")
+	notify h1 vm.migration "{\"uuid\":\"$(uuid_of "$v")\",\"id\":\"$id\",\"role\":\"target\",\"phase\":\"failed\",\"reason\":\"no\"}"
+done
+d2_ended() { [ "$(d2 | field "d['state']")" = ended ]; }
+expect "(i) the drain ends once both moves do" "$(wait_for 10 d2_ended)" "[0-9]*"
+expect_eq "(i) ... 0 moved, 4 not moved" "$(d2 | field "(d['moved'], d['not_moved'])")" "(0, 4)"
+expect "(i) the event says it was undrained" "$(sock GET '/api/v1/events?subject=h2')" "*host.drain-ended*0 VM(s) moved, 4 not moved (undrained)*"
 
 finish
