@@ -7,6 +7,7 @@
  * fatal() only at start-up.  Never forks; OpenRC or systemd supervises it.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,16 +24,18 @@
 
 #define AGENT_CONF_DEFAULT "/etc/hv/agent.conf"
 
+/* Asked for (--help): stdout and 0; a bad command line: stderr and 2. */
 static void __attribute__((noreturn))
-usage(void)
+usage(FILE *f, int status)
 {
-	fprintf(stderr, "usage: hv-agent [-dnvV] [-f file]\n"
-	    "  -d       foreground, log to stderr\n"
-	    "  -f file  configuration (default %s)\n"
-	    "  -n       check the configuration and key, then exit\n"
-	    "  -v       verbose\n"
-	    "  -V       print the version\n", AGENT_CONF_DEFAULT);
-	exit(2);
+	fprintf(f, "usage: hv-agent [-dhnvV] [-f file]\n"
+	    "  -d             foreground, log to stderr\n"
+	    "  -f file        configuration (default %s)\n"
+	    "  -n             check the configuration and key, then exit\n"
+	    "  -v             verbose\n"
+	    "  -V, --version  print the version\n"
+	    "  -h, --help     this help\n", AGENT_CONF_DEFAULT);
+	exit(status);
 }
 
 static void
@@ -70,6 +73,11 @@ agent_run_discovery(struct event_base *base, const struct agent_conf *conf,
 int
 main(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	const char *path = AGENT_CONF_DEFAULT;
 	bool foreground = false, check = false, verbose = false;
 	struct agent_conf conf;
@@ -82,7 +90,7 @@ main(int argc, char **argv)
 	char err[512];
 	int ch;
 
-	while ((ch = getopt(argc, argv, "df:nvV")) != -1) {
+	while ((ch = getopt_long(argc, argv, "df:hnvV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			foreground = true;
@@ -99,12 +107,14 @@ main(int argc, char **argv)
 		case 'V':
 			printf("hv-agent %s\n", HV_VERSION);
 			return 0;
+		case 'h':
+			usage(stdout, 0);
 		default:
-			usage();
+			usage(stderr, 2);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(stderr, 2);
 	log_init(true, verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "hv-agent");
 	if (sodium_init() < 0)
 		fatalx("libsodium failed to initialise");

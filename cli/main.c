@@ -1,11 +1,22 @@
 /*
  * hvctl: the command-line client of hvd's REST API.
  *
- * A command table maps "family verb" to a function in cmd_<family>.c.
- * Global options come before the command; each command parses its own.
- * Talks to the unix socket by default, or to --url with a bearer token
- * (taken from $HVCTL_TOKEN rather than argv, where ps would show it).
+ * A command table maps "family verb" to a function in cmd_<family>.c; the
+ * table's usage line and help text are all the help there is, printed by
+ * hvctl help, hvctl --help and COMMAND --help.  Each command parses its own
+ * options with getopt_long; main() first takes out of the line what is
+ * hvctl's own, anywhere up to the first "--": the global options (--json,
+ * --socket PATH, --url URL, full names only) and --help/-h.  An element that
+ * is the value of the command option before it (--cmdline --json) is left
+ * alone: which command options take a value is read off the usage line,
+ * where such an option is followed by its metavariable (--vni N) and a
+ * flag is not (--no-wait]).  So a usage line must show every option.
+ *
+ * main() never runs a command it was asked for help about.  Talks to the
+ * unix socket by default, or to --url with a bearer token (taken from
+ * $HVCTL_TOKEN rather than argv, where ps would show it).
  */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,10 +28,13 @@
 struct hvctl_cmd {
 	const char *family;
 	const char *verb;	/* NULL: the family is the whole command */
-	const char *args;
+	const char *args;	/* every option, values as metavariables */
 	const char *help;
 	int (*run)(struct hvctl *h, int argc, char **argv);
 };
+
+static int cmd_help(struct hvctl *h, int argc, char **argv);
+static int cmd_version(struct hvctl *h, int argc, char **argv);
 
 static const struct hvctl_cmd hvctl_cmds[] = {
 	{ "status", NULL, "", "show hvd's version, listeners and inventory",
@@ -54,8 +68,9 @@ static const struct hvctl_cmd hvctl_cmds[] = {
 	    cmd_image_add },
 	{ "image", "list", "", "list the image store", cmd_image_list },
 	{ "image", "rm", "NAME", "remove an image no VM uses", cmd_image_rm },
-	{ "backup", NULL, "FILE", "write the inventory and master key to FILE "
-	    "(mode 0600) for hvd --restore", cmd_backup },
+	{ "backup", NULL, "[--force] FILE", "write the inventory and master key "
+	    "to FILE (mode 0600) for hvd --restore; --force replaces FILE",
+	    cmd_backup },
 	{ "host", "add", "NAME (--out DIR | --pubkey HEX)",
 	    "enrol a host: issue agent credentials, or register a key",
 	    cmd_host_add },
@@ -95,26 +110,57 @@ static const struct hvctl_cmd hvctl_cmds[] = {
 	{ "token", "list", "", "list API tokens (never their secrets)",
 	    cmd_token_list },
 	{ "token", "revoke", "ID", "revoke an API token", cmd_token_revoke },
+	{ "help", NULL, "[COMMAND...]", "print the usage of every command, or "
+	    "of those named (a family, or family and verb)", cmd_help },
+	{ "version", NULL, "", "print hvctl's version", cmd_version },
 };
+
+#define NCMDS (sizeof(hvctl_cmds) / sizeof(*hvctl_cmds))
+
+/* "  family verb ARGS" whole on one line, the help text under it. */
+static void
+cmd_print(FILE *f, const char *lead, const struct hvctl_cmd *c)
+{
+	fprintf(f, "%s%s%s%s%s%s\n      %s\n", lead, c->family,
+	    c->verb ? " " : "", c->verb ? c->verb : "", c->args[0] ? " " : "",
+	    c->args, c->help);
+}
+
+/* Every command whose family is FAMILY and, unless NULL, verb is VERB. */
+static size_t
+cmds_print(FILE *f, const char *family, const char *verb)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < NCMDS; i++) {
+		const struct hvctl_cmd *c = &hvctl_cmds[i];
+
+		if (strcmp(c->family, family) != 0 || (verb != NULL &&
+		    (c->verb == NULL || strcmp(c->verb, verb) != 0)))
+			continue;
+		cmd_print(f, "  ", c);
+		n++;
+	}
+	return n;
+}
 
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: hvctl [--socket PATH | --url URL] [--json] COMMAND ...\n\n"
+	fprintf(f, "usage: hvctl [--socket PATH | --url URL] [--json] COMMAND "
+	    "[ARG...]\n"
+	    "       hvctl help [COMMAND...] | hvctl COMMAND --help | "
+	    "hvctl --version\n\n"
 	    "commands:\n");
-	for (size_t i = 0; i < sizeof(hvctl_cmds) / sizeof(*hvctl_cmds); i++) {
-		const struct hvctl_cmd *c = &hvctl_cmds[i];
-		char name[64];
-
-		snprintf(name, sizeof(name), "%s%s%s %s", c->family,
-		    c->verb ? " " : "", c->verb ? c->verb : "", c->args);
-		fprintf(f, "  %-58s %s\n", name, c->help);
-	}
-	fprintf(f, "\noptions:\n"
+	for (size_t i = 0; i < NCMDS; i++)
+		cmd_print(f, "  ", &hvctl_cmds[i]);
+	fprintf(f, "\nglobal options, anywhere on the line before a \"--\":\n"
 	    "  --socket PATH  hvd's unix socket (default $HVCTL_SOCKET or %s)\n"
 	    "  --url URL      talk TCP to URL (default $HVCTL_URL), with the\n"
 	    "                 bearer token in $HVCTL_TOKEN\n"
-	    "  --json         print the API's JSON instead of a table\n\n"
+	    "  --json         print the API's JSON instead of a table\n"
+	    "  --help, -h     this help; with a command, that command's help\n"
+	    "  --version      print hvctl's version\n\n"
 	    "exit status: 0 ok, 1 failure, 2 usage, 3 hvd not running,\n"
 	    "             4 permission denied, 5 request rejected by the API\n",
 	    HVCTL_SOCKET_DEFAULT);
@@ -133,70 +179,258 @@ hvctl_usage_error(const char *cmd, const char *fmt, ...)
 	return HVCTL_USAGE;
 }
 
+/* hvctl help [FAMILY [VERB]] */
+static int
+cmd_help(struct hvctl *h, int argc, char **argv)
+{
+	(void)h;
+	if (argc == 1) {
+		usage(stdout);
+		return HVCTL_OK;
+	}
+	if (argc > 3)
+		return hvctl_usage_error("help", "expects at most FAMILY VERB");
+	if (cmds_print(stdout, argv[1], argc == 3 ? argv[2] : NULL) == 0) {
+		fprintf(stderr, "hvctl help: no command '%s%s%s'; try hvctl "
+		    "help\n", argv[1], argc > 2 ? " " : "", argc > 2 ? argv[2] :
+		    "");
+		return HVCTL_USAGE;
+	}
+	return HVCTL_OK;
+}
+
+static int
+cmd_version(struct hvctl *h, int argc, char **argv)
+{
+	(void)h;
+	(void)argv;
+	if (argc != 1)
+		return hvctl_usage_error("version", "takes no arguments");
+	printf("hvctl %s\n", HV_VERSION);
+	return HVCTL_OK;
+}
+
+/*
+ * Whether the command option ARG ("--name", or an abbreviation of it that
+ * getopt_long would take) needs a value, read off C's usage line: there an
+ * option with a value is followed by its metavariable ("--vni N", "--type
+ * pv|pvh", "--mount ...") and a flag by "]", "|", "[" or nothing.
+ */
+static bool
+opt_takes_value(const struct hvctl_cmd *c, const char *arg)
+{
+	const char *p = c->args, *want = arg + 2;
+	size_t wlen = strlen(want);
+	int exact = -1, pvalue = 0, pflag = 0;
+
+	while ((p = strstr(p, "--")) != NULL) {
+		const char *name = p + 2, *e = name;
+		bool value;
+
+		while (islower((unsigned char)*e) || isdigit((unsigned char)*e) ||
+		    *e == '-')
+			e++;
+		p = e;
+		value = e[0] == ' ' && e[1] != '\0' && strchr("[(|-", e[1]) ==
+		    NULL;
+		if ((size_t)(e - name) == wlen && memcmp(name, want, wlen) == 0)
+			exact = value;
+		else if ((size_t)(e - name) > wlen && memcmp(name, want,
+		    wlen) == 0)
+			*(value ? &pvalue : &pflag) += 1;
+	}
+	if (exact != -1)
+		return exact;
+	/* Ambiguous between a flag and an option: getopt_long refuses it. */
+	return pvalue > 0 && pflag == 0;
+}
+
+/*
+ * If argv[*i] is a global option, apply it to H, step *i past its value
+ * and return 1; return 0 if it is not one, or HVCTL_USAGE's negative when
+ * its value is missing.
+ */
+static int
+global_opt(struct hvctl *h, int argc, char **argv, int *i)
+{
+	static const char *const withval[] = { "--socket", "--url" };
+	const char *a = argv[*i], *val = NULL;
+	size_t k, len;
+
+	if (strcmp(a, "--json") == 0) {
+		h->json = true;
+		return 1;
+	}
+	for (k = 0; k < sizeof(withval) / sizeof(*withval); k++) {
+		len = strlen(withval[k]);
+		if (strncmp(a, withval[k], len) != 0)
+			continue;
+		if (a[len] == '=')
+			val = a + len + 1;
+		else if (a[len] == '\0' && *i + 1 < argc)
+			val = argv[++*i];
+		else if (a[len] != '\0')
+			continue;
+		if (val == NULL || *val == '\0') {
+			fprintf(stderr, "hvctl: %s needs a value; try hvctl "
+			    "help\n", withval[k]);
+			return -HVCTL_USAGE;
+		}
+		if (k == 0) {
+			h->socket = val;
+			h->url = NULL;
+		} else
+			h->url = val;
+		return 1;
+	}
+	return 0;
+}
+
+static bool
+is_help(const char *a)
+{
+	return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+static const struct hvctl_cmd *
+cmd_find(const char *family, const char *verb)
+{
+	for (size_t i = 0; i < NCMDS; i++) {
+		const struct hvctl_cmd *c = &hvctl_cmds[i];
+
+		if (strcmp(c->family, family) == 0 && (c->verb == NULL ||
+		    (verb != NULL && strcmp(c->verb, verb) == 0)))
+			return c;
+	}
+	return NULL;
+}
+
+static bool
+family_known(const char *family)
+{
+	for (size_t i = 0; i < NCMDS; i++)
+		if (strcmp(hvctl_cmds[i].family, family) == 0)
+			return true;
+	return false;
+}
+
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "url", required_argument, NULL, 'u' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct hvctl h = { 0 };
 	const struct hvctl_cmd *cmd = NULL;
-	int ch, r, skip;
+	const char *family = NULL;
+	bool help = false, ended = false, value_next = false;
+	char name[64];
+	int i, r, base, n;
 
 	h.socket = getenv("HVCTL_SOCKET");
 	h.url = getenv("HVCTL_URL");
 	h.token = getenv("HVCTL_TOKEN");
-	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 's':
-			h.socket = optarg;
-			h.url = NULL;
-			break;
-		case 'u':
-			h.url = optarg;
-			break;
-		case 'j':
-			h.json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return HVCTL_OK;
-		default:
-			usage(stderr);
+	/* Up to the command's words: only hvctl's own options. */
+	for (i = 1; i < argc && cmd == NULL; i++) {
+		const char *a = argv[i];
+
+		if (!ended) {
+			if (strcmp(a, "--") == 0) {
+				ended = true;
+				continue;
+			}
+			if ((r = global_opt(&h, argc, argv, &i)) != 0) {
+				if (r < 0)
+					return -r;
+				continue;
+			}
+			if (is_help(a)) {
+				help = true;
+				continue;
+			}
+			if (strcmp(a, "--version") == 0)
+				return cmd_version(&h, 1, argv);
+			if (a[0] == '-' && a[1] != '\0') {
+				fprintf(stderr, "hvctl: unknown option '%s'; "
+				    "try hvctl help\n", a);
+				return HVCTL_USAGE;
+			}
+		}
+		if (family == NULL) {
+			if (!family_known(a)) {
+				fprintf(stderr, "hvctl: unknown command '%s'; "
+				    "try hvctl help\n", a);
+				return HVCTL_USAGE;
+			}
+			family = a;
+			cmd = cmd_find(family, NULL);
+		} else if ((cmd = cmd_find(family, a)) == NULL) {
+			fprintf(stderr, "hvctl: unknown command '%s %s'; try "
+			    "hvctl help %s\n", family, a, family);
 			return HVCTL_USAGE;
 		}
 	}
 	if (h.socket == NULL)
 		h.socket = HVCTL_SOCKET_DEFAULT;
-	argc -= optind;
-	argv += optind;
-	if (argc == 0) {
-		usage(stderr);
-		return HVCTL_USAGE;
-	}
-	for (size_t i = 0; i < sizeof(hvctl_cmds) / sizeof(*hvctl_cmds); i++) {
-		const struct hvctl_cmd *c = &hvctl_cmds[i];
-
-		if (strcmp(c->family, argv[0]) != 0)
-			continue;
-		if (c->verb == NULL || (argc > 1 && strcmp(c->verb, argv[1]) == 0)) {
-			cmd = c;
-			break;
-		}
+	if (cmd == NULL && family == NULL) {
+		usage(help ? stdout : stderr);
+		return help ? HVCTL_OK : HVCTL_USAGE;
 	}
 	if (cmd == NULL) {
-		fprintf(stderr, "hvctl: unknown command '%s%s%s'; try hvctl --help\n",
-		    argv[0], argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
-		return HVCTL_USAGE;
+		/* A family alone is an incomplete command, unless asked. */
+		if (!help)
+			fprintf(stderr, "hvctl %s: needs one of:\n", family);
+		cmds_print(help ? stdout : stderr, family, NULL);
+		return help ? HVCTL_OK : HVCTL_USAGE;
 	}
-	skip = cmd->verb ? 1 : 0;
+
+	/*
+	 * The command's arguments, compacted in place behind its last word
+	 * (argv[base]) without hvctl's own options.  A "--" stays for the
+	 * commands with options, whose getopt_long ends there; the others
+	 * read argv positionally and would take it for an argument.
+	 */
+	base = i - 1;
+	n = 1;
+	for (; i < argc; i++) {
+		char *a = argv[i];
+
+		if (ended || value_next) {
+			value_next = false;
+			argv[base + n++] = a;
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			ended = true;
+			if (strstr(cmd->args, "--") != NULL)
+				argv[base + n++] = a;
+			continue;
+		}
+		if ((r = global_opt(&h, argc, argv, &i)) != 0) {
+			if (r < 0)
+				return -r;
+			continue;
+		}
+		if (is_help(a)) {
+			help = true;
+			continue;
+		}
+		if (strncmp(a, "--", 2) == 0 && strchr(a, '=') == NULL)
+			value_next = opt_takes_value(cmd, a);
+		argv[base + n++] = a;
+	}
+	argv[base + n] = NULL;
+	if (help) {
+		cmd_print(stdout, "usage: hvctl ", cmd);
+		return HVCTL_OK;
+	}
+	/* getopt_long's messages then name the command. */
+	snprintf(name, sizeof(name), "hvctl %s%s%s", cmd->family, cmd->verb ?
+	    " " : "", cmd->verb ? cmd->verb : "");
+	argv[base] = name;
 	client_global_init();
 	optind = 0;	/* getopt_long restarts for the command's own options */
-	r = cmd->run(&h, argc - skip, argv + skip);
+	r = cmd->run(&h, n, argv + base);
 	client_global_cleanup();
+	if (r == HVCTL_USAGE && cmd->run != cmd_help)
+		fprintf(stderr, "usage: %s%s%s\n", name, cmd->args[0] ? " " : "",
+		    cmd->args);
 	return r;
 }

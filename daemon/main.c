@@ -1,9 +1,16 @@
 /*
  * hvd: the orchestration daemon's entry point and event loop.
  *
- * Start-up: parse flags, load and validate the config, open the inventory,
- * start listeners, tell systemd READY.  Then one libevent loop runs until
- * SIGTERM or SIGINT; SIGHUP reloads the config (parse, validate whole, swap).
+ * Start-up: parse flags, load and validate the config, check it against
+ * this host (hvd -n stops here), lock the state directory, open the
+ * inventory, start listeners, tell systemd READY.  Then one libevent loop
+ * runs until SIGTERM or SIGINT; SIGHUP reloads the config (parse, validate
+ * whole, swap).
+ *
+ * Nothing is created, in the state directory or elsewhere, before the
+ * configuration has been checked whole; and nothing in the state directory
+ * is touched before its lock is held, so a second hvd (or hvd --restore)
+ * on the same state fails at once, naming the hvd that holds it.
  *
  * fatal() is allowed here, during start-up only.  Never fork: systemd (or
  * the operator's shell) supervises hvd directly.
@@ -12,8 +19,10 @@
  * timer, never from a thread: the pings must stop when the loop stops.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,15 +44,18 @@ usage(void)
 	    "usage: hvd [-dnv] [-f file]\n"
 	    "       hvd [-dv] -L dir\n"
 	    "       hvd [-f file | -L dir] --restore backup-file\n"
+	    "       hvd --version\n"
 	    "  -d        stay in the foreground and log to stderr\n"
 	    "  -f file   configuration file (default %s)\n"
 	    "  -L dir    local mode: the built-in config, with state, socket\n"
 	    "            and TCP port 127.0.0.1:8470 under dir (the demo)\n"
-	    "  -n        check the configuration and exit\n"
+	    "  -n        check the configuration (and the interface it names)\n"
+	    "            and exit\n"
 	    "  --restore backup-file\n"
 	    "            unpack a backup (hvctl backup) into the state directory,\n"
 	    "            which must hold no inventory yet, check it, and exit\n"
-	    "  -v        verbose: log debug messages\n", HVD_CONF_DEFAULT);
+	    "  -v        verbose: log debug messages\n"
+	    "  --version print hvd's version and exit\n", HVD_CONF_DEFAULT);
 	exit(2);
 }
 
@@ -149,6 +161,123 @@ hvd_mkdir(const char *path, mode_t mode)
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+/*
+ * What the config parser, a pure function, cannot know: whether this host
+ * has what the configuration names.  Run by hvd -n too, and before
+ * anything is created.
+ */
+static int
+hvd_preflight(const struct hvd_config *c, const char *fname, char *err,
+    size_t errlen)
+{
+	if (c->dhcp_interface[0] != '\0' &&
+	    if_nametoindex(c->dhcp_interface) == 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "%s: dhcp-interface %s: %s", fname,
+		    c->dhcp_interface, e == ENODEV ?
+		    "no such network interface on this host" : strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+/*
+ * The state directory's lock: state-dir/hvd.lock, a POSIX record lock held
+ * for hvd's whole life, with hvd's PID in it as text for the operator.  The
+ * kernel names the holder (F_GETLK), so a refusal names the right PID even
+ * while the holder is still writing its own.  The file is removed at exit
+ * (atexit, so after fatal() too); a locker checks that the file it locked
+ * is still the one at the path, so that removal never lets two hvds in.
+ * POSIX locks are not inherited, so the forked mesh helper holds none, and
+ * the owner check keeps a child from removing the file.
+ */
+static struct {
+	int fd;
+	pid_t owner;
+	char path[PATH_MAX + 16];
+} hvd_lockfile = { .fd = -1 };
+
+static void
+hvd_unlock(void)
+{
+	if (hvd_lockfile.fd == -1 || getpid() != hvd_lockfile.owner)
+		return;
+	unlink(hvd_lockfile.path);
+	close(hvd_lockfile.fd);
+	hvd_lockfile.fd = -1;
+}
+
+/* The PID holding FD's lock: from the kernel, else the text in the file
+ * (a holder in another PID namespace shows as 0); 0 if neither says. */
+static long
+hvd_lock_holder(int fd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	char buf[32];
+	ssize_t n;
+	long pid;
+
+	if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK &&
+	    fl.l_pid > 0)
+		return (long)fl.l_pid;
+	if ((n = pread(fd, buf, sizeof(buf) - 1, 0)) <= 0)
+		return 0;
+	buf[n] = '\0';
+	pid = strtol(buf, NULL, 10);
+	return pid > 0 ? pid : 0;
+}
+
+/* Creates the state directory if need be and takes its lock, or exits
+ * saying why: the errno of an unwritable directory, or who holds it. */
+static void
+hvd_lock(const char *dir)
+{
+	struct flock fl;
+	struct stat a, b;
+	char pid[32];
+	long holder;
+	int fd = -1, n, r;
+
+	if ((r = hvd_mkdir(dir, 0700)) < 0) {
+		errno = -r;
+		fatal("state directory %s", dir);
+	}
+	snprintf(hvd_lockfile.path, sizeof(hvd_lockfile.path), "%s/hvd.lock",
+	    dir);
+	for (int tries = 0; tries < 10 && fd == -1; tries++) {
+		if ((fd = open(hvd_lockfile.path, O_RDWR | O_CREAT | O_CLOEXEC |
+		    O_NOFOLLOW, 0600)) == -1)
+			fatal("state directory %s", dir);
+		fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET };
+		if (fcntl(fd, F_SETLK, &fl) == -1) {
+			if (errno != EAGAIN && errno != EACCES)
+				fatal("state directory %s: locking %s", dir,
+				    hvd_lockfile.path);
+			if ((holder = hvd_lock_holder(fd)) > 0)
+				fatalx("state directory %s is in use by hvd pid "
+				    "%ld", dir, holder);
+			fatalx("state directory %s is in use by another hvd "
+			    "(%s is locked)", dir, hvd_lockfile.path);
+		}
+		/* Locked a file its last holder removed on the way out? */
+		if (fstat(fd, &a) == -1 || stat(hvd_lockfile.path, &b) == -1 ||
+		    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	if (fd == -1)
+		fatalx("state directory %s: %s keeps being replaced; is "
+		    "another hvd starting?", dir, hvd_lockfile.path);
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, (size_t)n, 0) != n)
+		fatal("state directory %s: %s", dir, hvd_lockfile.path);
+	hvd_lockfile.fd = fd;
+	hvd_lockfile.owner = getpid();
+	atexit(hvd_unlock);
+}
+
 /* --restore: unpack, then prove the result opens: the inventory migrates
  * and integrity-checks, and the master key opens the sealed keys. */
 static int
@@ -229,6 +358,7 @@ main(int argc, char **argv)
 	const int sigs[3] = { SIGTERM, SIGINT, SIGHUP };
 	static const struct option longopts[] = {
 		{ "restore", required_argument, NULL, 'R' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *conf_path = NULL, *local_dir = NULL, *restore = NULL;
@@ -241,6 +371,9 @@ main(int argc, char **argv)
 		case 'R':
 			restore = optarg;
 			break;
+		case 'V':
+			printf("hvd %s\n", HV_VERSION);
+			return 0;
 		case 'd':
 			foreground = true;
 			break;
@@ -263,14 +396,11 @@ main(int argc, char **argv)
 	if (optind != argc || (local_dir && (conf_path || check_only)))
 		usage();
 
+	/* Until the configuration is checked, errors go to the terminal. */
 	log_init(true, verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "hvd");
 	if (local_dir) {
 		if (local_dir[0] != '/')
 			fatalx("-L %s: give an absolute directory", local_dir);
-		if ((r = hvd_mkdir(local_dir, 0700)) < 0) {
-			errno = -r;
-			fatal("%s", local_dir);
-		}
 		if ((hvd.conf = config_new()) == NULL)
 			fatal("config");
 		config_local(hvd.conf, local_dir);
@@ -285,16 +415,32 @@ main(int argc, char **argv)
 			}
 			fatalx("%s", err);
 		}
-		if (check_only) {
-			fprintf(stderr, "%s: configuration OK\n", hvd.conf_path);
-			config_free(hvd.conf);
-			return 0;
-		}
 	}
-	log_init(foreground, verbose ? LOG_LEVEL_DEBUG : hvd.conf->log_level,
-	    "hvd");
+	if (hvd_preflight(hvd.conf, hvd.conf_path ? hvd.conf_path : "built-in",
+	    err, sizeof(err)) < 0) {
+		if (check_only) {
+			fprintf(stderr, "%s\n", err);
+			config_free(hvd.conf);
+			return 1;
+		}
+		fatalx("%s", err);
+	}
+	if (check_only) {
+		fprintf(stderr, "%s: configuration OK\n", hvd.conf_path);
+		config_free(hvd.conf);
+		return 0;
+	}
+	/* A restore is a command run by hand: it answers on the terminal. */
+	log_init(foreground || restore, verbose ? LOG_LEVEL_DEBUG :
+	    hvd.conf->log_level, "hvd");
 	if (sodium_init() < 0)
 		fatalx("libsodium failed to initialise");
+	/* The configuration is checked: from here on things are created. */
+	if (local_dir && (r = hvd_mkdir(local_dir, 0700)) < 0) {
+		errno = -r;
+		fatal("-L %s", local_dir);
+	}
+	hvd_lock(hvd.conf->state_dir);
 	if (restore) {
 		r = hvd_restore(&hvd, restore);
 		config_free(hvd.conf);
@@ -304,10 +450,6 @@ main(int argc, char **argv)
 
 	hvd.started_wall = time(NULL);
 	clock_gettime(CLOCK_MONOTONIC, &hvd.started_mono);
-	if ((r = hvd_mkdir(hvd.conf->state_dir, 0700)) < 0) {
-		errno = -r;
-		fatal("state-dir %s", hvd.conf->state_dir);
-	}
 	snprintf(dbpath, sizeof(dbpath), "%s/hvd.db", hvd.conf->state_dir);
 	if ((r = db_open(dbpath, &hvd.db)) < 0)
 		fatalx("cannot open the inventory %s", dbpath);

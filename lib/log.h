@@ -2,7 +2,9 @@
  * Logging for every hypervisor binary, in the OpenBSD style.
  *
  * log_init() chooses the sink once: stderr in the foreground, syslog
- * otherwise (journald collects syslog on systemd hosts).  log_warn() appends
+ * otherwise (journald collects syslog on systemd hosts), or stderr after
+ * all when nothing listens on /dev/log.  With syslog, fatal()/fatalx() also
+ * print on stderr when it is a terminal.  log_warn() appends
  * strerror(errno); log_warnx() does not.  fatal()/fatalx() are for start-up
  * and broken invariants only: never call them on input from the network.
  *

@@ -812,21 +812,34 @@ static int
 http_unix_socket(const char *path, unsigned mode)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
 	mode_t old;
 	int fd, r;
 
 	if (strlen(path) >= sizeof(sun.sun_path))
 		return -ENAMETOOLONG;
 	memcpy(sun.sun_path, path, strlen(path) + 1);
+	/* Only a socket is ever removed: whatever else is at the path is the
+	 * operator's, and a mistyped api-socket must not delete it. */
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		log_warnx("api-socket %s: %s is there, not a socket; hvd "
+		    "replaces only a stale socket of its own", path,
+		    S_ISREG(st.st_mode) ? "a regular file" :
+		    S_ISDIR(st.st_mode) ? "a directory" :
+		    S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file");
+		return -EEXIST;
+	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0)) == -1)
 		return -errno;
-	/* A live hvd answers on the socket; a dead one leaves a stale file. */
+	/* A live hvd answers on the socket; a dead one leaves a stale socket,
+	 * ours to remove: hvd holds its state directory's lock. */
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
 		close(fd);
 		return -EADDRINUSE;
 	}
-	if (errno == ECONNREFUSED)
+	if (errno == ECONNREFUSED && lstat(path, &st) == 0 &&
+	    S_ISSOCK(st.st_mode))
 		unlink(path);
 	close(fd);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,

@@ -73,12 +73,13 @@ expect "listener change needs restart" "$(grep 'needs a restart' "$T/hvd.log" | 
 	"reload: api-listen changed, which needs a restart; keeping the running configuration"
 write_conf
 
-# --- a second hvd on the same socket is refused; the first keeps serving
+# --- a second hvd on the same state is refused by its lock, naming the
+# first's PID; the first keeps serving
 set +e
 timeout 10 "$HVD" -d -f "$T/hvd.conf" > "$T/second.log" 2>&1; rc=$?
 set -e
 expect "second instance refused" "$rc" 1
-expect "second instance says why" "$(tail -1 "$T/second.log")" "cannot start the REST API"
+expect "second instance says why" "$(tail -1 "$T/second.log")" "*state directory $T/state is in use by hvd pid $HVD_PID"
 expect "first still serves" "$(sock GET /healthz)" '200 *'
 
 # --- SIGTERM: clean exit, socket removed
