@@ -501,6 +501,7 @@ main(int argc, char **argv)
 	drain_shutdown();
 	migrate_shutdown();
 	agents_shutdown();
+	backup_shutdown();
 	mesh_shutdown();
 	mesh_priv_shutdown();
 	tftp_shutdown();

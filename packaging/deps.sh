@@ -17,6 +17,8 @@ packages=(
 	# (mount, util-linux, e2fsprogs), and the tools the scripts call
 	curl sqlite3 python3 jq iproute2 iputils-ping procps bc nftables
 	mount util-linux e2fsprogs kmod xz-utils diffutils
+	# the manual pages are rendered and checked (regress.manpages)
+	man-db groff-base
 	# side-by-side benchmark peers and load
 	wrk nginx-light prometheus-node-exporter linux-perf
 	tftp-hpa atftp tftpd-hpa dnsmasq-base

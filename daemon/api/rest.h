@@ -22,9 +22,15 @@ void api_tokens_list(struct hvd *, const struct http_request *, struct http_repl
 void api_tokens_create(struct hvd *, const struct http_request *, struct http_reply *);
 void api_token_delete(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 
-/* backup.c: one file holds the inventory and the master key. */
+/* backup.c, restore.c: one file holds the inventory, the master key, the
+ * images and the boot files. */
 void api_backup(struct hvd *, const struct http_request *, struct http_reply *);
-/* Unpacks a backup into conf's state-dir, which must hold no inventory. */
+/* Ends a backup still being written (its client gets 503): before
+ * http_shutdown(), as its reply is deferred. */
+void backup_shutdown(void);
+/* Unpacks a backup into conf's state-dir, which must hold no inventory,
+ * and its boot files into conf's boot-root; checks it whole first and
+ * leaves nothing on failure (err says why, naming the entry or image). */
 int backup_restore(const struct hvd_config *conf, const char *file, char *err,
     size_t errlen);
 
