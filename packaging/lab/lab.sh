@@ -152,13 +152,13 @@ CONF
 	# hvd builds reject the keyword; the lab then runs without it and
 	# hosts stay "discovered" until adopted with hvctl host adopt.
 	echo "lab-auto-adopt yes" >> "$lab/hvd.conf"
-	if ! "$hvd" -n -f "$lab/hvd.conf" >/dev/null 2>&1; then
+	if ! ip netns exec "$ns" "$hvd" -n -f "$lab/hvd.conf" >/dev/null 2>&1; then
 		sed -i '$d' "$lab/hvd.conf"
 		echo "# lab-auto-adopt yes  (TODO: not accepted by this hvd yet)" >> "$lab/hvd.conf"
 		say "this hvd does not know lab-auto-adopt: hosts will wait for hvctl host adopt"
 	fi
 	local err
-	err=$("$hvd" -n -f "$lab/hvd.conf" 2>&1) || die "hvd rejects $lab/hvd.conf: $err"
+	err=$(ip netns exec "$ns" "$hvd" -n -f "$lab/hvd.conf" 2>&1) || die "hvd rejects $lab/hvd.conf: $err"
 }
 
 # Hand-made overlays: hvd's stage-2 and discovery templates, with the
@@ -207,14 +207,15 @@ cmd_up() {
 		[ "${HV_LAB_KVM:-0}" = 1 ] && say "KVM cannot run a guest here: using TCG"
 		echo tcg > "$lab/accel"
 	fi
-	write_config
-	write_templates
-
 	ip netns add "$ns"
 	ip -n "$ns" link set lo up
 	ip -n "$ns" link add br-lab type bridge
 	ip -n "$ns" addr add 10.77.0.1/24 dev br-lab
 	ip -n "$ns" link set br-lab up
+	# After br-lab: hvd -n checks that its dhcp-interface exists.
+	write_config
+	write_templates
+
 	ip netns exec "$ns" setsid "$hvd" -d -f "$lab/hvd.conf" </dev/null >>"$lab/hvd.log" 2>&1 &
 	echo $! > "$lab/hvd.pid"
 	local i
