@@ -59,6 +59,8 @@ usage(void)
 	exit(2);
 }
 
+static bool hvd_verbose;		/* -v: debug whatever the file says */
+
 static void
 hvd_reload(struct hvd *hvd)
 {
@@ -83,7 +85,9 @@ hvd_reload(struct hvd *hvd)
 	}
 	config_free(hvd->conf);
 	hvd->conf = conf;
-	log_setlevel(conf->log_level);
+	/* -v on the command line outlives any reload. */
+	if (!hvd_verbose)
+		log_setlevel(conf->log_level);
 	log_info("reload: %s applied", hvd->conf_path);
 out:
 	sd_notify(0, "READY=1");
@@ -393,8 +397,10 @@ main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (optind != argc || (local_dir && (conf_path || check_only)))
+	if (optind != argc || (local_dir && (conf_path || check_only)) ||
+	    (check_only && restore))
 		usage();
+	hvd_verbose = verbose;
 
 	/* Until the configuration is checked, errors go to the terminal. */
 	log_init(true, verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "hvd");

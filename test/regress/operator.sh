@@ -52,6 +52,10 @@ expect_eq "-n with dhcp-interface nosuch0: exit 1" "$rc" 1
 expect_eq "-n names the missing interface" "$out" \
 	"$T/badif.conf: dhcp-interface nosuch0: no such network interface on this host"
 set +e
+out=$("$HVD" -n --restore "$T/nosuch.tar" 2>&1); rc=$?
+set -e
+expect "-n with --restore is a usage error, not a silent no-op" "$rc $out" "2 usage: hvd*"
+set +e
 timeout 20 "$HVD" -d -f "$T/badif.conf" > "$T/badif.log" 2>&1; rc=$?
 set -e
 expect_eq "start with a missing dhcp-interface: exit 1" "$rc" 1
