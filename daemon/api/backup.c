@@ -167,7 +167,8 @@ backup_add_images(struct backup_job *job, unsigned *status, char *why,
 		snprintf(why, len, "cannot list the images (database error)");
 		return -EIO;
 	}
-	qsort(rows, n, sizeof(*rows), backup_sha_cmp);
+	if (n > 1)	/* qsort takes no NULL, even for no rows */
+		qsort(rows, n, sizeof(*rows), backup_sha_cmp);
 	for (size_t i = 0; i < n; i++) {
 		const struct image_row *im = &rows[i];
 
@@ -261,7 +262,8 @@ backup_add_boot(struct backup_job *job, char *why, size_t len)
 		}
 		n++;
 	}
-	qsort(names, n, sizeof(*names), backup_name_cmp);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), backup_name_cmp);
 	for (size_t i = 0; i < n; i++) {
 		/* The served-file rule: what hvd would send under that name,
 		 * a symlink leading out of the root being nothing. */

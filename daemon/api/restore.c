@@ -342,7 +342,8 @@ restore_check(struct restore *rs)
 		    "inventory", rs->file);
 		goto out;
 	}
-	qsort(rs->img, rs->nimg, sizeof(*rs->img), restore_image_cmp);
+	if (rs->nimg > 1)
+		qsort(rs->img, rs->nimg, sizeof(*rs->img), restore_image_cmp);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(key.name, sizeof(key.name), "%s", rows[i].sha256);
 		im = bsearch(&key, rs->img, rs->nimg, sizeof(*rs->img),
