@@ -13,11 +13,12 @@
  * libxl callback.
  *
  * A VM's life here: FETCHING (images, then its disk copy) -> CREATING (the
- * create op) -> RUNNING -> (shutdown asked: STOPPING) -> DESTROYING (the
- * destroy op) -> gone, or CREATING again when the guest rebooted.  What
- * the VM becomes when its domain is gone (stopped, crashed, rebooted) is
- * decided when the reason is known (the request, or the guest's shutdown
- * reason) and reported once, when the domain is gone.
+ * create op) -> RUNNING -> (shutdown asked: STOPPING; reboot asked:
+ * REBOOTING) -> DESTROYING (the destroy op) -> gone, or CREATING again
+ * when the guest rebooted or was reset.  What the VM becomes when its
+ * domain is gone (stopped, crashed, rebooted) is decided when the reason
+ * is known (the request, the guest's shutdown reason, or a grace that ran
+ * out) and reported once, when the domain is gone.
  *
  * Invariants: one struct vm per uuid; a VM with an op in flight is not
  * freed (libxl writes its domid); death events find their VM by serial,
@@ -203,11 +204,25 @@ vm_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (vm->phase != VP_STOPPING)
-		return;
-	log_warnx("vm %s: no clean shutdown in time; destroying it", vm->name);
-	vm->after = VA_STOPPED;
-	vm_reason(vm, "shutdown timed out; destroyed");
+	if (vm->phase == VP_STOPPING) {
+		log_warnx("vm %s: no clean shutdown in time; destroying it",
+		    vm->name);
+		vm->after = VA_STOPPED;
+		vm_reason(vm, "shutdown timed out; destroyed");
+		vm_destroy_domain(vm);
+	} else if (vm->phase == VP_REBOOTING) {
+		log_warnx("vm %s: no reboot within %d s; resetting it", vm->name,
+		    VM_REBOOT_TIMEOUT_S);
+		vm_reset(vm, "reboot timed out; reset (destroyed and created "
+		    "again)");
+	}
+}
+
+void
+vm_reset(struct vm *vm, const char *why)
+{
+	vm->after = VA_REBOOT;
+	vm_reason(vm, "%s", why);
 	vm_destroy_domain(vm);
 }
 
@@ -483,7 +498,9 @@ vm_on_created(struct vm *vm, int rc)
 	}
 	vm->phase = VP_RUNNING;
 	vm->after = VA_STOPPED;
-	vm_notify(vm, "running", vm->rebooted ? "reboot" : NULL);
+	/* Back after a reboot: the guest's own ("reboot"), or a reset. */
+	vm_notify(vm, "running", !vm->rebooted ? NULL : vm->reason[0] ?
+	    vm->reason : "reboot");
 	vm->rebooted = false;
 	vm->reason[0] = '\0';
 }

@@ -3,9 +3,10 @@
  * PROTOCOL.md 6.2): vm.create (its check, its params parsed into a spec
  * and image refs, the images fetched and the disk copied, then the VM
  * handed to vm.c to create), vm.shutdown with a timeout, vm.destroy,
- * vm.reboot and vm.list.  A handler starts the work and answers
- * "accepted"; what the VM becomes is reported by vm.c as vm.state
- * notifies, and an image fetch's completion (here) leads into create.
+ * vm.reboot (reset when the guest does not reboot in time) and vm.list.
+ * A handler starts the work and answers "accepted"; what the VM becomes
+ * is reported by vm.c as vm.state notifies, and an image fetch's
+ * completion (here) leads into create.
  *
  * Invariants: params were checked (schema, or agent_vm_create_check())
  * before a handler runs; a VM is looked up only through vm_find(), so
@@ -344,6 +345,8 @@ agent_vm_shutdown(struct agent_vm *av, json_t *params, char *err,
 		vm->cancel = true;
 		break;
 	case VP_RUNNING:
+	case VP_REBOOTING:
+		/* A stop overrides a reboot asked before it. */
 		vm_reason(vm, "shutdown");
 		vm->phase = VP_STOPPING;
 		xen_clear_err(av->xen);
@@ -397,24 +400,66 @@ agent_vm_destroy(struct agent_vm *av, json_t *params, char *err,
 	return vm_accepted(false);
 }
 
+/*
+ * The guest is asked; vm.c's reboot path (its shutdown reason reboot, the
+ * domain destroyed and created again) brings it back.  A guest that has
+ * not gone down for it after VM_REBOOT_TIMEOUT_S, or that libxl cannot
+ * ask, is reset.  Only a VM with a spec: an adopted one could not be
+ * created again, so it is refused rather than left stopped.
+ */
 json_t *
 agent_vm_reboot(struct agent_vm *av, json_t *params, char *err,
     size_t errlen)
 {
+	struct timeval tv = { VM_REBOOT_TIMEOUT_S, 0 };
+	char why[MSG_VM_REASON_MAX + 1], reason[MSG_VM_REASON_MAX + 1];
 	struct vm *vm;
 	int rc;
 
 	if (av == NULL)
 		return vm_cmd_no_xen(err, errlen);
-	if ((vm = vm_cmd_running(av, params, err, errlen)) == NULL)
-		return NULL;
-	if (vm_cmd_migrating(vm, err, errlen))
-		return NULL;
-	xen_clear_err(av->xen);
-	if ((rc = libxl_domain_reboot(av->ctx, vm->domid, NULL)) != 0) {
-		vm_xl_err(av, rc, err, errlen, "reboot");
+	if ((vm = vm_cmd_of(av, params)) == NULL) {
+		snprintf(err, errlen, "%s is not running here",
+		    json_string_value(json_object_get(params, "uuid")));
 		return NULL;
 	}
+	if (vm_cmd_migrating(vm, err, errlen))
+		return NULL;
+	switch (vm->phase) {
+	case VP_FETCHING:
+	case VP_CREATING:
+		snprintf(err, errlen, "%s is still being created; not rebooted",
+		    vm->name);
+		return NULL;
+	case VP_STOPPING:
+	case VP_DESTROYING:
+		snprintf(err, errlen, "%s is stopping; not rebooted", vm->name);
+		return NULL;
+	case VP_REBOOTING:
+		/* Asked already: the first request's grace goes on. */
+		return vm_accepted(false);
+	case VP_RUNNING:
+		break;
+	}
+	if (!vm->has_spec) {
+		snprintf(err, errlen, "%s was adopted (it ran before this agent "
+		    "started), so its config is unknown here and it could not "
+		    "be created again; stop and start it instead", vm->name);
+		return NULL;
+	}
+	vm->phase = VP_REBOOTING;
+	xen_clear_err(av->xen);
+	if ((rc = libxl_domain_reboot(av->ctx, vm->domid, NULL)) != 0) {
+		vm_xl_err(av, rc, why, sizeof(why), "reboot");
+		log_warnx("vm %s: clean reboot refused (%s); resetting it",
+		    vm->name, why);
+		snprintf(reason, sizeof(reason), "no clean reboot (%.160s); "
+		    "reset (destroyed and created again)", why);
+		vm_reset(vm, reason);
+		return vm_accepted(false);
+	}
+	log_info("vm %s (%s): reboot asked", vm->name, vm->uuid);
+	evtimer_add(vm->ev_timeout, &tv);
 	return vm_accepted(false);
 }
 

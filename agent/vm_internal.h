@@ -32,8 +32,12 @@ struct xen;
 #define VM_MIG_SUFFIX_IN	"--incoming"
 #define VM_MIG_SUFFIX_AWAY	"--migratedaway"
 
-enum vm_phase { VP_FETCHING, VP_CREATING, VP_RUNNING, VP_STOPPING,
-    VP_DESTROYING };
+/* How long a guest asked to reboot has to shut down for it before it is
+ * reset (destroyed and created again). */
+#define VM_REBOOT_TIMEOUT_S	30
+
+enum vm_phase { VP_FETCHING, VP_CREATING, VP_RUNNING, VP_REBOOTING,
+    VP_STOPPING, VP_DESTROYING };
 enum vm_after { VA_STOPPED, VA_CRASHED, VA_REBOOT };
 enum vm_img { VI_KERNEL, VI_INITRAMFS, VI_DISK, VI_N };
 
@@ -65,7 +69,7 @@ struct vm {
 	struct vm_mig *mig;		/* vm_migrate.c's, while it migrates */
 	enum vm_after after;
 	char reason[MSG_VM_REASON_MAX + 1];
-	struct event *ev_timeout;	/* shutdown grace */
+	struct event *ev_timeout;	/* shutdown or reboot grace */
 	struct event *ev_create;	/* vm_create_domain() on a new pass */
 };
 TAILQ_HEAD(vm_list, vm);
@@ -114,6 +118,9 @@ struct vm *vm_alloc(struct agent_vm *av, const char *name, const char *uuid);
 void vm_create_later(struct vm *vm);
 /* DESTROYING: the destroy op, unless one runs already. */
 void vm_destroy_domain(struct vm *vm);
+/* A hard reset: the domain is destroyed and created again from the VM's
+ * spec (it must have one); running follows, with WHY as its reason. */
+void vm_reset(struct vm *vm, const char *why);
 /* Death events for the VM's current domain: 0 or -EIO. */
 int vm_watch(struct vm *vm);
 /* An asyncop for a migration's suspend or restore; its end comes back on

@@ -4,9 +4,12 @@
  * import copies Xen, the dom0 kernel, the initramfs and the modloop from a
  * directory (Alpine's netboot files, Debian's /boot, or this project's node
  * image) into hvd's boot root, decompressing xen.gz (iPXE cannot load a
- * compressed Xen), and records where each came from beside it.  It runs in
- * hvctl, not hvd, so the daemon's loop never does bulk file I/O; it needs
- * write access to the boot root (root on the orchestration node).
+ * compressed Xen), and records where each came from beside it.  Of several
+ * candidates (a Debian /boot with two kernels) it takes the newest by
+ * version, and the initramfs and modloop of that kernel when there are,
+ * and says so.  It runs in hvctl, not hvd, so the daemon's loop never does
+ * bulk file I/O; it needs write access to the boot root (root on the
+ * orchestration node).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,29 +40,82 @@ static const struct {
 	{ "modloop", { "modloop", "modloop-lts", "modloop-*", NULL } },
 };
 
-/* Finds the first regular file in dir matching pattern, sorted by name. */
-static int
-boot_find(const char *dir, const char *pattern, char *out, size_t len)
+/*
+ * The regular file in dir that pattern picks: with several matches (a
+ * Debian /boot keeps every installed kernel), the newest by version
+ * (versionsort: vmlinuz-6.1.0-57-amd64 after vmlinuz-6.1.0-10-amd64,
+ * 6.1.0-9 before 6.1.0-10), unless one carries the version want ("-" +
+ * want ends its name: the initramfs of the kernel taken).  note says why
+ * when there was a choice, or is left empty.
+ */
+static bool
+boot_candidate(const char *dir, const char *pattern, const char *name)
 {
-	struct dirent **ents = NULL;
 	struct stat st;
 	char path[1024];
-	int n, found = -ENOENT;
 
-	if ((n = scandir(dir, &ents, NULL, alphasort)) < 0)
+	if (fnmatch(pattern, name, 0) != 0)
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Why boot_find() took the one it did, when there was anything to say. */
+static void
+boot_note(char *note, size_t len, int count, const char *want, bool wanted,
+    const char *others)
+{
+	if (wanted && count > 1)
+		snprintf(note, len, " (the one for kernel %s; not %s)", want,
+		    others);
+	else if (count > 1)
+		snprintf(note, len, " (the newest by version of %d; not %s%s)",
+		    count, others, want ? "; none is for the kernel taken" : "");
+	else if (want && !wanted)
+		snprintf(note, len, " (the only one; its name does not end in "
+		    "the kernel's version %s: check they match)", want);
+}
+
+static int
+boot_find(const char *dir, const char *pattern, const char *want, char *out,
+    size_t len, char *note, size_t notelen)
+{
+	struct dirent **ents = NULL;
+	char others[256] = "";
+	int n, pick = -1, wanted = -1, count = 0;
+	size_t olen = 0, wlen = want ? strlen(want) : 0;
+
+	note[0] = '\0';
+	if ((n = scandir(dir, &ents, NULL, versionsort)) < 0)
 		return -errno;
 	for (int i = 0; i < n; i++) {
-		if (found < 0 && fnmatch(pattern, ents[i]->d_name, 0) == 0) {
-			snprintf(path, sizeof(path), "%s/%s", dir, ents[i]->d_name);
-			if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-				snprintf(out, len, "%s", path);
-				found = 0;
-			}
-		}
-		free(ents[i]);
+		const char *name = ents[i]->d_name;
+		size_t nlen = strlen(name);
+
+		if (!boot_candidate(dir, pattern, name))
+			continue;
+		count++;
+		pick = i;
+		if (wlen && nlen > wlen && name[nlen - wlen - 1] == '-' &&
+		    strcmp(name + nlen - wlen, want) == 0)
+			wanted = i;
 	}
+	if (wanted >= 0)
+		pick = wanted;
+	if (pick >= 0) {
+		snprintf(out, len, "%s/%s", dir, ents[pick]->d_name);
+		for (int i = 0; count > 1 && i < n; i++)
+			if (i != pick && olen < sizeof(others) &&
+			    boot_candidate(dir, pattern, ents[i]->d_name))
+				olen += (size_t)snprintf(others + olen,
+				    sizeof(others) - olen, "%s%s",
+				    olen ? ", " : "", ents[i]->d_name);
+		boot_note(note, notelen, count, want, wanted >= 0, others);
+	}
+	for (int i = 0; i < n; i++)
+		free(ents[i]);
 	free(ents);
-	return found;
+	return pick >= 0 ? 0 : -ENOENT;
 }
 
 /*
@@ -133,14 +189,14 @@ static int
 boot_record_source(int rootfd, const char *target, const char *src,
     const char *hex, uint64_t size)
 {
-	char name[64], text[1400];
-	time_t now = time(NULL);
+	char name[64], text[1400], when[32];
 	int fd, r = 0;
 	size_t len;
 
 	snprintf(name, sizeof(name), ".%s.source", target);
 	len = (size_t)snprintf(text, sizeof(text), "%s sha256:%s %llu bytes, "
-	    "imported %s", src, hex, (unsigned long long)size, ctime(&now));
+	    "imported %s\n", src, hex, (unsigned long long)size,
+	    output_epoch((int64_t)time(NULL), when, sizeof(when)));
 	if (len >= sizeof(text))
 		len = sizeof(text) - 1;
 	if ((fd = openat(rootfd, name, O_WRONLY | O_CREAT | O_TRUNC |
@@ -173,6 +229,7 @@ cmd_boot_import(struct hvctl *h, int argc, char **argv)
 	struct hvctl_reply rep;
 	const json_t *boot;
 	const char *root, *dir;
+	char kver[256] = "";	/* the version of the kernel taken */
 	int rootfd = -1, r, imported = 0;
 
 	if (argc != 2)
@@ -191,14 +248,19 @@ cmd_boot_import(struct hvctl *h, int argc, char **argv)
 		goto out;
 	}
 	for (size_t i = 0; i < sizeof(boot_sources) / sizeof(*boot_sources); i++) {
-		char src[1024], hex[65];
+		char src[1024], hex[65], note[400];
+		const char *base;
+		/* The initramfs and modloop go with the kernel taken. */
+		bool kernel_bound = strcmp(boot_sources[i].target, "initramfs") ==
+		    0 || strcmp(boot_sources[i].target, "modloop") == 0;
 		uint64_t size = 0;
 		int found = -ENOENT;
 
 		for (size_t k = 0; k < 5 && boot_sources[i].patterns[k] &&
 		    found < 0; k++)
-			found = boot_find(dir, boot_sources[i].patterns[k], src,
-			    sizeof(src));
+			found = boot_find(dir, boot_sources[i].patterns[k],
+			    kernel_bound && kver[0] ? kver : NULL, src,
+			    sizeof(src), note, sizeof(note));
 		if (found < 0) {
 			printf("%-10s not found in %s\n", boot_sources[i].target, dir);
 			continue;
@@ -210,8 +272,14 @@ cmd_boot_import(struct hvctl *h, int argc, char **argv)
 			r = HVCTL_FAIL;
 			goto out;
 		}
-		printf("%-10s %12llu bytes  from %s\n", boot_sources[i].target,
-		    (unsigned long long)size, src);
+		/* One line per file (scripts read its first word), saying
+		 * which of several candidates it took and why. */
+		printf("%-10s %12llu bytes  from %s%s\n",
+		    boot_sources[i].target, (unsigned long long)size, src, note);
+		base = strrchr(src, '/') ? strrchr(src, '/') + 1 : src;
+		if (strcmp(boot_sources[i].target, "vmlinuz") == 0 &&
+		    strncmp(base, "vmlinuz-", 8) == 0)
+			snprintf(kver, sizeof(kver), "%s", base + 8);
 		imported++;
 	}
 	if (imported == 0) {

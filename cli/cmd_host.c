@@ -1,5 +1,11 @@
 /*
- * hvctl host add|list|show: hosts and their live state.
+ * hvctl host add|list|show|delete: hosts and their live state.
+ *
+ * "host show" prints one "key: value" line per fact (identity, state,
+ * boot, session and telemetry, networks, settings, a summary of the
+ * agent's facts), --json the API's object whole.  Times are RFC 3339 UTC.
+ * "host delete" removes the record of a retired host (hvd refuses any
+ * other, and one a VM still names).
  *
  * "host add NAME --out DIR" writes the credentials hvd issued (agent.conf
  * and agent.key, mode 0600) as a host's overlay will carry them; the
@@ -8,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,20 +153,40 @@ host_cells(const json_t *host, char cpu[16], char mem[48], char load[16],
 		snprintf(load, 16, "%.2f", json_number_value(l));
 }
 
+/* When hvd last heard of the host: its latest telemetry, session start or
+ * boot request, whichever is newest; 0 if never. */
+static int64_t
+host_last_seen(const json_t *host)
+{
+	const char *keys[] = { "last_seen_at", "boot_at" };
+	int64_t t = json_integer_value(json_object_get(json_object_get(host,
+	    "live"), "telemetry_at"));
+
+	for (size_t k = 0; k < sizeof(keys) / sizeof(*keys); k++) {
+		int64_t v = json_integer_value(json_object_get(host, keys[k]));
+
+		if (v > t)
+			t = v;
+	}
+	return t;
+}
+
 int
 host_table(const json_t *hosts)
 {
+	/* SESSION stays last, NAME and STATE first: scripts read them so. */
 	static const char *const headers[] = { "NAME", "STATE", "FINGERPRINT",
-	    "BOOT MAC", "UNDERLAY", "CPU", "MEMORY", "LOAD", "SESSION" };
-	struct table *t = table_new(headers, 9);
+	    "BOOT MAC", "UNDERLAY", "CPU", "MEMORY", "LOAD", "LAST SEEN",
+	    "SESSION" };
+	struct table *t = table_new(headers, 10);
 	const json_t *host;
 	size_t i;
 
 	json_array_foreach(hosts, i, host) {
-		char cpu[16], mem[48], load[16], fp[16], st[48];
+		char cpu[16], mem[48], load[16], fp[16], st[48], seen[32];
 		const char *state;
 		const json_t *live = json_object_get(host, "live");
-		const char *cells[9];
+		const char *cells[10];
 
 		host_cells(host, cpu, mem, load, &state);
 		snprintf(fp, sizeof(fp), "%.12s", output_cell(host, "fingerprint"));
@@ -174,7 +201,8 @@ host_table(const json_t *hosts)
 		cells[5] = cpu;
 		cells[6] = mem;
 		cells[7] = load;
-		cells[8] = json_is_true(json_object_get(live, "connected")) ?
+		cells[8] = output_epoch(host_last_seen(host), seen, sizeof(seen));
+		cells[9] = json_is_true(json_object_get(live, "connected")) ?
 		    "connected" : "-";
 		table_add(t, cells);
 	}
@@ -226,10 +254,283 @@ cmd_host_telemetry(struct hvctl *h, int argc, char **argv)
 	return r;
 }
 
+/* host show: one "key: value" line each, keys aligned. */
+static void
+show_kv(const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+show_kv(const char *key, const char *fmt, ...)
+{
+	char k[32];
+	va_list ap;
+
+	/* A continuation line (key "") is indented like the values. */
+	snprintf(k, sizeof(k), "%s%s", key, key[0] ? ":" : "");
+	printf("%-13s ", k);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+static const char *
+show_or(const json_t *obj, const char *key, const char *none)
+{
+	const char *s = output_str(obj, key);
+
+	return s && s[0] ? s : none;
+}
+
+/* Appends ", TEXT" (no comma first) to buf. */
+static void
+show_part(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+show_part(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t used = strlen(buf);
+	va_list ap;
+
+	if (used > 0 && used + 2 < len) {
+		memcpy(buf + used, ", ", 3);
+		used += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+/* "8.0 GiB" */
+static void
+show_bytes(char *buf, size_t len, const json_t *v)
+{
+	if (json_is_integer(v))
+		snprintf(buf, len, "%.1f GiB", (double)json_integer_value(v) /
+		    (1 << 30));
+	else
+		snprintf(buf, len, "?");
+}
+
+static void
+show_boot(const json_t *host)
+{
+	char t[32];
+	const char *ovl = show_or(host, "overlay", "none");
+
+	if (json_integer_value(json_object_get(host, "boot_at")) == 0) {
+		show_kv("boot", "never booted from hvd");
+		return;
+	}
+	show_kv("boot", "%s from %s, overlay %s", output_time(host, "boot_at",
+	    t, sizeof(t)), show_or(host, "boot_ip", "?"),
+	    strcmp(ovl, "served") == 0 ? "served" : "not fetched yet");
+	if (output_str(host, "boot_id") && output_str(host, "boot_id")[0])
+		show_kv("boot id", "%s", output_str(host, "boot_id"));
+}
+
+static void
+show_session(const json_t *host)
+{
+	const json_t *live = json_object_get(host, "live");
+	char t[32], mem[64] = "", cpu[24] = "", load[24] = "";
+	const json_t *c = json_object_get(live, "cpu_percent");
+	const json_t *l = json_object_get(live, "load1");
+	bool connected = json_is_true(json_object_get(live, "connected"));
+	const char *since = output_time(host, "last_seen_at", t, sizeof(t));
+
+	if (strcmp(since, "-") == 0)
+		show_kv("session", "%s", connected ? "connected" :
+		    "never connected");
+	else
+		show_kv("session", "%s %s", connected ? "connected since" :
+		    "not connected; the last began", since);
+	if (live == NULL || json_integer_value(json_object_get(live,
+	    "telemetry_at")) == 0) {
+		show_kv("live", "%s, no telemetry", live && json_is_true(
+		    json_object_get(live, "up")) ? "up" : "not up");
+		return;
+	}
+	if (json_is_number(c))
+		snprintf(cpu, sizeof(cpu), ", cpu %.1f%%", json_number_value(c));
+	if (json_is_integer(json_object_get(live, "memory_total_bytes"))) {
+		char used[24], total[24];
+
+		show_bytes(used, sizeof(used), json_object_get(live,
+		    "memory_used_bytes"));
+		show_bytes(total, sizeof(total), json_object_get(live,
+		    "memory_total_bytes"));
+		snprintf(mem, sizeof(mem), ", memory %s of %s", used, total);
+	}
+	if (json_is_number(l))
+		snprintf(load, sizeof(load), ", load %.2f", json_number_value(l));
+	show_kv("live", "%s%s%s%s, telemetry at %s", json_is_true(
+	    json_object_get(live, "up")) ? "up" : "not up", cpu, mem, load,
+	    output_time(live, "telemetry_at", t, sizeof(t)));
+}
+
+static bool
+show_has_vni(const json_t *vnis, json_int_t vni)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(vnis, i, v)
+		if (json_integer_value(v) == vni)
+			return true;
+	return false;
+}
+
+/* The networks the host is in: its explicit ones and every all-hosts
+ * network (nets is GET /api/v1/networks, or NULL if that failed). */
+static void
+show_networks(const json_t *host, const json_t *nets)
+{
+	const json_t *vnis = json_object_get(host, "networks"), *n, *v;
+	const char *state = show_or(host, "state", "");
+	char buf[2048] = "";
+	size_t i;
+
+	if (strcmp(state, "discovered") == 0 || strcmp(state, "retired") == 0) {
+		show_kv("networks", "none (a %s host is in no network)", state);
+		return;
+	}
+	if (nets == NULL) {
+		json_array_foreach(vnis, i, v)
+			show_part(buf, sizeof(buf), "VNI %lld",
+			    (long long)json_integer_value(v));
+	}
+	json_array_foreach(json_object_get(nets, "networks"), i, n) {
+		json_int_t vni = json_integer_value(json_object_get(n, "vni"));
+		bool all = json_is_true(json_object_get(n, "all_hosts"));
+
+		if (all || show_has_vni(vnis, vni))
+			show_part(buf, sizeof(buf), "%s (VNI %lld%s)",
+			    show_or(n, "name", "?"), (long long)vni,
+			    all ? ", all hosts" : "");
+	}
+	show_kv("networks", "%s", buf[0] ? buf : "none");
+}
+
+static void
+show_labels(const json_t *host)
+{
+	const json_t *labels = json_object_get(host, "labels"), *v;
+	const char *k;
+	char buf[2048] = "";
+
+	json_object_foreach((json_t *)labels, k, v)
+		show_part(buf, sizeof(buf), "%s=%s", k, json_is_string(v) ?
+		    json_string_value(v) : "?");
+	show_kv("labels", "%s", buf[0] ? buf : "none");
+}
+
+static void
+show_keys(const json_t *host)
+{
+	const char *p = show_or(host, "ssh_keys", "");
+	unsigned n = 0;
+
+	/* One authorized_keys line per key; blank lines and comments aside. */
+	while (*p) {
+		size_t len = strcspn(p, "\n");
+
+		n += len > 0 && *p != '#';
+		p += len + (p[len] == '\n');
+	}
+	if (n == 0)
+		show_kv("ssh keys", "none");
+	else
+		show_kv("ssh keys", "%u authorized key%s", n, n == 1 ? "" : "s");
+}
+
+static void
+show_mounts(const json_t *host)
+{
+	const json_t *m;
+	size_t i;
+
+	if (json_array_size(json_object_get(host, "mounts")) == 0) {
+		show_kv("mounts", "none");
+		return;
+	}
+	json_array_foreach(json_object_get(host, "mounts"), i, m)
+		show_kv(i == 0 ? "mounts" : "", "%s on %s (%s%s%s)",
+		    show_or(m, "source", "?"), show_or(m, "path", "?"),
+		    show_or(m, "fstype", "auto"), output_str(m, "options") &&
+		    output_str(m, "options")[0] ? ", " : "",
+		    show_or(m, "options", ""));
+}
+
+/* One line of what the agent reported: CPUs, memory, NICs, disks, kernel,
+ * vendor and product; what it did not report is left out. */
+static void
+show_facts(const json_t *host)
+{
+	const json_t *f = json_object_get(host, "facts");
+	const json_t *cpu = json_object_get(f, "cpu"), *dmi = json_object_get(f,
+	    "dmi"), *total = json_object_get(json_object_get(f, "memory"),
+	    "total_bytes");
+	const char *model = output_str(cpu, "model");
+	const char *vendor = show_or(dmi, "sys_vendor", ""), *product =
+	    show_or(dmi, "product_name", ""), *kernel =
+	    output_str(json_object_get(f, "kernel"), "release");
+	char buf[512] = "", mem[24];
+
+	if (!json_is_object(f) || json_object_size(f) == 0) {
+		show_kv("facts", "none reported (no agent has connected)");
+		return;
+	}
+	if (json_is_integer(json_object_get(cpu, "count")))
+		show_part(buf, sizeof(buf), "%lld CPUs%s%s%s",
+		    (long long)json_integer_value(json_object_get(cpu, "count")),
+		    model ? " (" : "", model ? model : "", model ? ")" : "");
+	if (json_is_integer(total)) {
+		show_bytes(mem, sizeof(mem), total);
+		show_part(buf, sizeof(buf), "%s memory", mem);
+	}
+	show_part(buf, sizeof(buf), "%zu NICs, %zu disks",
+	    json_array_size(json_object_get(f, "nics")),
+	    json_array_size(json_object_get(f, "disks")));
+	if (kernel)
+		show_part(buf, sizeof(buf), "kernel %s", kernel);
+	if (vendor[0] || product[0])
+		show_part(buf, sizeof(buf), "%s%s%s", vendor, vendor[0] &&
+		    product[0] ? " " : "", product);
+	show_kv("facts", "%s", buf);
+}
+
+static void
+host_show_text(const json_t *host, const json_t *nets)
+{
+	const char *name = output_str(host, "name");
+	const char *agent = show_or(host, "agent_pubkey", NULL);
+
+	show_kv("name", "%s", name ? name : "- (not adopted)");
+	show_kv("state", "%s", show_or(host, "state", "?"));
+	show_kv("draining", "%s", json_is_true(json_object_get(host,
+	    "draining")) ? "yes: the scheduler places nothing here" : "no");
+	show_kv("fingerprint", "%s", show_or(host, "fingerprint", "?"));
+	show_kv("boot mac", "%s", show_or(host, "boot_mac", "-"));
+	show_kv("uuid", "%s", show_or(host, "uuid", "-"));
+	show_kv("serial", "%s", show_or(host, "serial", "-"));
+	show_kv("product", "%s", show_or(host, "product", "-"));
+	show_kv("underlay", "%s", show_or(host, "underlay_ip", "none yet"));
+	show_kv("agent key", "%s", agent ? agent : "none");
+	show_boot(host);
+	show_session(host);
+	show_networks(host, nets);
+	show_labels(host);
+	show_keys(host);
+	show_mounts(host);
+	show_facts(host);
+}
+
 int
 cmd_host_show(struct hvctl *h, int argc, char **argv)
 {
-	struct hvctl_reply rep;
+	struct hvctl_reply rep, nets = { 0 };
 	char path[160];
 	int r;
 
@@ -243,8 +544,43 @@ cmd_host_show(struct hvctl *h, int argc, char **argv)
 	snprintf(path, sizeof(path), "/api/v1/hosts/%s", argv[1]);
 	if ((r = client_call(h, "GET", path, NULL, &rep)) != HVCTL_OK)
 		return r;
-	if ((r = client_check(&rep, "host show")) == HVCTL_OK)
-		output_json(rep.body);
+	if ((r = client_check(&rep, "host show")) == HVCTL_OK) {
+		if (h->json)
+			output_json(rep.body);
+		else {
+			/* Network names are a nicety: without them, VNIs. */
+			bool named = client_call(h, "GET", "/api/v1/networks",
+			    NULL, &nets) == HVCTL_OK && nets.status == 200;
+
+			host_show_text(rep.body, named ? nets.body : NULL);
+		}
+	}
+	client_reply_dispose(&nets);
+	client_reply_dispose(&rep);
+	return r;
+}
+
+/* host delete NAME|FINGERPRINT: the record of a retired host. */
+int
+cmd_host_delete(struct hvctl *h, int argc, char **argv)
+{
+	struct hvctl_reply rep;
+	char path[160];
+	int r;
+
+	if (argc != 2)
+		return hvctl_usage_error("host delete", "expects one NAME or "
+		    "FINGERPRINT");
+	if (strspn(argv[1], "abcdefghijklmnopqrstuvwxyz0123456789-:") !=
+	    strlen(argv[1]) || argv[1][0] == '\0' || strlen(argv[1]) > 80)
+		return hvctl_usage_error("host delete", "'%s' is not a host name "
+		    "or fingerprint", argv[1]);
+	snprintf(path, sizeof(path), "/api/v1/hosts/%s", argv[1]);
+	if ((r = client_call(h, "DELETE", path, NULL, &rep)) != HVCTL_OK)
+		return r;
+	if ((r = client_check(&rep, "host delete")) == HVCTL_OK && !h->json)
+		printf("deleted host %s; its fingerprint stays retired, so the "
+		    "machine is still refused if it boots\n", argv[1]);
 	client_reply_dispose(&rep);
 	return r;
 }

@@ -28,7 +28,8 @@ net_row(struct table *t, const json_t *n)
 	table_add(t, cells);
 }
 
-/* net show: each member's VTEP and whether it applied its latest mesh. */
+/* net show: each member's VTEP and whether it applied its latest mesh; a
+ * member without an underlay address yet has VTEP "-" and a note. */
 static void
 net_print_members(const json_t *n)
 {
@@ -60,6 +61,12 @@ net_print_members(const json_t *n)
 	printf("\n");
 	table_print(t);
 	table_free(t);
+	/* Members the mesh cannot place yet, under the table (whose last
+	 * column scripts read), each with hvd's reason. */
+	json_array_foreach(json_object_get(n, "members"), i, m)
+		if (output_str(m, "why"))
+			printf("%s: %s\n", output_cell(m, "host"),
+			    output_str(m, "why"));
 }
 
 static const char *const net_headers[] = { "NAME", "VNI", "MEMBERS",

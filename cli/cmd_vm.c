@@ -1,5 +1,5 @@
 /*
- * hvctl vm create|list|show|stop|start|destroy|console|migrate.
+ * hvctl vm create|list|show|stop|start|reboot|destroy|console|migrate.
  *
  *   vm create NAME --vcpus N --memory MIB [--type pv|pvh] [--kernel IMAGE]
  *       [--initramfs IMAGE] [--cmdline TEXT] [--disk IMAGE]
@@ -308,6 +308,13 @@ int
 cmd_vm_start(struct hvctl *h, int argc, char **argv)
 {
 	return vm_simple(h, argc, argv, "vm start", "POST", "/start");
+}
+
+/* Done when the VM runs again (a new domain); exit 1 if it did not. */
+int
+cmd_vm_reboot(struct hvctl *h, int argc, char **argv)
+{
+	return vm_simple(h, argc, argv, "vm reboot", "POST", "/reboot");
 }
 
 int

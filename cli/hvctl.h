@@ -58,6 +58,7 @@ void table_free(struct table *t);
 void output_json(const json_t *j);
 const char *output_str(const json_t *obj, const char *key);
 const char *output_cell(const json_t *obj, const char *key);
+const char *output_epoch(int64_t secs, char *buf, size_t len);
 const char *output_time(const json_t *obj, const char *key, char *buf,
     size_t len);
 
@@ -75,6 +76,7 @@ int cmd_token_revoke(struct hvctl *h, int argc, char **argv);
 int cmd_host_add(struct hvctl *h, int argc, char **argv);
 int cmd_host_list(struct hvctl *h, int argc, char **argv);
 int cmd_host_show(struct hvctl *h, int argc, char **argv);
+int cmd_host_delete(struct hvctl *h, int argc, char **argv);
 int cmd_host_call(struct hvctl *h, int argc, char **argv);
 int cmd_host_telemetry(struct hvctl *h, int argc, char **argv);
 /* cmd_host_drain.c */
@@ -97,6 +99,7 @@ int cmd_vm_list(struct hvctl *h, int argc, char **argv);
 int cmd_vm_show(struct hvctl *h, int argc, char **argv);
 int cmd_vm_stop(struct hvctl *h, int argc, char **argv);
 int cmd_vm_start(struct hvctl *h, int argc, char **argv);
+int cmd_vm_reboot(struct hvctl *h, int argc, char **argv);
 int cmd_vm_destroy(struct hvctl *h, int argc, char **argv);
 int cmd_vm_console(struct hvctl *h, int argc, char **argv);
 int cmd_vm_migrate(struct hvctl *h, int argc, char **argv);

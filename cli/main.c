@@ -58,6 +58,8 @@ static const struct hvctl_cmd hvctl_cmds[] = {
 	    "30 s)", cmd_vm_stop },
 	{ "vm", "start", "NAME [--no-wait]", "start a stopped VM again",
 	    cmd_vm_start },
+	{ "vm", "reboot", "NAME [--no-wait]", "reboot a running VM (reset if "
+	    "it has not rebooted after 30 s)", cmd_vm_reboot },
 	{ "vm", "destroy", "NAME [--no-wait]", "destroy a VM and forget it",
 	    cmd_vm_destroy },
 	{ "vm", "console", "NAME", "the VM's console log", cmd_vm_console },
@@ -88,6 +90,8 @@ static const struct hvctl_cmd hvctl_cmds[] = {
 	    cmd_host_replace },
 	{ "host", "retire", "NAME", "take a host out of service for good",
 	    cmd_host_retire },
+	{ "host", "delete", "NAME|FINGERPRINT", "remove a retired host's record "
+	    "(its fingerprint stays refused at boot)", cmd_host_delete },
 	{ "host", "edit", "NAME [--net VNI]... [--no-nets] [--label K=V]... "
 	    "[--no-labels] [--ssh-keys FILE] [--mount ...]... [--no-mounts]",
 	    "change a host's networks, labels, SSH keys or mounts",

@@ -1,7 +1,8 @@
 /*
  * Output for people (aligned tables) and for scripts (--json).
  *
- * Invariant: a table never truncates a cell; columns grow to fit.
+ * Invariant: a table never truncates a cell; columns grow to fit.  A time
+ * is shown one way everywhere: RFC 3339 in UTC (output_epoch).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,21 +110,30 @@ output_cell(const json_t *obj, const char *key)
 	return s ? s : "-";
 }
 
-/* Unix seconds as local "YYYY-MM-DD HH:MM", or "-" for 0 or missing. */
+/* Unix seconds as RFC 3339 in UTC (2026-12-03T19:30:00Z), or "-" for 0:
+ * one format in every table and show block, whatever the local zone. */
+const char *
+output_epoch(int64_t secs, char *buf, size_t len)
+{
+	time_t t = (time_t)secs;
+	struct tm tm;
+
+	if (secs <= 0 || gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return "-";
+	return buf;
+}
+
+/* obj's key as output_epoch() shows it; a string (the API's own RFC 3339
+ * text) as it is; "-" when missing, null or 0. */
 const char *
 output_time(const json_t *obj, const char *key, char *buf, size_t len)
 {
 	json_t *v = json_object_get(obj, key);
-	time_t t;
-	struct tm tm;
 
 	if (json_is_string(v))
 		return json_string_value(v);
-	if (!json_is_integer(v) || json_integer_value(v) == 0)
+	if (!json_is_integer(v))
 		return "-";
-	t = (time_t)json_integer_value(v);
-	if (localtime_r(&t, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%d %H:%M", &tm) == 0)
-		return "-";
-	return buf;
+	return output_epoch((int64_t)json_integer_value(v), buf, len);
 }

@@ -1,15 +1,17 @@
 /*
  * Host identity operations over REST: adopt a discovered machine, replace
- * an identity's hardware, retire a host, edit its settings.
+ * an identity's hardware, retire a host, delete a retired one, edit its
+ * settings.
  *
- *   POST  /api/v1/hosts/{fingerprint|mac}/adopt  {"name", "networks", ...}
- *   POST  /api/v1/hosts/{name}/replace           {"fingerprint"}
- *   POST  /api/v1/hosts/{name}/retire
- *   PATCH /api/v1/hosts/{name}                   {"networks", "labels", ...}
+ *   POST   /api/v1/hosts/{fingerprint|mac}/adopt  {"name", "networks", ...}
+ *   POST   /api/v1/hosts/{name}/replace           {"fingerprint"}
+ *   POST   /api/v1/hosts/{name}/retire
+ *   DELETE /api/v1/hosts/{name|fingerprint}       (retired hosts only)
+ *   PATCH  /api/v1/hosts/{name}                   {"networks", "labels", ...}
  *
  * Bad input is a 4xx naming what was wrong: an unknown host (404), a
- * duplicate name or a host in the wrong state (409), an invalid MAC,
- * fingerprint or VNI (400).
+ * duplicate name, a host in the wrong state or still named by a VM (409),
+ * an invalid MAC, fingerprint or VNI (400).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -266,6 +268,102 @@ api_host_retire(struct hvd *hvd, const struct http_request *req,
 	log_info("host %s: retired by %s", h.name[0] ? h.name : h.fingerprint,
 	    req->actor);
 	api_host_reply(hvd, rep, MHD_HTTP_OK, &h);
+}
+
+/* 409 listing what still depends on retired host h, or true if nothing. */
+static bool
+api_host_unreferenced(struct hvd *hvd, const struct host_row *h,
+    const char *who, struct http_reply *rep)
+{
+	struct migration_row *m = NULL;
+	struct vm_row *v = NULL;
+	char names[512];
+	size_t n = 0, len = 0;
+	bool ok = false;
+
+	if (db_vm_list(hvd->db, h->id, &v, &n) < 0) {
+		http_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error");
+		return false;
+	}
+	if (n > 0) {
+		names[0] = '\0';
+		for (size_t i = 0; i < n && len < sizeof(names) - 80; i++)
+			len += (size_t)snprintf(names + len, sizeof(names) - len,
+			    "%s%s", i ? ", " : "", v[i].name);
+		if (len >= sizeof(names) - 80 && n > 1)
+			snprintf(names + len, sizeof(names) - len, ", ...");
+		http_error(rep, MHD_HTTP_CONFLICT, "host %s is still the host of "
+		    "%zu VM%s: %s; destroy %s first (hvctl vm destroy NAME: a "
+		    "VM whose host has no session is forgotten at once)", who, n,
+		    n == 1 ? "" : "s", names, n == 1 ? "it" : "them");
+		goto out;
+	}
+	if (db_migration_open_list(hvd->db, &m, &n) < 0) {
+		http_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "database error");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (m[i].source_id == h->id || m[i].target_id == h->id) {
+			http_error(rep, MHD_HTTP_CONFLICT, "host %s is the %s of "
+			    "the unfinished migration %s of VM %s; it must end "
+			    "first", who, m[i].source_id == h->id ? "source" :
+			    "target", m[i].id, m[i].vm_name);
+			goto out;
+		}
+	ok = true;
+out:
+	free(v);
+	free(m);
+	return ok;
+}
+
+/*
+ * DELETE /api/v1/hosts/{name|fingerprint}: only a retired host's record
+ * goes, and only once no VM names it as its host.  Its fingerprint stays
+ * retired (the machine is still refused at boot), its events stay, and
+ * its name and underlay address are free again.
+ */
+void
+api_host_delete(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep, const char *key)
+{
+	struct fleet_host *fh;
+	struct host_row h;
+	const char *who;
+	int r;
+
+	if (req->body_len > 0 &&
+	    strspn(req->body, " \t\r\n{}") != req->body_len) {
+		http_error(rep, MHD_HTTP_BAD_REQUEST, "delete takes no body");
+		return;
+	}
+	if ((r = db_host_find(hvd->db, key, &h)) < 0) {
+		http_error(rep, r == -ENOENT ? MHD_HTTP_NOT_FOUND :
+		    MHD_HTTP_INTERNAL_SERVER_ERROR, r == -ENOENT ? "no host '%s' "
+		    "(by name or fingerprint)" : "database error", key);
+		return;
+	}
+	who = h.name[0] ? h.name : h.fingerprint;
+	if (strcmp(h.state, "retired") != 0) {
+		http_error(rep, MHD_HTTP_CONFLICT, "host %s is %s; retire it "
+		    "first (hvctl host retire %s)", who, h.state, who);
+		return;
+	}
+	if (!api_host_unreferenced(hvd, &h, who, rep))
+		return;
+	if ((r = db_host_delete(hvd->db, &h, req->actor, hvd_now_wall())) < 0) {
+		http_error(rep, r == -EBUSY ? MHD_HTTP_CONFLICT :
+		    MHD_HTTP_INTERNAL_SERVER_ERROR, r == -EBUSY ? "host %s "
+		    "changed meanwhile; try again" : "database error", who);
+		return;
+	}
+	/* Its live state goes with it: a host that gets its id (SQLite may
+	 * hand it out again) or its name must not inherit it. */
+	if ((fh = fleet_by_id(h.id)) != NULL)
+		fleet_forget(fh);
+	log_info("host %s: deleted by %s (fingerprint %.16s... stays retired)",
+	    who, req->actor, h.fingerprint);
+	rep->status = MHD_HTTP_NO_CONTENT;
 }
 
 void

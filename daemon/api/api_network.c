@@ -3,6 +3,8 @@
  *
  * The list is served from a cached, refcounted JSON body rebuilt only when
  * the database generation moves, so a fleet of readers costs no queries.
+ * One network's members include those the mesh cannot place yet (no
+ * underlay address), with "vtep": null and the reason.
  *
  * Invariant: a 2xx on a change is sent only after the change has committed
  * (synchronous=FULL), so nothing acknowledged is ever lost.
@@ -90,6 +92,86 @@ api_members_exist(struct hvd *hvd, const struct api_network *in,
 	return true;
 }
 
+/*
+ * Why member h has no underlay address.  Adoption gives a host the address
+ * db_host_underlay() names (its DHCP lease in full mode, else the address
+ * it booted from) and its agent's first session the session's source
+ * address (session.c), each only if no other host has it as its underlay:
+ * addresses are unique, so a second host from the same address waits.
+ */
+static void
+api_member_why(struct hvd *hvd, const struct host_row *h,
+    const struct host_row *all, size_t n, char *why, size_t len)
+{
+	struct fleet_host *fh = fleet_by_id(h->id);
+	char ip[sizeof(h->underlay_ip)];
+	const struct host_row *holder = NULL;
+
+	if (db_host_underlay(hvd->db, h, hvd->conf->dhcp_mode == DHCP_FULL, ip,
+	    sizeof(ip)) < 0) {
+		snprintf(why, len, fh && fleet_session(fh) ? "no underlay "
+		    "address: its agent is connected, but from an address "
+		    "another host already has as its underlay address (each "
+		    "host needs its own)" : "no underlay address yet: the host "
+		    "never booted from hvd, so hvd takes the address its "
+		    "agent's first session comes from, and its agent has not "
+		    "connected");
+		return;
+	}
+	for (size_t i = 0; i < n && holder == NULL; i++)
+		if (all[i].id != h->id && strcmp(all[i].underlay_ip, ip) == 0)
+			holder = &all[i];
+	if (holder)
+		snprintf(why, len, "no underlay address: %s, %s, is already the "
+		    "underlay address of host %s (each host needs its own)", ip,
+		    strcmp(ip, h->boot_ip) == 0 ? "the address it booted from" :
+		    "its DHCP lease", holder->name[0] ? holder->name :
+		    holder->fingerprint);
+	else
+		snprintf(why, len, "no underlay address yet: %s is free now, and "
+		    "the host gets its address when its agent next connects", ip);
+}
+
+/*
+ * The members the mesh leaves out for want of an underlay address
+ * (db_mesh_members() lists only hosts that have one), each with the
+ * reason, so that net show names every member.  Added to arr with
+ * "vtep": null and "why".
+ */
+static void
+api_network_unplaced_json(struct hvd *hvd, const struct network *n,
+    json_t *arr)
+{
+	struct host_row *rows = NULL;
+	struct host_config c;
+	char why[256];
+	size_t cnt = 0;
+
+	if (db_host_list(hvd->db, &rows, &cnt) < 0)
+		return;
+	for (size_t i = 0; i < cnt; i++) {
+		const struct host_row *h = &rows[i];
+		bool member = n->all_hosts;
+
+		if (h->underlay_ip[0] || h->name[0] == '\0' ||
+		    strcmp(h->state, "discovered") == 0 ||
+		    strcmp(h->state, "retired") == 0)
+			continue;
+		if (!member && db_host_config(hvd->db, h->id, &c) == 0) {
+			for (size_t k = 0; k < c.nvnis; k++)
+				member |= c.vnis[k] == n->vni;
+			host_config_free(&c);
+		}
+		if (!member)
+			continue;
+		api_member_why(hvd, h, rows, cnt, why, sizeof(why));
+		json_array_append_new(arr, json_pack("{s:s, s:n, s:s, s:{s:s}, "
+		    "s:s}", "host", h->name, "vtep", "state", h->state, "sync",
+		    "state", "none", "why", why));
+	}
+	free(rows);
+}
+
 /* The members of n with their VTEP address and sync state, and the anchor. */
 static void
 api_network_members_json(struct hvd *hvd, const struct network *n, json_t *j)
@@ -108,6 +190,7 @@ api_network_members_json(struct hvd *hvd, const struct network *n, json_t *j)
 		}
 		free(m);
 	}
+	api_network_unplaced_json(hvd, n, arr);
 	json_object_set_new(j, "members", arr);
 	json_object_set_new(j, "anchor", mesh_anchor_json(hvd));
 }

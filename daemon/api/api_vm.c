@@ -1,6 +1,7 @@
 /*
  * /api/v1/vms: create (placed by sched.c), list, show, stop, start,
- * destroy, console, migrate; /api/v1/operations/{id}: what hvctl waits on.
+ * reboot, destroy, console, migrate; /api/v1/operations/{id}: what hvctl
+ * waits on.
  *
  * A create is validated whole (spec, images and their kinds, networks,
  * MACs), placed, and committed before the reply, which is 202 with an
@@ -286,6 +287,39 @@ api_vm_start(struct hvd *hvd, const struct http_request *req,
 {
 	/* Starting a stopped VM creates its domain again. */
 	api_vm_action(hvd, req, rep, key, VM_ACTION_CREATE);
+}
+
+/*
+ * A reboot wants nothing new, so nothing is stored but its event: a VM
+ * that does not run, or one hvd cannot tell now, is refused (409, saying
+ * why) rather than remembered for later.
+ */
+void
+api_vm_reboot(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep, const char *key)
+{
+	struct vm_row *v;
+	char err[256], detail[64];
+	uint64_t op;
+
+	if ((v = api_vm_find(hvd, key, rep)) == NULL)
+		return;
+	if ((op = vm_start_action(hvd, v, VM_ACTION_REBOOT, err,
+	    sizeof(err))) == 0) {
+		http_error(rep, MHD_HTTP_CONFLICT, "%s", err);
+		goto out;
+	}
+	snprintf(detail, sizeof(detail), "operation %llu",
+	    (unsigned long long)op);
+	(void)db_event_record(hvd->db, "vm.reboot", v->name, req->actor, detail,
+	    hvd_now_wall());
+	log_info("vm %s: reboot on %s asked by %s (operation %llu)", v->name,
+	    v->host, req->actor, (unsigned long long)op);
+	rep->status = MHD_HTTP_ACCEPTED;
+	rep->json = json_pack("{s:I, s:s, s:s}", "operation", (json_int_t)op,
+	    "vm", v->name, "host", v->host);
+out:
+	free(v);
 }
 
 void

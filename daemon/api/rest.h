@@ -47,6 +47,7 @@ void api_host_adopt(struct hvd *, const struct http_request *, struct http_reply
 void api_host_replace(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_host_retire(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_host_edit(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_host_delete(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 
 /* api_host_drain.c: maintenance mode (fleet/drain.c). */
 void api_host_drain(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
@@ -66,6 +67,7 @@ void api_vms_list(struct hvd *, const struct http_request *, struct http_reply *
 void api_vm_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_vm_stop(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_vm_start(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_vm_reboot(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_vm_destroy(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_vm_console(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_vm_migrate(struct hvd *, const struct http_request *, struct http_reply *, const char *key);

@@ -239,6 +239,31 @@ fleet_reset(struct fleet_host *fh)
 	fh->up = false;
 }
 
+/* The host's record was deleted: its live state goes too (and its session,
+ * if any), so that a host given its id or its name later starts afresh. */
+void
+fleet_forget(struct fleet_host *fh)
+{
+	struct fleet_host **pp;
+
+	if (fh->session)
+		agent_conn_close(fh->session, "host deleted");
+	for (pp = &fleet_by_id_tab[fleet_bucket(fh->id, fleet_buckets)]; *pp;
+	    pp = &(*pp)->next_by_id)
+		if (*pp == fh) {
+			*pp = fh->next_by_id;
+			break;
+		}
+	for (size_t i = 0; i < fleet_n; i++)
+		if (fleet_hosts[i] == fh) {
+			memmove(&fleet_hosts[i], &fleet_hosts[i + 1],
+			    (fleet_n - i - 1) * sizeof(*fleet_hosts));
+			fleet_n--;
+			break;
+		}
+	fleet_host_free(fh);
+}
+
 struct fleet_host *
 fleet_get(struct hvd *hvd, const struct host_row *h)
 {

@@ -32,6 +32,8 @@ void fleet_session_up(struct fleet_host *fh, struct agent_conn *ac);
 void fleet_session_gone(struct fleet_host *fh, struct agent_conn *ac);
 void fleet_heartbeat(struct fleet_host *fh);
 void fleet_reset(struct fleet_host *fh);
+/* The host's record was deleted: frees fh (closing its session, if any). */
+void fleet_forget(struct fleet_host *fh);
 void fleet_telemetry(struct fleet_host *fh, json_t *sample, int64_t now);
 json_t *fleet_host_json(const struct fleet_host *fh);
 json_t *fleet_telemetry_json(const struct fleet_host *fh);
@@ -59,7 +61,7 @@ void mesh_shutdown(void);
 
 /* vm.c: VM lifecycle (commands to hosts, operations, reports). */
 enum vm_action { VM_ACTION_CREATE, VM_ACTION_STOP, VM_ACTION_DESTROY,
-	VM_ACTION_MIGRATE };
+	VM_ACTION_MIGRATE, VM_ACTION_REBOOT };
 /* Sends action for v to its host and opens an operation: its id, or 0
  * when nothing was sent (*err says why; an unknown action is refused,
  * never mapped to another). */

@@ -1,7 +1,9 @@
 /*
  * VM lifecycle in hvd: the commands hvd sends a VM's host (vm.create,
- * vm.shutdown, vm.destroy), the operations an operator waits on, the
- * agent's vm.state reports, and reconciliation when an agent (re)connects.
+ * vm.shutdown, vm.destroy, vm.reboot), the operations an operator waits
+ * on, the agent's vm.state reports, and reconciliation when an agent
+ * (re)connects.  A reboot changes nothing desired: its operation ends
+ * with the next vm.state, done when that is running.
  *
  * The inventory is the desired state, written before any command goes out;
  * the agent's reports only move `state`.  After an hvd or agent restart a
@@ -27,6 +29,7 @@ static const struct vm_action_def {
 	[VM_ACTION_CREATE] = { "create", "vm.create" },
 	[VM_ACTION_STOP] = { "stop", "vm.shutdown" },
 	[VM_ACTION_DESTROY] = { "destroy", "vm.destroy" },
+	[VM_ACTION_REBOOT] = { "reboot", "vm.reboot" },
 	/* Driven by migrate.c, never by vm_start_action(). */
 	[VM_ACTION_MIGRATE] = { "migrate", "vm.migrate_in" },
 };
@@ -90,6 +93,22 @@ vm_op_end(const char *uuid, unsigned actions, bool ok, const char *msg)
 		op->ended = hvd_now_wall();
 		return;
 	}
+}
+
+/* The newest pending operation on uuid of that action: its id, or 0. */
+static uint64_t
+vm_op_pending(const char *uuid, enum vm_action action)
+{
+	for (uint64_t id = vm_op_next - 1; id > 0 &&
+	    id + VM_OPS_MAX >= vm_op_next; id--) {
+		struct vm_op *op = vm_op_find(id);
+
+		if (op != NULL && op->action == action &&
+		    strcmp(op->uuid, uuid) == 0 &&
+		    strcmp(op->state, "pending") == 0)
+			return id;
+	}
+	return 0;
 }
 
 json_t *
@@ -280,6 +299,7 @@ vm_start_action(struct hvd *hvd, const struct vm_row *v,
     enum vm_action action, char *err, size_t errlen)
 {
 	struct vm_op *op;
+	uint64_t op_id;
 	json_t *params;
 	int r;
 
@@ -293,6 +313,28 @@ vm_start_action(struct hvd *hvd, const struct vm_row *v,
 		    VM_SHUTDOWN_TIMEOUT_S);
 		break;
 	case VM_ACTION_DESTROY:
+		params = json_pack("{s:s}", "uuid", v->uuid);
+		break;
+	case VM_ACTION_REBOOT:
+		/* Only what runs reboots; one reboot at a time, and never
+		 * while a migration decides which copy runs. */
+		if (strcmp(v->state, "running") != 0) {
+			snprintf(err, errlen, "VM %s is not running (state %s); "
+			    "only a running VM can be rebooted", v->name,
+			    v->state);
+			return 0;
+		}
+		if (migrate_active(v->uuid)) {
+			snprintf(err, errlen, "VM %s is migrating; reboot it "
+			    "when the migration has ended", v->name);
+			return 0;
+		}
+		if ((op_id = vm_op_pending(v->uuid, VM_ACTION_REBOOT)) != 0) {
+			snprintf(err, errlen, "a reboot of VM %s is already "
+			    "under way (operation %llu)", v->name,
+			    (unsigned long long)op_id);
+			return 0;
+		}
 		params = json_pack("{s:s}", "uuid", v->uuid);
 		break;
 	default:
@@ -322,6 +364,7 @@ vm_agent_state(struct hvd *hvd, struct fleet_host *fh, json_t *params)
 	int64_t domid = json_is_integer(jd) ? json_integer_value(jd) : -1;
 	const char *db_state;
 	struct vm_row v;
+	char msg[256];
 	bool ok;
 
 	if (uuid == NULL || state == NULL || db_vm_get(hvd->db, uuid, &v) < 0) {
@@ -346,6 +389,23 @@ vm_agent_state(struct hvd *hvd, struct fleet_host *fh, json_t *params)
 	vm_op_end(uuid, VM_ACTION_BIT(VM_ACTION_STOP) |
 	    VM_ACTION_BIT(VM_ACTION_DESTROY), strcmp(state, "stopped") == 0,
 	    reason);
+	/* A reboot's next report is the VM back (its new domain, and how it
+	 * got there when that was not the guest's own reboot), or not. */
+	if (ok) {
+		bool how = reason != NULL && strcmp(reason, "reboot") != 0;
+
+		snprintf(msg, sizeof(msg), "running again");
+		if (domid > 0)
+			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+			    " (domain %lld)", (long long)domid);
+		if (how)
+			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+			    ": %s", reason);
+	} else {
+		snprintf(msg, sizeof(msg), "%s instead of running again%s%s",
+		    state, reason ? ": " : "", reason ? reason : "");
+	}
+	vm_op_end(uuid, VM_ACTION_BIT(VM_ACTION_REBOOT), ok, msg);
 	if (strcmp(v.desired, "destroyed") == 0 && !ok) {
 		db_vm_delete(hvd->db, &v, fleet_name(fh), hvd_now_wall());
 		log_info("vm %s: destroyed", v.name);
@@ -356,6 +416,52 @@ struct vm_reconcile {
 	struct hvd *hvd;
 	int64_t host_id;
 };
+
+/*
+ * A reboot still pending when the host's session came back: its vm.state
+ * was lost with the session, so vm.list decides.  A new domain is the VM
+ * back; anything else ends it failed, saying what runs.  Otherwise the
+ * operation would wait for ever and refuse every later reboot.
+ */
+static void
+vm_reconcile_reboot(struct hvd *hvd, const struct vm_row *v, json_t *list)
+{
+	char msg[256];
+	json_int_t domid = -1;
+	size_t i;
+	json_t *e;
+
+	if (vm_op_pending(v->uuid, VM_ACTION_REBOOT) == 0)
+		return;
+	json_array_foreach(list, i, e) {
+		const char *u = json_string_value(json_object_get(e, "uuid"));
+		const char *st = json_string_value(json_object_get(e, "state"));
+		const char *nm = json_string_value(json_object_get(e, "name"));
+
+		if (u && strcmp(u, v->uuid) == 0 && st &&
+		    strcmp(st, "running") == 0 &&
+		    !(nm && migrate_domain_name(nm)))
+			domid = json_integer_value(json_object_get(e, "domid"));
+	}
+	if (domid > 0 && domid != v->domid) {
+		snprintf(msg, sizeof(msg), "running again (domain %lld), seen "
+		    "after the session to %s came back", (long long)domid,
+		    v->host);
+		vm_op_end(v->uuid, VM_ACTION_BIT(VM_ACTION_REBOOT), true, msg);
+		db_vm_set_state(hvd->db, v, "running", domid, "reboot", "hvd",
+		    hvd_now_wall());
+		return;
+	}
+	if (domid > 0)
+		snprintf(msg, sizeof(msg), "the session to %s was lost before "
+		    "the reboot was reported; %s still runs as domain %lld "
+		    "(not rebooted?)", v->host, v->name, (long long)domid);
+	else
+		snprintf(msg, sizeof(msg), "the session to %s was lost before "
+		    "the reboot was reported; %s does not run there now",
+		    v->host, v->name);
+	vm_op_end(v->uuid, VM_ACTION_BIT(VM_ACTION_REBOOT), false, msg);
+}
 
 /* vm.list after a session starts: adopt what runs, report what is gone. */
 static void
@@ -378,6 +484,8 @@ vm_reconcile_done(void *arg, json_t *result, json_t *error)
 		struct vm_row *v = &rows[k];
 		bool found = migrate_active(v->uuid);
 
+		/* With the domid stored before this session. */
+		vm_reconcile_reboot(rc->hvd, v, list);
 		json_array_foreach(list, i, e) {
 			const char *u = json_string_value(json_object_get(e, "uuid"));
 			const char *st = json_string_value(json_object_get(e, "state"));

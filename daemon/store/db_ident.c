@@ -1,12 +1,13 @@
 /*
  * Host identity in the inventory: discovery, the boot that opens and the
- * overlay fetch that closes it, adoption, replacement, retirement and the
- * operator's per-host configuration.
+ * overlay fetch that closes it, adoption, replacement, retirement, the
+ * deletion of a retired record, and the operator's per-host configuration.
  *
  * Invariants: every state change writes its event in the same transaction;
  * an overlay with credentials is claimed at most once per boot (the UPDATE
  * that claims it checks ovl_served_at IS NULL); a fingerprint that was
- * replaced or retired is never discovered again.
+ * replaced or retired is never discovered again, even once its record is
+ * deleted (retired_fingerprints is not keyed to hosts).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -257,6 +258,24 @@ db_fp_retire(struct db *db, const struct host_row *h, const char *cause,
 	    "ttttit", h->fingerprint, h->name, h->boot_mac, h->uuid, now, cause);
 }
 
+/*
+ * Removes host id's row if it is still in state and nothing depends on it:
+ * no VM names it as its host, no unfinished migration has it at either
+ * end.  Both callers share the one statement (its slot is DB_S_HOST_DELETE).
+ * What else names the host follows the schema's foreign keys: its explicit
+ * network memberships go (CASCADE), finished migrations keep their record
+ * with the host unset (SET NULL).  *changes: 1 if the row went.
+ */
+static int
+db_host_row_delete(struct db *db, int64_t id, const char *state, int *changes)
+{
+	return db_run(db, DB_S_HOST_DELETE, "DELETE FROM hosts WHERE id = ?1 "
+	    "AND state = ?2 AND NOT EXISTS (SELECT 1 FROM vms WHERE "
+	    "host_id = ?1) AND NOT EXISTS (SELECT 1 FROM migrations WHERE "
+	    "ended_at IS NULL AND ?1 IN (source_host_id, target_host_id))",
+	    changes, "it", id, state);
+}
+
 int
 db_host_replace(struct db *db, const struct host_row *h,
     const struct host_row *hw, const char *actor, int64_t now,
@@ -274,8 +293,7 @@ db_host_replace(struct db *db, const struct host_row *h,
 	/* The new hardware's discovered record is folded into the identity:
 	 * its facts move over, the record itself goes. */
 	if ((r = db_fp_retire(db, h, cause, now)) < 0 ||
-	    (r = db_run(db, DB_S_HOST_DELETE, "DELETE FROM hosts WHERE id = ? "
-	    "AND state = 'discovered'", &changes, "i", hw->id)) < 0)
+	    (r = db_host_row_delete(db, hw->id, "discovered", &changes)) < 0)
 		goto out;
 	if (changes != 1) {
 		r = -EBUSY;
@@ -322,6 +340,40 @@ db_host_retire(struct db *db, const struct host_row *h, const char *actor,
 	    now, h->id)) == 0)
 		r = db_event_add(db, "host.retired", h->name[0] ? h->name :
 		    h->fingerprint, actor, cause, now);
+	return db_tx_end(db, r);
+}
+
+int
+db_host_delete(struct db *db, const struct host_row *h, const char *actor,
+    int64_t now)
+{
+	const char *subject = h->name[0] ? h->name : h->fingerprint;
+	char cause[96], detail[200];
+	int changes = 0, r;
+
+	if (strcmp(h->state, "retired") != 0)
+		return -EBUSY;
+	if ((r = db_tx_begin(db)) < 0)
+		return r;
+	/* The fingerprint outlives the record: the machine stays refused at
+	 * boot.  Retirement wrote it; a record retired before that table
+	 * existed gets it now. */
+	snprintf(cause, sizeof(cause), "deleted by %s", actor);
+	if ((r = db_fingerprint_retired(db, h->fingerprint, NULL, 0)) == 0)
+		r = db_fp_retire(db, h, cause, now);
+	if (r < 0 || (r = db_host_row_delete(db, h->id, "retired",
+	    &changes)) < 0)
+		goto out;
+	if (changes != 1) {
+		r = -EBUSY;
+		goto out;
+	}
+	snprintf(detail, sizeof(detail), "fingerprint %.16s..., mac %s, "
+	    "underlay %s, by %s; the fingerprint stays retired", h->fingerprint,
+	    h->boot_mac[0] ? h->boot_mac : "none",
+	    h->underlay_ip[0] ? h->underlay_ip : "none", actor);
+	r = db_event_add(db, "host.deleted", subject, actor, detail, now);
+out:
 	return db_tx_end(db, r);
 }
 

@@ -158,6 +158,11 @@ int db_host_replace(struct db *db, const struct host_row *h,
     struct host_row *out);
 int db_host_retire(struct db *db, const struct host_row *h, const char *actor,
     int64_t now);
+/* Removes the record of a retired host, with a host.deleted event; its
+ * fingerprint stays retired.  -EBUSY: h is not retired, a VM names it as
+ * its host, or an unfinished migration has it at either end. */
+int db_host_delete(struct db *db, const struct host_row *h, const char *actor,
+    int64_t now);
 int db_host_edit(struct db *db, const struct host_row *h,
     const struct api_host_spec *hs, const char *actor, int64_t now);
 int db_host_config(struct db *db, int64_t id, struct host_config *c);

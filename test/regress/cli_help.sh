@@ -59,12 +59,12 @@ run "$HVCTL" net list --socket --help
 expect "--socket --help: the socket, not help" "$rc $(cat "$T/o")" "3 "
 
 # --- families and unknown commands
-vm_cmds="vm create|vm list|vm show|vm stop|vm start|vm destroy|vm console|vm migrate|"
+vm_cmds="vm create|vm list|vm show|vm stop|vm start|vm reboot|vm destroy|vm console|vm migrate|"
 run "$HVCTL" help vm
 expect "help vm exits 0" "$rc" 0
 expect_eq "help vm lists vm create ... vm migrate" \
 	"$(grep '^  [a-z]' "$T/o" | awk '{ printf "%s %s|", $1, $2 }')" "$vm_cmds"
-expect "help vm gives each help text" "$(grep -c '^      [a-z]' "$T/o")" 8
+expect "help vm gives each help text" "$(grep -c '^      [a-z]' "$T/o")" 9
 cp "$T/o" "$T/helpvm"
 run "$HVCTL" vm --help
 expect_eq "vm --help is help vm" "$rc $(cat "$T/o")" "0 $(cat "$T/helpvm")"

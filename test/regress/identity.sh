@@ -70,11 +70,11 @@ grep -q '^discovery-reboot no$' "$D" || { echo "refusing to run an agent that co
 "$HV_AGENT" -d -f "$D" >> "$T/agent-disc.log" 2>&1 &
 DISC_PID=$!
 for _ in $(seq 1 100); do
-	[ "$("$HVCTL" host show "$FP1" | field 'd["facts"].get("cpu", {}).get("count", 0) > 0')" = True ] && break
+	[ "$("$HVCTL" --json host show "$FP1" | field 'd["facts"].get("cpu", {}).get("count", 0) > 0')" = True ] && break
 	sleep 0.1
 done
 kill "$DISC_PID"; wait "$DISC_PID" 2>/dev/null || true
-expect "discovery agent's facts refine the record" "$("$HVCTL" host show "$FP1" | field '(d["facts"]["cpu"]["count"] > 0, d["state"])')" "(True, 'discovered')"
+expect "discovery agent's facts refine the record" "$("$HVCTL" --json host show "$FP1" | field '(d["facts"]["cpu"]["count"] > 0, d["state"])')" "(True, 'discovered')"
 expect "discover without a MAC: 400" "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"facts":{}}' "$B/boot/discover")" 400
 expect "discover with a bad body: 400" "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"facts":1}' "$B/boot/discover?mac=$MAC1")" 400
 expect "discovery overlay can be fetched again (no secret)" "$(stage2 $MAC1 $UUID1; alpine_fetch $MAC1 $UUID1 "$T/disc/root" && echo ok)" '200ok'
@@ -100,7 +100,7 @@ set +e
 "$HVCTL" host adopt $MAC1 --name h2 >/dev/null 2>"$T/err"; rc=$?
 expect "adopting twice: 409" "$rc $(cat "$T/err")" "5 *is adopted, not discovered*"
 set -e
-expect_eq "host show by fingerprint" "$("$HVCTL" host show "$FP1" | field '(d["name"], d["networks"], d["labels"], d["mounts"][0]["path"])')" \
+expect_eq "host show by fingerprint" "$("$HVCTL" --json host show "$FP1" | field '(d["name"], d["networks"], d["labels"], d["mounts"][0]["path"])')" \
 	"('h1', [100], {'rack': 'r1'}, '/var/lib/hv')"
 
 expect "a discovery agent learns it was adopted" "$(curl -s -X POST -d '{"facts":{}}' "$B/boot/discover?mac=$MAC1&uuid=$UUID1")" '{"state":"adopted","name":"h1","fingerprint":"'"$FP1"'"}'
@@ -148,7 +148,7 @@ expect "replace with a malformed fingerprint: exit 5" "$rc $(cat "$T/err")" "5 *
 set -e
 expect "replace h1 onto the new hardware" "$("$HVCTL" host replace h1 --fingerprint "$FP2")" \
 	"replaced the hardware of h1: adopted, fingerprint ${FP2:0:16}..., underlay 127.0.0.1"
-expect_eq "same name, same networks and labels, new MAC" "$("$HVCTL" host show h1 | field '(d["fingerprint"] == "'$FP2'", d["boot_mac"], d["networks"], d["labels"], d["underlay_ip"])')" \
+expect_eq "same name, same networks and labels, new MAC" "$("$HVCTL" --json host show h1 | field '(d["fingerprint"] == "'$FP2'", d["boot_mac"], d["networks"], d["labels"], d["underlay_ip"])')" \
 	"(True, '$MAC2', [100], {'rack': 'r1'}, '127.0.0.1')"
 expect "one host record left (the discovered one folded in)" "$(hosts_json | field 'len(d["hosts"])')" 1
 expect "the old hardware's agent loses its session" "$(for _ in $(seq 1 50); do grep -q 'session' "$T/agent.log" && break; sleep 0.1; done; hosts_json | field '[h.get("live", {}).get("connected") for h in d["hosts"]][0]')" False
@@ -187,7 +187,7 @@ expect "restored hvd serves an equivalent overlay (same files and contents but k
 expect "with a fresh per-boot key" "$(cmp -s "$T/h1b/agent.key" "$T/h1c/agent.key" && echo same || echo fresh)" fresh
 
 # --- edit and retire
-expect_eq "edit networks and labels" "$("$HVCTL" host edit h1 --no-nets --label rack=r2 >/dev/null; "$HVCTL" host show h1 | field '(d["networks"], d["labels"])')" "([], {'rack': 'r2'})"
+expect_eq "edit networks and labels" "$("$HVCTL" host edit h1 --no-nets --label rack=r2 >/dev/null; "$HVCTL" --json host show h1 | field '(d["networks"], d["labels"])')" "([], {'rack': 'r2'})"
 expect "retire h1" "$("$HVCTL" host retire h1)" "retired h1: *"
 expect "a retired host's hardware is refused" "$(stage2 $MAC2 $UUID2)" 403
 set +e
