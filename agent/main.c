@@ -133,6 +133,9 @@ main(int argc, char **argv)
 	log_init(foreground, verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
 	    "hv-agent");
 	signal(SIGPIPE, SIG_IGN);
+	/* The configuration is read at start only: a HUP (a service
+	 * manager's "reload") must not end the agent and its session. */
+	signal(SIGHUP, SIG_IGN);
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	if (conf.discovery_url[0])

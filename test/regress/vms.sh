@@ -41,6 +41,11 @@ for _ in $(seq 1 100); do
 	"$HVCTL" --json host list | grep -q '"cpu_percent": [0-9]' && break
 	sleep 0.1
 done
+# SIGHUP is not a reload for the agent (it reads its file at start): it
+# is ignored, and the session stays.
+kill -HUP "$AGENT"
+sleep 0.5
+expect_eq "SIGHUP leaves hv-agent running" "$(kill -0 "$AGENT" 2>/dev/null && echo alive)" alive
 set +e
 "$HVCTL" vm create web1 --vcpus 1 --memory 64 --kernel vmlinuz-guest --initramfs initrd-guest --net 100 >"$T/out" 2>"$T/err"; rc=$?
 expect "hvctl vm create: no host runs Xen, exit 5" "$rc $(cat "$T/err")" "5 *no host fits 1 vCPU and 64 MiB; h1 reports no Xen*"
