@@ -32,7 +32,7 @@ ip link set lo up
 ip addr add 10.0.0.5/32 dev lo
 ip addr add 10.0.0.6/32 dev lo
 . "$(dirname "$0")/lib.sh"
-: "${AGENT_EMU:?AGENT_EMU must point at the agent_emu binary}"
+. "$(dirname "$0")/emu_lib.sh"
 
 write_conf "boot-http-listen 127.0.0.1:0" "agent-listen 127.0.0.1:7700" "agent-heartbeat-ms 500"
 start_hvd
@@ -41,32 +41,9 @@ head -c 100000 /dev/urandom > "$T/vmlinuz"
 "$HVCTL" net create prod --vni 100 >/dev/null
 for h in h1 h2; do "$HVCTL" host add $h --out "$T/$h" >/dev/null; done
 
-# emu HOST SRC_IP [CONF]: an emulated agent for HOST; its PID in EMU[HOST].
-declare -A EMU=()
-emu() {
-	[ -p "$T/$1.ctl" ] || mkfifo "$T/$1.ctl"
-	touch "$T/$1.log"
-	"$AGENT_EMU" "${3:-$T/$1/agent.conf}" "$2" "$T/$1.log" "$T/$1.ctl" 2>>"$T/emu.err" &
-	track_pid $!
-	EMU[$1]=$!
-}
-ctl() { printf '%s\n' "$2" > "$T/$1.ctl"; }
-# reqs HOST METHOD: the params of each METHOD request HOST got, a line each.
-reqs() {
-	python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    try: d = json.loads(l)
-    except ValueError: continue  # a line being written
-    if d.get("method") == sys.argv[2]: print(json.dumps(d["params"], sort_keys=True))' "$T/$1.log" "$2"
-}
-nreqs() { reqs "$1" "$2" | wc -l; }
-has_reqs() { [ "$(nreqs "$1" "$2")" -ge "$3" ]; }
 # sessions HOST: how many agent sessions HOST's emulators have had.
 sessions() { grep -c '^{"up":' "$T/$1.log" || true; }
 has_sessions() { [ "$(sessions "$1")" -ge "$2" ]; }
-notify() { ctl "$1" "notify $2 $3"; }
-vm_field() { sock GET "/api/v1/vms/$1" | cut -d' ' -f2- | field "d.get('$2')"; }
-vm_is() { [ "$(vm_field "$1" "$2")" = "$3" ]; }
 uuid_of() { vm_field "$1" uuid; }
 host_field() { sock GET "/api/v1/hosts/$1" | cut -d' ' -f2- | field "d.get('$2')"; }
 host_up() { [ "$(host_field "$1" state)" = up ]; }

@@ -27,7 +27,7 @@ ip link set lo up
 ip addr add 10.0.0.5/32 dev lo
 ip addr add 10.0.0.6/32 dev lo
 . "$(dirname "$0")/lib.sh"
-: "${AGENT_EMU:?AGENT_EMU must point at the agent_emu binary}"
+. "$(dirname "$0")/emu_lib.sh"
 
 write_conf "boot-http-listen 127.0.0.1:0" "agent-listen 127.0.0.1:7700" "agent-heartbeat-ms 500"
 start_hvd
@@ -36,32 +36,8 @@ head -c 100000 /dev/urandom > "$T/vmlinuz"
 "$HVCTL" net create prod --vni 100 >/dev/null
 for h in h1 h2 h3; do "$HVCTL" host add $h --out "$T/$h" >/dev/null; done
 
-emu() {
-	mkfifo "$T/$1.ctl"
-	: > "$T/$1.log"
-	"$AGENT_EMU" "$T/$1/agent.conf" "$2" "$T/$1.log" "$T/$1.ctl" 2>>"$T/emu.err" &
-	track_pid $!
-}
-ctl() { printf '%s\n' "$2" > "$T/$1.ctl"; }
-# reqs HOST METHOD: the params of each METHOD request HOST got, a line each.
-reqs() {
-	python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    try: d = json.loads(l)
-    except ValueError: continue  # a line being written
-    if d.get("method") == sys.argv[2]: print(json.dumps(d["params"], sort_keys=True))' "$T/$1.log" "$2"
-}
-nreqs() { reqs "$1" "$2" | wc -l; }
-has_reqs() { [ "$(nreqs "$1" "$2")" -ge "$3" ]; }
-jget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
-vm_field() { sock GET "/api/v1/vms/$1" | cut -d' ' -f2- | field "d.get('$2')"; }
-op_json() { sock GET "/api/v1/operations/$1" | cut -d' ' -f2-; }
-op_field() { op_json "$1" | field "d.get('$2')"; }
-op_is() { [ "$(op_field "$1" state)" = "$2" ]; }
-vm_is() { [ "$(vm_field "$1" "$2")" = "$3" ]; }
 host_up() { sock GET "/api/v1/hosts/$1" | grep -q '"state":"up"'; }
 mig() { sock POST "/api/v1/vms/$1/migrate" "${2:-}"; }
-notify() { ctl "$1" "notify $2 $3"; }
 
 emu h1 10.0.0.5
 emu h2 10.0.0.6
