@@ -296,6 +296,23 @@ is_help(const char *a)
 	return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
 }
 
+/* hvctl's own options, wherever they stand: a global option (applied to
+ * H) or --help/-h (*help set).  1 if argv[*i] was one, 0 if not, or
+ * HVCTL_USAGE's negative for a global option missing its value. */
+static int
+own_opt(struct hvctl *h, int argc, char **argv, int *i, bool *help)
+{
+	int r;
+
+	if ((r = global_opt(h, argc, argv, i)) != 0)
+		return r;
+	if (is_help(argv[*i])) {
+		*help = true;
+		return 1;
+	}
+	return 0;
+}
+
 static const struct hvctl_cmd *
 cmd_find(const char *family, const char *verb)
 {
@@ -340,13 +357,9 @@ main(int argc, char **argv)
 				ended = true;
 				continue;
 			}
-			if ((r = global_opt(&h, argc, argv, &i)) != 0) {
+			if ((r = own_opt(&h, argc, argv, &i, &help)) != 0) {
 				if (r < 0)
 					return -r;
-				continue;
-			}
-			if (is_help(a)) {
-				help = true;
 				continue;
 			}
 			if (strcmp(a, "--version") == 0)
@@ -407,13 +420,9 @@ main(int argc, char **argv)
 				argv[base + n++] = a;
 			continue;
 		}
-		if ((r = global_opt(&h, argc, argv, &i)) != 0) {
+		if ((r = own_opt(&h, argc, argv, &i, &help)) != 0) {
 			if (r < 0)
 				return -r;
-			continue;
-		}
-		if (is_help(a)) {
-			help = true;
 			continue;
 		}
 		if (strncmp(a, "--", 2) == 0 && strchr(a, '=') == NULL)
