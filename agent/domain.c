@@ -117,6 +117,8 @@ static const struct jf_field dom_nic_fields[] = {
 	    .rule = dom_rule_bridge },
 	{ .name = "mac", .type = JF_ANY, .flags = JF_REQUIRED, DN_AT(mac),
 	    .rule = dom_rule_mac },
+	{ .name = "rate_kbps", .type = JF_ANY, DN_AT(rate_kbps),
+	    .rule = vm_rule_rate },
 };
 static const struct jf_field dom_fields[] = {
 	{ .name = "name", .type = JF_ANY, .flags = JF_REQUIRED, DS_AT(name),
@@ -169,6 +171,20 @@ dom_dup(char **dst, const char *s)
 	if (s[0] == '\0')
 		return true;
 	return (*dst = strdup(s)) != NULL;
+}
+
+/*
+ * A transmit limit as libxl's vif rate: netback grants the guest
+ * rate_bytes_per_interval every rate_interval_usecs, xl's own 50 ms.
+ */
+void
+dom_nic_rate(uint32_t rate_kbps, libxl_device_nic *n)
+{
+	if (rate_kbps == 0)
+		return;
+	n->rate_interval_usecs = DOM_RATE_INTERVAL_US;
+	n->rate_bytes_per_interval = (uint64_t)rate_kbps * 1000 / 8 *
+	    DOM_RATE_INTERVAL_US / 1000000;
 }
 
 int
@@ -239,6 +255,7 @@ dom_config_build(const struct dom_spec *s, libxl_domain_config *dc,
 			dc->num_nics = (int)i + 1;
 			n->devid = (libxl_devid)i;
 			memcpy(n->mac, s->nics[i].mac, sizeof(n->mac));
+			dom_nic_rate(s->nics[i].rate_kbps, n);
 			if ((n->bridge = strdup(s->nics[i].bridge)) == NULL)
 				goto nomem;
 		}

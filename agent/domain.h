@@ -51,6 +51,7 @@ struct dom_nic {
 	char bridge[DOM_BRIDGE_MAX + 1];
 	uint32_t vni;			/* the bridge's VNI */
 	uint8_t mac[6];
+	uint32_t rate_kbps;		/* transmit limit, 0: none */
 };
 
 struct dom_spec {
@@ -82,11 +83,16 @@ int dom_spec_from_json(const json_t *params, struct dom_spec *out, char *err,
  *  - one disk when s->disk is set: pdev_path, vdev "xvda", backend phy
  *    (blkback; the hotplug script puts a regular file on a loop device),
  *    format raw, read-write;
- *  - one nic per s->nics[i]: devid i, bridge, mac.
+ *  - one nic per s->nics[i]: devid i, bridge, mac, and its rate if any
+ *    (dom_nic_rate()).
  * Everything is malloc'd as libxl expects, so libxl_domain_config_dispose()
  * frees it all, also after an error (-ENOMEM, or -EINVAL for a spec that
  * did not come from dom_spec_from_json()).  Needs no libxl context.
  */
+#define DOM_RATE_INTERVAL_US	50000	/* xl's default vif rate interval */
+/* RATE_KBPS (0: none) as N's rate_bytes_per_interval/rate_interval_usecs. */
+void dom_nic_rate(uint32_t rate_kbps, libxl_device_nic *n);
+
 int dom_config_build(const struct dom_spec *s, libxl_domain_config *dc,
     char *err, size_t errlen);
 

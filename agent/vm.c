@@ -386,6 +386,7 @@ vm_dead(struct vm *vm)
 {
 	vm_unwatch(vm);
 	vm->domid = (uint32_t)INVALID_DOMID;
+	vm->died = false;
 	if (vm->after == VA_REBOOT && vm->has_spec && !vm->cancel) {
 		vm->rebooted = true;
 		vm_create_domain(vm);
@@ -510,7 +511,11 @@ vm_on_destroyed(struct vm *vm, int rc)
 {
 	char err[MSG_VM_REASON_MAX + 1];
 
-	if (rc == 0 || rc == ERROR_DOMAIN_NOTFOUND) {
+	/* A failed cleanup of a domain that did die still ends it. */
+	if (rc == 0 || rc == ERROR_DOMAIN_NOTFOUND || vm->died) {
+		if (rc != 0 && rc != ERROR_DOMAIN_NOTFOUND)
+			log_warnx("vm %s: domain %u died but libxl's cleanup "
+			    "failed: libxl error %d", vm->name, vm->domid, rc);
 		vm_dead(vm);
 		return;
 	}
@@ -555,12 +560,17 @@ vm_evts_cb(evutil_socket_t fd, short what, void *arg)
 				break;
 			if (e->kind == VE_SHUTDOWN) {
 				vm_on_shutdown(vm, e->reason);
-			} else if (vm->phase != VP_DESTROYING) {
+			} else if (vm->phase == VP_DESTROYING) {
+				/*
+				 * Our destroy op is still cleaning up (the
+				 * name is still taken): its completion is
+				 * what ends or re-creates the VM, once.
+				 */
+				vm->died = true;
+			} else {
 				if (vm->reason[0] == '\0')
 					vm_reason(vm, "the domain was destroyed "
 					    "outside hv-agent");
-				vm_dead(vm);
-			} else {
 				vm_dead(vm);
 			}
 			break;

@@ -64,6 +64,7 @@ struct vm {
 	bool gone;			/* off the list, freed when ops == 0 */
 	bool cancel;			/* stop asked before it ran */
 	bool rebooted;			/* the next running is a reboot */
+	bool died;			/* death seen while destroying */
 	bool remove_disk;		/* vm.destroy: the disk copy goes */
 	bool quiet;			/* it ends without a vm.state: it moved */
 	struct vm_mig *mig;		/* vm_migrate.c's, while it migrates */

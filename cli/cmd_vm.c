@@ -3,8 +3,11 @@
  *
  *   vm create NAME --vcpus N --memory MIB [--type pv|pvh] [--kernel IMAGE]
  *       [--initramfs IMAGE] [--cmdline TEXT] [--disk IMAGE]
- *       [--net VNI[=MAC]]... [--host HOST] [--label K=V]
+ *       [--net VNI[=MAC]]... [--rate RATE] [--host HOST] [--label K=V]
  *       [--anti-affinity GROUP] [--no-wait]
+ *
+ * --rate caps what each of the VM's NICs may send (libxl's vif rate):
+ * 500k, 20M or 1G bit/s, or a bare number of kbit/s.
  *   vm migrate NAME [--to HOST] [--no-wait]
  *
  * hvd answers a change with 202 and an operation id; hvctl then follows
@@ -107,6 +110,27 @@ vm_follow(struct hvctl *h, struct hvctl_reply *rep, const char *vm,
 	return vm_wait(h, op, vm);
 }
 
+/* RATE as kbit/s: N[k|M|G] (bit/s), a bare N is kbit/s; 0 if unreadable. */
+static uint64_t
+vm_rate_kbps(const char *rate)
+{
+	char num[24];
+	size_t n = strlen(rate);
+	uint64_t v, mul = 1;
+
+	if (n == 0 || n >= sizeof(num))
+		return 0;
+	memcpy(num, rate, n + 1);
+	switch (num[n - 1]) {
+	case 'k': num[n - 1] = '\0'; break;
+	case 'M': num[n - 1] = '\0'; mul = 1000; break;
+	case 'G': num[n - 1] = '\0'; mul = 1000000; break;
+	}
+	if (parse_u64(num, 1, UINT32_MAX, &v) < 0 || v > UINT32_MAX / mul)
+		return 0;
+	return v * mul;
+}
+
 int
 cmd_vm_create(struct hvctl *h, int argc, char **argv)
 {
@@ -119,6 +143,7 @@ cmd_vm_create(struct hvctl *h, int argc, char **argv)
 		{ "cmdline", required_argument, NULL, 'l' },
 		{ "disk", required_argument, NULL, 'd' },
 		{ "net", required_argument, NULL, 'n' },
+		{ "rate", required_argument, NULL, 'r' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "label", required_argument, NULL, 'L' },
 		{ "anti-affinity", required_argument, NULL, 'a' },
@@ -128,7 +153,9 @@ cmd_vm_create(struct hvctl *h, int argc, char **argv)
 	json_t *body = json_object(), *nets = json_array(), *place = json_object();
 	struct hvctl_reply rep;
 	bool no_wait = false;
-	uint64_t v;
+	uint64_t v, rate = 0;
+	json_t *nic;
+	size_t i;
 	char *eq;
 	int ch, r = HVCTL_USAGE;
 
@@ -160,8 +187,6 @@ cmd_vm_create(struct hvctl *h, int argc, char **argv)
 			json_object_set_new(body, "disk", json_string(optarg));
 			break;
 		case 'n': {
-			json_t *nic;
-
 			if ((eq = strchr(optarg, '=')) != NULL)
 				*eq = '\0';
 			if (parse_u64(optarg, 0, UINT32_MAX, &v) < 0) {
@@ -175,6 +200,14 @@ cmd_vm_create(struct hvctl *h, int argc, char **argv)
 			json_array_append_new(nets, nic);
 			break;
 		}
+		case 'r':
+			/* hvd checks the range and names the field. */
+			if ((rate = vm_rate_kbps(optarg)) == 0) {
+				hvctl_usage_error("vm create", "--rate '%s': expected "
+				    "N[k|M|G] bit/s (e.g. 20M) or kbit/s", optarg);
+				goto out;
+			}
+			break;
 		case 'H':
 			json_object_set_new(place, "host", json_string(optarg));
 			break;
@@ -196,6 +229,14 @@ cmd_vm_create(struct hvctl *h, int argc, char **argv)
 		goto out;
 	}
 	json_object_set_new(body, "name", json_string(argv[optind]));
+	if (rate != 0 && json_array_size(nets) == 0) {
+		r = hvctl_usage_error("vm create", "--rate needs a --net to limit");
+		goto out;
+	}
+	json_array_foreach(nets, i, nic)
+		if (rate != 0)
+			json_object_set_new(nic, "rate_kbps",
+			    json_integer((json_int_t)rate));
 	if (json_array_size(nets))
 		json_object_set(body, "networks", nets);
 	if (json_object_size(place))

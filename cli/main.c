@@ -49,7 +49,8 @@ static const struct hvctl_cmd hvctl_cmds[] = {
 	{ "net", "delete", "NAME|VNI", "delete a network", cmd_net_delete },
 	{ "vm", "create", "NAME --vcpus N --memory MIB [--type pv|pvh] "
 	    "[--kernel IMG] [--initramfs IMG] [--cmdline TEXT] [--disk IMG] "
-	    "[--net VNI[=MAC]]... [--host H] [--label K=V] [--anti-affinity G] "
+	    "[--net VNI[=MAC]]... [--rate RATE] [--host H] [--label K=V] "
+	    "[--anti-affinity G] "
 	    "[--no-wait]", "create a VM where it fits and wait until it runs",
 	    cmd_vm_create },
 	{ "vm", "list", "", "list VMs with host and state", cmd_vm_list },

@@ -171,6 +171,7 @@ static const struct jf_field msg_vm_image[] = {
 static const struct jf_field msg_vm_nic[] = {
 	STR("bridge", REQ, 15),
 	STR("mac", REQ, VM_MAC_TEXT - 1),
+	UINT("rate_kbps", OPT, VM_RATE_MIN_KBPS, VM_RATE_MAX_KBPS),
 };
 static const struct jf_field msg_vm_create[] = {
 	STR("name", REQ, API_NAME_MAX),

@@ -171,6 +171,19 @@ vm_rule_vcpus(const struct jf_ctx *c, const json_t *v, void *dst)
 }
 
 int
+vm_rule_rate(const struct jf_ctx *c, const json_t *v, void *dst)
+{
+	uint64_t u;
+
+	if (!jf_uint(v, VM_RATE_MIN_KBPS, VM_RATE_MAX_KBPS, &u))
+		return jf_fail(c, "must be an integer in %d..%d (kbit/s)",
+		    VM_RATE_MIN_KBPS, VM_RATE_MAX_KBPS);
+	if (dst != NULL)
+		*(uint32_t *)dst = (uint32_t)u;
+	return 0;
+}
+
+int
 vm_rule_memory(const struct jf_ctx *c, const json_t *v, void *dst)
 {
 	uint64_t u;
@@ -326,6 +339,8 @@ static const struct jf_field vs_nic_fields[] = {
 	{ .name = "vni", .type = JF_ANY, .flags = JF_REQUIRED, VS_NIC_AT(vni),
 	    .rule = vs_rule_vni },
 	{ .name = "mac", .type = JF_ANY, VS_NIC_AT(mac), .rule = vs_rule_mac },
+	{ .name = "rate_kbps", .type = JF_ANY, VS_NIC_AT(rate_kbps),
+	    .rule = vm_rule_rate },
 };
 /* Members of struct vm_spec itself (the object sits at offset 0). */
 static const struct jf_field vs_placement_fields[] = {
@@ -435,6 +450,9 @@ vm_spec_to_json(const struct vm_spec *s)
 			if (json_object_set_new(n, "mac", json_string(mac)) < 0)
 				goto fail;
 		}
+		if (s->nics[i].rate_kbps != 0 && json_object_set_new(n,
+		    "rate_kbps", json_integer(s->nics[i].rate_kbps)) < 0)
+			goto fail;
 	}
 	if (json_object_set_new(o, "networks", nets) < 0) {
 		nets = NULL;

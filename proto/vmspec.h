@@ -64,11 +64,15 @@
 #define VM_IMAGE_MAX		63	/* image name length */
 #define VM_MAC_TEXT		18	/* "xx:xx:xx:xx:xx:xx" + NUL */
 #define VM_UUID_TEXT		36	/* 8-4-4-4-12 */
+/* A NIC's transmit limit (libxl's vif rate) in kbit/s; 0 is none. */
+#define VM_RATE_MIN_KBPS	64
+#define VM_RATE_MAX_KBPS	100000000	/* 100 Gbit/s */
 
 struct vm_nic_spec {
 	uint32_t vni;
 	bool has_mac;		/* false: generate with vm_mac_generate() */
 	uint8_t mac[6];
+	uint32_t rate_kbps;	/* 0: unlimited */
 };
 
 enum vm_type { VM_PV, VM_PVH };
@@ -120,6 +124,8 @@ int vm_rule_type(const struct jf_ctx *c, const json_t *v, void *dst);
 int vm_rule_cmdline(const struct jf_ctx *c, const json_t *v, void *dst);
 					/* char[VM_CMDLINE_MAX + 1]: printable
 					   ASCII */
+int vm_rule_rate(const struct jf_ctx *c, const json_t *v, void *dst);
+					/* uint32_t: VM_RATE_MIN_KBPS..MAX */
 /* The msg of a NIC array that is not one or has more than VM_NICS_MAX. */
 #define VM_NICS_MSG	"must be an array of at most " JF_STR(VM_NICS_MAX) \
 	" objects"

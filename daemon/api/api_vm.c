@@ -51,8 +51,9 @@ api_vm_json(struct hvd *hvd, const struct vm_row *v, bool full)
 		json_t *arr = json_array();
 
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(arr, json_pack("{s:I, s:s}", "vni",
-			    (json_int_t)nics[i].vni, "mac", nics[i].mac));
+			json_array_append_new(arr, json_pack("{s:I, s:s, s:I}",
+			    "vni", (json_int_t)nics[i].vni, "mac", nics[i].mac,
+			    "rate_kbps", (json_int_t)nics[i].rate_kbps));
 		free(nics);
 		json_object_set_new(j, "nics", arr);
 	}
@@ -130,6 +131,7 @@ api_vms_create(struct hvd *hvd, const struct http_request *req,
 			vm_mac_generate(v->uuid, (unsigned)i, mac);
 		memset(&nics[i], 0, sizeof(nics[i]));
 		nics[i].vni = s->nics[i].vni;
+		nics[i].rate_kbps = s->nics[i].rate_kbps;
 		vm_mac_format(mac, nics[i].mac);
 	}
 	if ((r = place_pick(hvd, s, 0, &dst, err, sizeof(err))) < 0) {

@@ -226,10 +226,15 @@ vm_create_params(struct hvd *hvd, const struct vm_row *v, char *err,
 	if (db_vm_nics(hvd->db, v->id, &nics, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			char bridge[24];
+			json_t *nic;
 
 			snprintf(bridge, sizeof(bridge), "br%u", nics[i].vni);
-			json_array_append_new(arr, json_pack("{s:s, s:s}", "bridge",
-			    bridge, "mac", nics[i].mac));
+			nic = json_pack("{s:s, s:s}", "bridge", bridge, "mac",
+			    nics[i].mac);
+			if (nic != NULL && nics[i].rate_kbps != 0)
+				json_object_set_new(nic, "rate_kbps",
+				    json_integer(nics[i].rate_kbps));
+			json_array_append_new(arr, nic);
 		}
 		free(nics);
 	}

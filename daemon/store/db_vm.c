@@ -85,9 +85,10 @@ db_vm_create(struct db *db, const struct vm_row *v, const struct vm_nic_row *nic
 	*id = sqlite3_last_insert_rowid(db->sql);
 	for (size_t i = 0; i < nnics; i++) {
 		if ((r = db_run(db, DB_S_VM_NIC_INSERT, "INSERT INTO vm_nics "
-		    "(vm_id, idx, network_id, mac) SELECT ?, ?, id, ? FROM "
-		    "networks WHERE vni = ?", &changes, "iiti", *id,
-		    (int64_t)i, nics[i].mac, (int64_t)nics[i].vni)) < 0)
+		    "(vm_id, idx, network_id, mac, rate_kbps) SELECT ?, ?, id, "
+		    "?, ? FROM networks WHERE vni = ?", &changes, "iitii", *id,
+		    (int64_t)i, nics[i].mac, (int64_t)nics[i].rate_kbps,
+		    (int64_t)nics[i].vni)) < 0)
 			goto out;
 		if (changes != 1) {
 			r = -ENXIO;
@@ -112,6 +113,7 @@ db_nic_fill(sqlite3_stmt *st, void *row)
 	db_text(n->host_ip, sizeof(n->host_ip), st, 2);
 	n->host_id = sqlite3_column_int64(st, 3);
 	n->vm_id = sqlite3_column_int64(st, 4);
+	n->rate_kbps = (uint32_t)sqlite3_column_int64(st, 5);
 }
 
 /* vm_id > 0: that VM's NICs.  vm_id == 0: every NIC of a VM that runs (or
@@ -120,7 +122,8 @@ int
 db_vm_nics(struct db *db, int64_t vm_id, struct vm_nic_row **out, size_t *n)
 {
 	sqlite3_stmt *st = db_stmt(db, DB_S_VM_NICS, "SELECT n.vni, x.mac, "
-	    "coalesce(h.underlay_ip, ''), coalesce(v.host_id, 0), v.id FROM "
+	    "coalesce(h.underlay_ip, ''), coalesce(v.host_id, 0), v.id, "
+	    "x.rate_kbps FROM "
 	    "vm_nics x JOIN vms v ON v.id = x.vm_id JOIN networks n ON "
 	    "n.id = x.network_id LEFT JOIN hosts h ON h.id = v.host_id WHERE "
 	    "(?1 > 0 AND v.id = ?1) OR (?1 = 0 AND v.state IN ('creating', "

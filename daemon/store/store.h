@@ -200,6 +200,7 @@ struct vm_row {
 struct vm_nic_row {
 	uint32_t vni;
 	char mac[18];
+	uint32_t rate_kbps;		/* transmit limit, 0: none */
 	char host_ip[46];		/* the VM's host's underlay address */
 	int64_t host_id, vm_id;
 };

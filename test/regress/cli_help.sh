@@ -99,7 +99,7 @@ run "$HVCTL"
 expect "no command: usage on stderr, exit 2" "$rc $(head -1 "$T/e")" "2 usage: hvctl *"
 
 # --- whole usage lines
-vm_create='vm create NAME --vcpus N --memory MIB [--type pv|pvh] [--kernel IMG] [--initramfs IMG] [--cmdline TEXT] [--disk IMG] [--net VNI[=MAC]]... [--host H] [--label K=V] [--anti-affinity G] [--no-wait]'
+vm_create='vm create NAME --vcpus N --memory MIB [--type pv|pvh] [--kernel IMG] [--initramfs IMG] [--cmdline TEXT] [--disk IMG] [--net VNI[=MAC]]... [--rate RATE] [--host H] [--label K=V] [--anti-affinity G] [--no-wait]'
 expect "--help: vm create's usage whole" "$(grep -cxF "  $vm_create" "$T/help")" 1
 expect "--help: host adopt's usage whole, up to --mount" \
 	"$(grep -c '^  host adopt FINGERPRINT|MAC --name NAME .*\[--ssh-keys FILE\] \[--mount SRC:PATH\[:FS\[:OPTS\]\]\]\.\.\.$' "$T/help")" 1

@@ -80,7 +80,8 @@ test_pv_full(void **state)
 	    "\"initramfs\":\"" IMG ISHA "\",\"cmdline\":\"root=/dev/xvda ro "
 	    "console=hvc0\",\"disk\":\"/dev/vg0/web1\",\"nics\":["
 	    "{\"bridge\":\"br100\",\"mac\":\"00:16:3e:12:34:56\"},"
-	    "{\"bridge\":\"br16777215\",\"mac\":\"02:AB:cd:00:00:01\"}]}",
+	    "{\"bridge\":\"br16777215\",\"mac\":\"02:AB:cd:00:00:01\","
+	    "\"rate_kbps\":2000}]}",
 	    &ds, &dc);
 	assert_int_equal(ds.nics[1].vni, 16777215);
 
@@ -119,6 +120,11 @@ test_pv_full(void **state)
 	assert_string_equal(dc.nics[1].bridge, "br16777215");
 	assert_memory_equal(dc.nics[1].mac,
 	    ((const uint8_t[]){ 0x02, 0xab, 0xcd, 0x00, 0x00, 0x01 }), 6);
+	/* No rate: libxl's zero (none); 2000 kbit/s: 12,500 bytes / 50 ms. */
+	assert_int_equal(dc.nics[0].rate_bytes_per_interval, 0);
+	assert_int_equal(dc.nics[0].rate_interval_usecs, 0);
+	assert_int_equal(dc.nics[1].rate_bytes_per_interval, 12500);
+	assert_int_equal(dc.nics[1].rate_interval_usecs, 50000);
 
 	assert_int_equal(dc.num_pcidevs, 0);
 	assert_int_equal(dc.num_vfbs, 0);

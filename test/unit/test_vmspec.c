@@ -29,6 +29,8 @@
 	"starting with a-z or 0-9"
 #define MAC_ERR(i) "networks[" #i "].mac: must be a MAC address " \
 	"xx:xx:xx:xx:xx:xx"
+#define RATE_ERR(i) "networks[" #i "].rate_kbps: must be an integer in " \
+	"64..100000000 (kbit/s)"
 #define LOCAL_ERR(i) "networks[" #i "].mac: must be locally administered " \
 	"(x2:, x6:, xa:, xe:) or in Xen's 00:16:3e"
 #define LABEL_ERR "placement.label: must be key=value (key 1..63 of A-Z " \
@@ -158,6 +160,11 @@ static const struct {
 	    LOCAL_ERR(1) },
 	{ NETS("{\"vni\":1,\"mac\":\"00:00:00:00:00:00\"}"), LOCAL_ERR(0) },
 	{ NETS("{\"vni\":1,\"mac\":\"00:1b:21:00:00:01\"}"), LOCAL_ERR(0) },
+	{ NETS("{\"vni\":1,\"rate_kbps\":63}"), RATE_ERR(0) },
+	{ NETS("{\"vni\":1},{\"vni\":2,\"rate_kbps\":100000001}"),
+	    RATE_ERR(1) },
+	{ NETS("{\"vni\":1,\"rate_kbps\":\"2M\"}"), RATE_ERR(0) },
+	{ NETS("{\"vni\":1,\"rate_kbps\":1.5}"), RATE_ERR(0) },
 	{ NETS("{\"vni\":1,\"mac\":\"02:00:00:00:00:01\"},"
 	    "{\"vni\":2,\"mac\":\"02:00:00:00:00:01\"}"),
 	    "networks[1].mac: same MAC as networks[0]" },
@@ -239,8 +246,8 @@ test_fields_and_canonical(void **state)
 {
 	const char *in = "{\"placement\":{\"anti_affinity\":\"web\","
 	    "\"host\":\"h7\"},\"networks\":[{\"mac\":\"02:AA:bb:0C:0d:0E\","
-	    "\"vni\":100},{\"vni\":7}],\"cmdline\":\"console=hvc0\","
-	    "\"initramfs\":\"initrd\",\"kernel\":\"vmlinuz\",\"type\":\"pvh\","
+	    "\"vni\":100},{\"rate_kbps\":2000,\"vni\":7}],"
+	    "\"cmdline\":\"console=hvc0\",\"initramfs\":\"initrd\",\"kernel\":\"vmlinuz\",\"type\":\"pvh\","
 	    "\"memory_mib\":1024,\"vcpus\":4,\"name\":\"db-1\"}";
 	struct vm_spec s;
 	char err[256];
@@ -276,7 +283,7 @@ test_fields_and_canonical(void **state)
 	    "\"memory_mib\":1024,\"type\":\"pvh\",\"kernel\":\"vmlinuz\","
 	    "\"initramfs\":\"initrd\",\"cmdline\":\"console=hvc0\","
 	    "\"networks\":[{\"vni\":100,\"mac\":\"02:aa:bb:0c:0d:0e\"},"
-	    "{\"vni\":7}],\"placement\":{\"host\":\"h7\","
+	    "{\"vni\":7,\"rate_kbps\":2000}],\"placement\":{\"host\":\"h7\","
 	    "\"anti_affinity\":\"web\"}}");
 	free(text);
 
