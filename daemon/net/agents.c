@@ -938,9 +938,14 @@ agents_init(struct hvd *hvd, const struct agent_ops *ops)
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 	    1024, (struct sockaddr *)&ss, (int)len);
 	if (agent_listener == NULL) {
-		log_warn("agents: listen %s:%u", c->agent_listen_host,
-		    c->agent_listen_port);
-		return -errno ? -errno : -EADDRINUSE;
+		int e = errno ? errno : EADDRINUSE;
+		char where[ADDR_STRLEN];
+
+		addr_join(c->agent_listen_host, c->agent_listen_port, where,
+		    sizeof(where));
+		errno = e;
+		log_warn("agents: listen %s", where);
+		return -e;
 	}
 	evconnlistener_set_error_cb(agent_listener, agent_listen_error_cb);
 	if ((agent_resume = evtimer_new(hvd->base, agent_listen_resume_cb,

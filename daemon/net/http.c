@@ -922,9 +922,12 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 		    c->boot_http_port;
 
 		if ((fd = http_tcp_socket(host, port, &l->port)) < 0) {
+			char where[ADDR_STRLEN];
+
+			addr_join(host, port, where, sizeof(where));
 			errno = -fd;
-			log_warn("%s: listen %s:%u", kind == HTTP_TCP ? "api" :
-			    "boot", host, port);
+			log_warn("%s: listen %s", kind == HTTP_TCP ? "api" :
+			    "boot", where);
 			r = fd;
 			goto fail;
 		}

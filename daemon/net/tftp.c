@@ -1025,8 +1025,12 @@ tftp_init(struct hvd *hvd)
 	/* A mass boot sends a burst of requests: best effort. */
 	(void)setsockopt(tftp_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (bind(tftp_fd, (struct sockaddr *)&ss, len) == -1) {
+		char where[ADDR_STRLEN];
+
 		r = -errno;
-		log_warn("tftp: bind %s:%u", c->tftp_host, c->tftp_port);
+		addr_join(c->tftp_host, c->tftp_port, where, sizeof(where));
+		errno = -r;
+		log_warn("tftp: bind %s", where);
 		goto out;
 	}
 	if (getsockname(tftp_fd, (struct sockaddr *)&ss, &len) == 0)

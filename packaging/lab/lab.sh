@@ -22,7 +22,7 @@
 #   HV_BIN [build/release]; HVD, HVCTL, HV_AGENT override single binaries
 #   HV_NODE_IMAGE [build/node-image]  where node-image/build.sh writes
 #   HV_LAB_MEM [2048] MiB per machine (dom0 gets 1024M from stage 2)
-#   HV_LAB_SMP [1]
+#   HV_LAB_SMP [1]  CPUs per machine; lab.sh start uses what up used
 #   HV_LAB_HANDMADE ["" ]  machine indexes ("2 3") whose overlay comes from
 #       HV_LAB_DIR/ovl-www/ovl/{UUID}/{MAC}.apkovl.tar.gz, served by busybox
 #       httpd on 10.77.0.1:8080, instead of hvd's /ovl: hand-made overlays
@@ -194,6 +194,7 @@ cmd_up() {
 	pid_alive "$lab/hvd.pid" && die "the lab already runs (lab.sh down first)"
 	ns_exists && die "namespace $ns exists (lab.sh down first)"
 	mkdir -p "$lab/boot"
+	echo "$smp" > "$lab/smp"
 	HV_AGENT=$agent bash "$here/../node-image/build.sh" "$image"
 	# hvd serves regular files beneath boot-root only: copy (or hard-link)
 	# the image in, never symlink out of it.
@@ -303,6 +304,8 @@ cmd_kill() {
 cmd_start() {
 	check_index "${1:-}"
 	pid_alive "$lab/hvd.pid" && ns_exists || die "the lab is not up"
+	# The machine comes back as up made it (the demo's have 2 CPUs).
+	[ -n "${HV_LAB_SMP:-}" ] || smp=$(cat "$lab/smp" 2>/dev/null || echo 1)
 	start_machine "$1"
 }
 
