@@ -1,13 +1,23 @@
 /*
  * hvctl's HTTP client: libcurl over hvd's unix socket, or to a URL with a
- * bearer token.  Errors become the exit codes in hvctl.h here, once.
+ * bearer token.  Errors become the exit codes in hvctl.h here, once, and a
+ * refused token or role says what to set (client_check).
+ *
+ * A long-running command (h->follow: top, and the commands that follow
+ * what they started) waits out an hvd restart here and nowhere else: a GET
+ * that cannot reach hvd says so in one line, then is retried after 0.5 s,
+ * doubling up to 5 s, until hvd answers or the user interrupts.  A request
+ * that changes something is never retried (hvd may have done it), and a
+ * one-shot command fails at once.
  *
  * Must never print the token.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -15,6 +25,12 @@
 #include "hvctl.h"
 
 #define CLIENT_REPLY_MAX	(64 * 1024 * 1024)
+#define CLIENT_RETRY_FIRST_MS	500
+#define CLIENT_RETRY_MAX_MS	5000
+/* client_call_once(): the transport failed; nothing printed yet. */
+#define CLIENT_TRANSPORT	(-1)
+
+static volatile sig_atomic_t client_stop;
 
 struct client_buf {
 	char *data;
@@ -40,6 +56,71 @@ client_write(char *ptr, size_t size, size_t nmemb, void *arg)
 	b->len += n;
 	b->data[b->len] = '\0';
 	return n;
+}
+
+static void
+client_on_signal(int sig)
+{
+	(void)sig;
+	client_stop = 1;
+}
+
+/* Not SA_RESTART: a sleep in progress ends at once. */
+void
+client_catch_interrupt(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = client_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+bool
+client_interrupted(void)
+{
+	return client_stop != 0;
+}
+
+/* libcurl calls this at least once a second: a request hvd does not
+ * answer ends soon after an interrupt. */
+static int
+client_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+    curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)arg;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return client_stop != 0;
+}
+
+/* The wait before the next retry: 0.5 s after none (prev_ms 0), then
+ * doubling up to 5 s. */
+static unsigned
+client_backoff(unsigned prev_ms)
+{
+	if (prev_ms == 0)
+		return CLIENT_RETRY_FIRST_MS;
+	return prev_ms >= CLIENT_RETRY_MAX_MS / 2 ? CLIENT_RETRY_MAX_MS :
+	    prev_ms * 2;
+}
+
+/* Sleeps ms in steps of 100 ms; -1 as soon as interrupted. */
+static int
+client_pause(unsigned ms)
+{
+	struct timespec step = { 0, 100 * 1000 * 1000 };
+
+	for (unsigned slept = 0; slept < ms; slept += 100) {
+		if (client_stop)
+			return -1;
+		nanosleep(&step, NULL);
+	}
+	return client_stop ? -1 : 0;
 }
 
 void
@@ -75,27 +156,49 @@ client_transport_error(struct hvctl *h, CURLcode cc, long oserr)
 	return HVCTL_FAIL;
 }
 
-int
-client_call(struct hvctl *h, const char *method, const char *path,
-    json_t *body, struct hvctl_reply *out)
+/* Whether a retry may find hvd: it does not listen (yet), or it went away
+ * mid-request; not a refusal such as the socket's permissions. */
+static bool
+client_transient(CURLcode cc, long oserr)
+{
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+		return oserr != EACCES && oserr != EPERM;
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_OPERATION_TIMEDOUT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* One request; CLIENT_TRANSPORT (unprinted, *cc and *oserr set) when
+ * libcurl got no reply. */
+static int
+client_call_once(struct hvctl *h, const char *method, const char *path,
+    json_t *body, struct hvctl_reply *out, CURLcode *cc, long *oserr)
 {
 	struct client_buf buf = { 0 };
 	struct curl_slist *hdrs = NULL;
 	char url[1024], auth[256];
 	char *payload = NULL;
 	json_error_t jerr;
-	long oserr = 0;
-	CURLcode cc;
 	CURL *c;
 	int r = HVCTL_FAIL;
 
 	out->status = 0;
 	out->body = NULL;
+	out->via_tcp = h->url != NULL;
+	out->sent_token = h->url != NULL && h->token != NULL && h->token[0];
+	*oserr = 0;
 	if ((c = curl_easy_init()) == NULL)
 		return HVCTL_FAIL;
 	if (h->url) {
 		snprintf(url, sizeof(url), "%s%s", h->url, path);
-		if (h->token) {
+		if (out->sent_token) {
 			snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 			    h->token);
 			hdrs = curl_slist_append(hdrs, auth);
@@ -111,6 +214,8 @@ client_call(struct hvctl *h, const char *method, const char *path,
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, client_progress);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	if (body) {
 		if ((payload = json_dumps(body, JSON_COMPACT)) == NULL)
 			goto out;
@@ -119,12 +224,12 @@ client_call(struct hvctl *h, const char *method, const char *path,
 	}
 	hdrs = curl_slist_append(hdrs, "Expect:");
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	cc = curl_easy_perform(c);
-	if (cc != CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr);
+	*cc = curl_easy_perform(c);
+	if (*cc != CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_OS_ERRNO, oserr);
 		r = buf.overflow ? (fprintf(stderr, "hvctl: reply larger than "
 		    "%d bytes\n", CLIENT_REPLY_MAX), HVCTL_FAIL) :
-		    client_transport_error(h, cc, oserr);
+		    CLIENT_TRANSPORT;
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
@@ -136,12 +241,42 @@ client_call(struct hvctl *h, const char *method, const char *path,
 	}
 	r = HVCTL_OK;
 out:
-	if (h->token)
+	if (out->sent_token)
 		memset(auth, 0, sizeof(auth));
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
 	free(payload);
 	free(buf.data);
+	return r;
+}
+
+int
+client_call(struct hvctl *h, const char *method, const char *path,
+    json_t *body, struct hvctl_reply *out)
+{
+	bool retry = h->follow && strcmp(method, "GET") == 0;
+	unsigned wait_ms = 0;
+	long oserr;
+	CURLcode cc;
+	int r;
+
+	while ((r = client_call_once(h, method, path, body, out, &cc,
+	    &oserr)) == CLIENT_TRANSPORT) {
+		/* Interrupted (client_progress): the command ends quietly. */
+		if (client_stop)
+			return HVCTL_FAIL;
+		if (!retry || !client_transient(cc, oserr))
+			return client_transport_error(h, cc, oserr);
+		/* Once per outage: the next line is hvd's fresh answer. */
+		if (wait_ms == 0)
+			fprintf(stderr, "hvctl: hvd is unreachable at %s (%s); "
+			    "retrying until it is back (Ctrl-C quits)\n",
+			    h->url ? h->url : h->socket, oserr ?
+			    strerror((int)oserr) : curl_easy_strerror(cc));
+		wait_ms = client_backoff(wait_ms);
+		if (client_pause(wait_ms) < 0)
+			return HVCTL_FAIL;
+	}
 	return r;
 }
 
@@ -192,6 +327,8 @@ client_download(struct hvctl *h, const char *path, int fd,
 
 	out->status = 0;
 	out->body = NULL;
+	out->via_tcp = false;
+	out->sent_token = false;
 	if (h->url) {
 		fprintf(stderr, "hvctl: this is only taken over the local socket\n");
 		return HVCTL_USAGE;
@@ -238,11 +375,13 @@ client_upload(struct hvctl *h, const char *path, FILE *f, uint64_t size,
 
 	out->status = 0;
 	out->body = NULL;
+	out->via_tcp = h->url != NULL;
+	out->sent_token = h->url != NULL && h->token != NULL && h->token[0];
 	if ((c = curl_easy_init()) == NULL)
 		return HVCTL_FAIL;
 	if (h->url) {
 		snprintf(url, sizeof(url), "%s%s", h->url, path);
-		if (h->token) {
+		if (out->sent_token) {
 			snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 			    h->token);
 			hdrs = curl_slist_append(hdrs, auth);
@@ -274,12 +413,33 @@ client_upload(struct hvctl *h, const char *path, FILE *f, uint64_t size,
 		out->body = json_loadb(buf.data, buf.len, 0, NULL);
 	r = HVCTL_OK;
 out:
-	if (h->token)
+	if (out->sent_token)
 		memset(auth, 0, sizeof(auth));
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
 	free(buf.data);
 	return r;
+}
+
+/* After a 401 or 403: what to set.  The token is only ever read from
+ * $HVCTL_TOKEN (hvctl takes none on its command line, where ps shows it). */
+static void
+client_hint(const struct hvctl_reply *r)
+{
+	if (r->via_tcp && r->status == 401 && !r->sent_token)
+		fprintf(stderr, "hvctl: no token was sent: set HVCTL_TOKEN to an "
+		    "API token (hvctl token create, on hvd's host)\n");
+	else if (r->via_tcp && r->status == 401)
+		fprintf(stderr, "hvctl: hvd did not accept the token in "
+		    "HVCTL_TOKEN (revoked, or mistyped?): set HVCTL_TOKEN to a "
+		    "valid one (hvctl token list, on hvd's host)\n");
+	else if (r->via_tcp && r->status == 403)
+		fprintf(stderr, "hvctl: set HVCTL_TOKEN to a token whose role may "
+		    "do this (hvctl token create --role admin, on hvd's host)\n");
+	else if (r->status == 403)
+		fprintf(stderr, "hvctl: over the socket, users other than root and "
+		    "hvd's own get api-socket-peer-role; run as root, or use "
+		    "--url with a token in HVCTL_TOKEN\n");
 }
 
 /* Maps an HTTP status onto an exit code, printing the API's own words. */
@@ -295,8 +455,10 @@ client_check(const struct hvctl_reply *r, const char *what)
 	if (msg == NULL)
 		msg = "no detail given";
 	fprintf(stderr, "hvctl: %s: %s (HTTP %ld)\n", what, msg, r->status);
-	if (r->status == 401 || r->status == 403)
+	if (r->status == 401 || r->status == 403) {
+		client_hint(r);
 		return HVCTL_DENIED;
+	}
 	if (r->status >= 400 && r->status < 500)
 		return HVCTL_REJECTED;
 	return HVCTL_FAIL;

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "hvctl.h"
 
 static int
@@ -153,22 +154,30 @@ host_cells(const json_t *host, char cpu[16], char mem[48], char load[16],
 		snprintf(load, 16, "%.2f", json_number_value(l));
 }
 
-/* When hvd last heard of the host: its latest telemetry, session start or
- * boot request, whichever is newest; 0 if never. */
-static int64_t
-host_last_seen(const json_t *host)
+/*
+ * When hvd last heard of the host: its latest telemetry, session start or
+ * boot request, whichever is newest, into buf; "-" if never.  The API's
+ * times are RFC 3339 in UTC of one length, which sort as text (RFC 3339
+ * section 5.1).
+ */
+static const char *
+host_last_seen(const json_t *host, char *buf, size_t len)
 {
-	const char *keys[] = { "last_seen_at", "boot_at" };
-	int64_t t = json_integer_value(json_object_get(json_object_get(host,
-	    "live"), "telemetry_at"));
+	const json_t *obj[] = { json_object_get(host, "live"), host, host };
+	const char *keys[] = { "telemetry_at", "last_seen_at", "boot_at" };
+	const char *best = "-";
 
 	for (size_t k = 0; k < sizeof(keys) / sizeof(*keys); k++) {
-		int64_t v = json_integer_value(json_object_get(host, keys[k]));
+		char t[API_TIME_LEN];
+		const char *v = output_time(obj[k], keys[k], t, sizeof(t));
 
-		if (v > t)
-			t = v;
+		if (strcmp(v, "-") != 0 && (strcmp(best, "-") == 0 ||
+		    strcmp(v, best) > 0)) {
+			snprintf(buf, len, "%s", v);
+			best = buf;
+		}
 	}
-	return t;
+	return best;
 }
 
 int
@@ -183,7 +192,8 @@ host_table(const json_t *hosts)
 	size_t i;
 
 	json_array_foreach(hosts, i, host) {
-		char cpu[16], mem[48], load[16], fp[16], st[48], seen[32];
+		char cpu[16], mem[48], load[16], fp[16], st[48];
+		char seen[API_TIME_LEN];
 		const char *state;
 		const json_t *live = json_object_get(host, "live");
 		const char *cells[10];
@@ -201,7 +211,7 @@ host_table(const json_t *hosts)
 		cells[5] = cpu;
 		cells[6] = mem;
 		cells[7] = load;
-		cells[8] = output_epoch(host_last_seen(host), seen, sizeof(seen));
+		cells[8] = host_last_seen(host, seen, sizeof(seen));
 		cells[9] = json_is_true(json_object_get(live, "connected")) ?
 		    "connected" : "-";
 		table_add(t, cells);
@@ -316,15 +326,16 @@ show_bytes(char *buf, size_t len, const json_t *v)
 static void
 show_boot(const json_t *host)
 {
-	char t[32];
+	char t[API_TIME_LEN];
 	const char *ovl = show_or(host, "overlay", "none");
+	const char *at = output_time(host, "boot_at", t, sizeof(t));
 
-	if (json_integer_value(json_object_get(host, "boot_at")) == 0) {
+	if (strcmp(at, "-") == 0) {
 		show_kv("boot", "never booted from hvd");
 		return;
 	}
-	show_kv("boot", "%s from %s, overlay %s", output_time(host, "boot_at",
-	    t, sizeof(t)), show_or(host, "boot_ip", "?"),
+	show_kv("boot", "%s from %s, overlay %s", at,
+	    show_or(host, "boot_ip", "?"),
 	    strcmp(ovl, "served") == 0 ? "served" : "not fetched yet");
 	if (output_str(host, "boot_id") && output_str(host, "boot_id")[0])
 		show_kv("boot id", "%s", output_str(host, "boot_id"));
@@ -334,7 +345,8 @@ static void
 show_session(const json_t *host)
 {
 	const json_t *live = json_object_get(host, "live");
-	char t[32], mem[64] = "", cpu[24] = "", load[24] = "";
+	char t[API_TIME_LEN], tt[API_TIME_LEN];
+	char mem[64] = "", cpu[24] = "", load[24] = "";
 	const json_t *c = json_object_get(live, "cpu_percent");
 	const json_t *l = json_object_get(live, "load1");
 	bool connected = json_is_true(json_object_get(live, "connected"));
@@ -346,8 +358,8 @@ show_session(const json_t *host)
 	else
 		show_kv("session", "%s %s", connected ? "connected since" :
 		    "not connected; the last began", since);
-	if (live == NULL || json_integer_value(json_object_get(live,
-	    "telemetry_at")) == 0) {
+	if (live == NULL || strcmp(output_time(live, "telemetry_at", tt,
+	    sizeof(tt)), "-") == 0) {
 		show_kv("live", "%s, no telemetry", live && json_is_true(
 		    json_object_get(live, "up")) ? "up" : "not up");
 		return;
@@ -367,7 +379,7 @@ show_session(const json_t *host)
 		snprintf(load, sizeof(load), ", load %.2f", json_number_value(l));
 	show_kv("live", "%s%s%s%s, telemetry at %s", json_is_true(
 	    json_object_get(live, "up")) ? "up" : "not up", cpu, mem, load,
-	    output_time(live, "telemetry_at", t, sizeof(t)));
+	    output_time(live, "telemetry_at", tt, sizeof(tt)));
 }
 
 static bool

@@ -6,6 +6,9 @@
  *                                 the VMs that could not move, and why
  *                                 (exit 1 if there are any)
  *   host undrain NAME             the scheduler may place VMs on NAME again
+ *
+ * Following waits out an hvd restart (client.c); hvd keeps no drain across
+ * one, so the follow then ends, saying how to go on.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -89,6 +92,19 @@ drain_follow(struct hvctl *h, const char *host, size_t nvms)
 		if ((r = client_check(&rep, "host drain")) != HVCTL_OK) {
 			client_reply_dispose(&rep);
 			return r;
+		}
+		/* Just the mark: this hvd started after the drain did. */
+		if (output_str(rep.body, "state") == NULL) {
+			if (json_is_true(json_object_get(rep.body, "draining")))
+				fprintf(stderr, "hvctl: host drain %s: hvd restarted "
+				    "and moves no VMs off %s any more; it stays "
+				    "draining, and hvctl host drain %s moves what is "
+				    "left\n", host, host, host);
+			else
+				fprintf(stderr, "hvctl: host drain %s: hvd restarted "
+				    "and %s is no longer draining\n", host, host);
+			client_reply_dispose(&rep);
+			return HVCTL_FAIL;
 		}
 		drain_print_changes(json_object_get(rep.body, "vms"), last,
 		    sizeof(last) / sizeof(last[0]));

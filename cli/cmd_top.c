@@ -1,25 +1,18 @@
 /*
  * hvctl top: a live terminal view of every host, redrawn every interval
- * until interrupted.  --once draws a single frame (for scripts and tests).
+ * until interrupted; when hvd restarts it says so and goes on once hvd is
+ * back (client.c).  --once draws a single frame (for scripts and tests)
+ * and, like any one-shot command, fails at once when hvd is away.
  */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "hvctl.h"
 #include "numparse.h"
-
-static volatile sig_atomic_t top_stop;
-
-static void
-top_on_signal(int sig)
-{
-	(void)sig;
-	top_stop = 1;
-}
 
 int
 cmd_top(struct hvctl *h, int argc, char **argv)
@@ -32,8 +25,7 @@ cmd_top(struct hvctl *h, int argc, char **argv)
 	struct hvctl_reply rep;
 	bool once = false, tty = isatty(STDOUT_FILENO);
 	uint32_t interval = 2;
-	char stamp[32];
-	time_t now;
+	char stamp[API_TIME_LEN];
 	int ch, r = HVCTL_OK;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -50,18 +42,19 @@ cmd_top(struct hvctl *h, int argc, char **argv)
 			return HVCTL_USAGE;
 		}
 	}
-	signal(SIGINT, top_on_signal);
-	signal(SIGTERM, top_on_signal);
-	while (!top_stop) {
+	if (once)
+		h->follow = false;
+	client_catch_interrupt();
+	while (!client_interrupted()) {
+		/* Interrupted while it waited for hvd: ended as asked. */
 		if ((r = client_call(h, "GET", "/api/v1/hosts", NULL, &rep)) !=
 		    HVCTL_OK)
-			return r;
+			return client_interrupted() ? HVCTL_OK : r;
 		if ((r = client_check(&rep, "top")) != HVCTL_OK) {
 			client_reply_dispose(&rep);
 			return r;
 		}
-		now = time(NULL);
-		strftime(stamp, sizeof(stamp), "%H:%M:%S", localtime(&now));
+		output_epoch((int64_t)time(NULL), stamp, sizeof(stamp));
 		/* Home the cursor and clear, as top(1) does, only on a tty. */
 		if (tty && !once)
 			fputs("\033[H\033[2J", stdout);
@@ -73,7 +66,8 @@ cmd_top(struct hvctl *h, int argc, char **argv)
 		client_reply_dispose(&rep);
 		if (once)
 			break;
-		for (uint32_t s = 0; s < interval * 10 && !top_stop; s++)
+		for (uint32_t s = 0; s < interval * 10 && !client_interrupted();
+		    s++)
 			usleep(100000);
 	}
 	return r;

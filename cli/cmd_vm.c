@@ -59,6 +59,14 @@ vm_wait(struct hvctl *h, long long op, const char *vm)
 		snprintf(path, sizeof(path), "/api/v1/operations/%lld", op);
 		if ((r = client_call(h, "GET", path, NULL, &rep)) != HVCTL_OK)
 			return r;
+		/* Ids are never reused: an unknown one is from before a restart. */
+		if (rep.status == 404) {
+			fprintf(stderr, "hvctl: hvd no longer knows operation %lld "
+			    "(it restarted since); where it got: hvctl vm show %s\n",
+			    op, vm);
+			client_reply_dispose(&rep);
+			return HVCTL_FAIL;
+		}
 		if ((r = client_check(&rep, "vm")) != HVCTL_OK) {
 			client_reply_dispose(&rep);
 			return r;

@@ -30,11 +30,15 @@ struct hvctl {
 	const char *url;	/* http://host:port, instead of the socket */
 	const char *token;	/* bearer token for url */
 	bool json;
+	/* A long-running command: its GETs wait out an hvd restart. */
+	bool follow;
 };
 
 struct hvctl_reply {
 	long status;
 	json_t *body;		/* owned; NULL when the body was empty */
+	bool via_tcp;		/* over url, not the socket */
+	bool sent_token;	/* with a bearer token */
 };
 
 /* client.c */
@@ -48,6 +52,11 @@ int client_upload(struct hvctl *h, const char *path, FILE *f, uint64_t size,
 void client_reply_dispose(struct hvctl_reply *r);
 void client_global_init(void);
 void client_global_cleanup(void);
+/* SIGINT and SIGTERM set a flag instead of killing hvctl, for a command
+ * that runs until stopped (top); client_interrupted() reads it, and a
+ * request or a wait for hvd in progress then ends (HVCTL_FAIL, quietly). */
+void client_catch_interrupt(void);
+bool client_interrupted(void);
 
 /* output.c */
 struct table;

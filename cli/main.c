@@ -327,6 +327,28 @@ cmd_find(const char *family, const char *verb)
 	return NULL;
 }
 
+/*
+ * The commands that run on after their first answer: top, and those that
+ * follow what they started.  Their GETs wait out an hvd restart
+ * (client.c); every other command fails at once when hvd is away.
+ */
+static bool
+cmd_follows(const struct hvctl_cmd *c)
+{
+	static const char *const follow[][2] = {
+		{ "top", NULL }, { "host", "drain" }, { "vm", "create" },
+		{ "vm", "stop" }, { "vm", "start" }, { "vm", "reboot" },
+		{ "vm", "destroy" }, { "vm", "migrate" },
+	};
+
+	for (size_t i = 0; i < sizeof(follow) / sizeof(*follow); i++)
+		if (strcmp(c->family, follow[i][0]) == 0 && (c->verb == NULL ?
+		    follow[i][1] == NULL : follow[i][1] != NULL &&
+		    strcmp(c->verb, follow[i][1]) == 0))
+			return true;
+	return false;
+}
+
 static bool
 family_known(const char *family)
 {
@@ -439,6 +461,7 @@ main(int argc, char **argv)
 	snprintf(name, sizeof(name), "hvctl %s%s%s", cmd->family, cmd->verb ?
 	    " " : "", cmd->verb ? cmd->verb : "");
 	argv[base] = name;
+	h.follow = cmd_follows(cmd);
 	client_global_init();
 	optind = 0;	/* getopt_long restarts for the command's own options */
 	r = cmd->run(&h, n, argv + base);

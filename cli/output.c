@@ -2,13 +2,13 @@
  * Output for people (aligned tables) and for scripts (--json).
  *
  * Invariant: a table never truncates a cell; columns grow to fit.  A time
- * is shown one way everywhere: RFC 3339 in UTC (output_epoch).
+ * is shown one way everywhere: RFC 3339 in UTC, as the API sends it.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "api.h"
 #include "hvctl.h"
 
 struct table {
@@ -111,21 +111,17 @@ output_cell(const json_t *obj, const char *key)
 }
 
 /* Unix seconds as RFC 3339 in UTC (2026-12-03T19:30:00Z), or "-" for 0:
- * one format in every table and show block, whatever the local zone. */
+ * one format in every table and show block, whatever the local zone, and
+ * the API's own (api_time_format). */
 const char *
 output_epoch(int64_t secs, char *buf, size_t len)
 {
-	time_t t = (time_t)secs;
-	struct tm tm;
-
-	if (secs <= 0 || gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		return "-";
-	return buf;
+	return api_time_format(secs, buf, len) ? buf : "-";
 }
 
-/* obj's key as output_epoch() shows it; a string (the API's own RFC 3339
- * text) as it is; "-" when missing, null or 0. */
+/* obj's key as the API sends a time (RFC 3339 text) as it is; "-" when
+ * missing or null.  An integer (an older hvd's epoch seconds) as
+ * output_epoch() shows it. */
 const char *
 output_time(const json_t *obj, const char *key, char *buf, size_t len)
 {

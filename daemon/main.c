@@ -475,6 +475,8 @@ main(int argc, char **argv)
 		fatalx("cannot load hvd's keys from %s", hvd.conf->state_dir);
 	if ((r = fleet_init(&hvd)) < 0)
 		fatalx("cannot load the hosts");
+	if ((r = vm_ops_init(&hvd)) < 0)
+		fatalx("cannot reserve VM operation ids");
 	if ((r = agents_init(&hvd, &hvd_agent_ops)) < 0)
 		fatalx("cannot start the agent listener");
 	if ((r = dhcp_init(&hvd)) < 0)

@@ -1,5 +1,6 @@
 /*
- * Decoders for REST request bodies.
+ * Decoders for REST request bodies, and the one time format of the API's
+ * replies (hvd writes it, hvctl shows it).
  *
  * Invariant: a decoder either fills the whole output and returns 0, or
  * returns -EINVAL with a reason; callers never see a half-valid struct.
@@ -7,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 #include "jsonfield.h"
@@ -163,6 +165,31 @@ api_role_name(enum api_role role)
 	if ((unsigned)role >= sizeof(api_role_names) / sizeof(*api_role_names))
 		return "invalid";
 	return api_role_names[role];
+}
+
+const char *
+api_time_format(int64_t secs, char *buf, size_t len)
+{
+	time_t t = (time_t)secs;
+	struct tm tm;
+
+	if (secs > 0 && (int64_t)t == secs && gmtime_r(&t, &tm) != NULL &&
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) != 0)
+		return buf;
+	/* strftime() leaves a buffer it could not fill undefined. */
+	if (len > 0)
+		buf[0] = '\0';
+	return NULL;
+}
+
+json_t *
+api_time_json(int64_t secs)
+{
+	char buf[API_TIME_LEN];
+
+	if (api_time_format(secs, buf, sizeof(buf)) == NULL)
+		return json_null();
+	return json_string(buf);
 }
 
 int

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #define API_NAME_MAX	63
 #define API_DESC_MAX	256
 #define API_VNI_MIN	1
@@ -110,5 +112,17 @@ int api_host_spec_decode(const char *body, size_t len, enum api_host_op op,
     struct api_host_spec *hs, char *err, size_t errlen);
 const char *api_role_name(enum api_role role);
 int api_role_parse(const char *s, enum api_role *out);
+
+/*
+ * Every time in the API's JSON is RFC 3339 in UTC, to the second
+ * ("2026-12-03T19:30:00Z"), or null when it is not known; hvctl shows the
+ * same text.  api_time_format() writes secs (Unix seconds) so into buf
+ * (API_TIME_LEN holds any) and returns buf; for 0 or less (unknown), or a
+ * time it cannot write, it returns NULL and buf is "".  api_time_json() is
+ * the same as a new JSON reference: the string, or null.
+ */
+#define API_TIME_LEN	32
+const char *api_time_format(int64_t secs, char *buf, size_t len);
+json_t *api_time_json(int64_t secs);
 
 #endif

@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "rest.h"
+#include "escape.h"
 #include "numparse.h"
 
 #define API_KEY_MAX	64
@@ -158,8 +159,8 @@ api_events(struct hvd *hvd, const struct http_request *req,
 	}
 	arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}",
-		    "id", (json_int_t)rows[i].id, "time", (json_int_t)rows[i].time,
+		json_array_append_new(arr, json_pack("{s:I, s:o, s:s, s:s, s:s, s:s}",
+		    "id", (json_int_t)rows[i].id, "time", api_time_json(rows[i].time),
 		    "kind", rows[i].kind, "subject", rows[i].subject,
 		    "actor", rows[i].actor, "detail", rows[i].detail));
 	free(rows);
@@ -183,6 +184,14 @@ static const struct api_route api_routes[] = {
 	{ "POST", "/api/v1/vms/{}/reboot", API_ROLE_ADMIN, NULL,
 	    api_vm_reboot },
 	{ "GET", "/api/v1/vms/{}/console", API_ROLE_READ, NULL, api_vm_console },
+	{ "POST", "/api/v1/vms/{}/console/attach", API_ROLE_ADMIN, NULL,
+	    api_vm_console_attach },
+	{ "GET", "/api/v1/consoles", API_ROLE_ADMIN, api_consoles_list, NULL },
+	{ "GET", "/api/v1/consoles/{}", API_ROLE_ADMIN, NULL, api_console_read },
+	{ "POST", "/api/v1/consoles/{}/input", API_ROLE_ADMIN, NULL,
+	    api_console_input },
+	{ "DELETE", "/api/v1/consoles/{}", API_ROLE_ADMIN, NULL,
+	    api_console_detach },
 	{ "POST", "/api/v1/vms/{}/migrate", API_ROLE_ADMIN, NULL,
 	    api_vm_migrate },
 	{ "GET", "/api/v1/operations/{}", API_ROLE_READ, NULL,
@@ -260,6 +269,23 @@ api_key_printable(const char *key)
 	return true;
 }
 
+/*
+ * 403 names the path refused as the client sent it, not the route's
+ * template, and the role the route needs.  The path is the client's text
+ * (its key is checked only after this), so it is escaped and bounded.
+ */
+static void
+api_forbidden(const struct http_request *req, const struct api_route *r,
+    struct http_reply *rep)
+{
+	char path[160];
+	size_t need = escape_text(path, sizeof(path), req->url);
+
+	http_error(rep, MHD_HTTP_FORBIDDEN, "role '%s' may not %s %s%s (it needs "
+	    "role '%s')", api_role_name(req->role), req->method, path,
+	    need >= sizeof(path) ? "..." : "", api_role_name(r->need));
+}
+
 void
 api_handle(struct hvd *hvd, const struct http_request *req,
     struct http_reply *rep)
@@ -306,9 +332,7 @@ api_handle(struct hvd *hvd, const struct http_request *req,
 			http_error(rep, MHD_HTTP_UNAUTHORIZED,
 			    "missing or invalid bearer token");
 		else
-			http_error(rep, MHD_HTTP_FORBIDDEN,
-			    "role '%s' may not %s %s", api_role_name(req->role),
-			    req->method, hit->path);
+			api_forbidden(req, hit, rep);
 		return;
 	}
 	if (key != NULL && !api_key_printable(key)) {

@@ -25,7 +25,7 @@ api_host_json(const struct host_row *h)
 	json_t *j;
 
 	j = json_pack("{s:s?, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, "
-	    "s:s?, s:I, s:I, s:s, s:s}",
+	    "s:s?, s:o, s:o, s:s, s:s}",
 	    "name", h->name[0] ? h->name : NULL, "state", h->state,
 	    "fingerprint", h->fingerprint, "boot_mac", h->boot_mac,
 	    "uuid", h->uuid, "serial", h->serial[0] ? h->serial : NULL,
@@ -33,8 +33,8 @@ api_host_json(const struct host_row *h)
 	    "underlay_ip", h->underlay_ip[0] ? h->underlay_ip : NULL,
 	    "boot_ip", h->boot_ip[0] ? h->boot_ip : NULL,
 	    "agent_pubkey", h->agent_pubkey[0] ? h->agent_pubkey : NULL,
-	    "boot_at", (json_int_t)h->boot_at,
-	    "last_seen_at", (json_int_t)h->last_seen_at,
+	    "boot_at", api_time_json(h->boot_at),
+	    "last_seen_at", api_time_json(h->last_seen_at),
 	    "boot_id", h->boot_id, "overlay", h->boot_at == 0 ? "none" :
 	    h->ovl_served_at ? "served" : "pending");
 	if (j)

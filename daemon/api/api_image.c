@@ -30,9 +30,9 @@ image_name_valid(const char *s)
 static json_t *
 api_image_json(const struct image_row *im)
 {
-	return json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", im->name, "kind",
+	return json_pack("{s:s, s:s, s:s, s:I, s:o}", "name", im->name, "kind",
 	    im->kind, "sha256", im->sha256, "size", (json_int_t)im->size,
-	    "created_at", (json_int_t)im->created_at);
+	    "created_at", api_time_json(im->created_at));
 }
 
 void

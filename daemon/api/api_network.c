@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <microhttpd.h>
 
@@ -23,26 +22,13 @@ static struct blob *api_network_cache;
 static uint64_t api_network_cache_gen;
 
 static json_t *
-api_time(int64_t t)
-{
-	char buf[32];
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		return json_null();
-	return json_string(buf);
-}
-
-static json_t *
 api_network_json(const struct network *n)
 {
 	return json_pack("{s:s, s:I, s:s, s:b, s:o, s:o}",
 	    "name", n->name, "vni", (json_int_t)n->vni,
 	    "description", n->description, "all_hosts", n->all_hosts,
-	    "created_at", api_time(n->created_at),
-	    "updated_at", api_time(n->updated_at));
+	    "created_at", api_time_json(n->created_at),
+	    "updated_at", api_time_json(n->updated_at));
 }
 
 static void

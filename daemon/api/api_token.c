@@ -17,10 +17,10 @@
 static json_t *
 api_token_json(const struct token_row *t)
 {
-	return json_pack("{s:s, s:s, s:s, s:I, s:I}", "id", t->id,
+	return json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", t->id,
 	    "role", api_role_name(t->role), "name", t->name,
-	    "created_at", (json_int_t)t->created_at,
-	    "last_used_at", (json_int_t)t->last_used_at);
+	    "created_at", api_time_json(t->created_at),
+	    "last_used_at", api_time_json(t->last_used_at));
 }
 
 void

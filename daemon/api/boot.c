@@ -229,9 +229,9 @@ boot_status_json(void)
 		if (fd >= 0)
 			close(fd);
 		json_array_append_new(files, present ?
-		    json_pack("{s:s, s:b, s:I, s:I, s:s?}", "name", boot_files[i],
+		    json_pack("{s:s, s:b, s:I, s:o, s:s?}", "name", boot_files[i],
 		    "present", 1, "size", (json_int_t)st.st_size,
-		    "mtime", (json_int_t)st.st_mtime, "source",
+		    "mtime", api_time_json(st.st_mtime), "source",
 		    boot_source(boot_files[i], source, sizeof(source))) :
 		    json_pack("{s:s, s:b}", "name", boot_files[i], "present", 0));
 		if (!present)

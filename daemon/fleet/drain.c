@@ -271,10 +271,10 @@ drain_json(int64_t host_id)
 			json_object_set_new(j, "reason", json_string(dv->reason));
 		json_array_append_new(vms, j);
 	}
-	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:o}",
+	return json_pack("{s:s, s:s, s:b, s:I, s:o, s:o, s:I, s:I, s:o}",
 	    "host", d->host, "state", d->ended ? "ended" : "running", "undrained",
 	    d->stopped, "parallel", (json_int_t)DRAIN_PARALLEL, "started",
-	    (json_int_t)d->started, "ended", (json_int_t)d->ended, "moved",
+	    api_time_json(d->started), "ended", api_time_json(d->ended), "moved",
 	    (json_int_t)counts[DV_MOVED], "not_moved",
 	    (json_int_t)counts[DV_NOT_MOVED], "vms", vms);
 }

@@ -391,13 +391,13 @@ fleet_host_json(const struct fleet_host *fh)
 	const json_t *t = fh->latest;
 	json_t *cpu = json_object_get(t, "cpu"), *mem = json_object_get(t, "memory");
 
-	return json_pack("{s:b, s:b, s:O?, s:O?, s:O?, s:O?, s:I}",
+	return json_pack("{s:b, s:b, s:O?, s:O?, s:O?, s:O?, s:o}",
 	    "up", fh->up, "connected", fh->session != NULL,
 	    "cpu_percent", json_object_get(cpu, "percent"),
 	    "memory_used_bytes", json_object_get(mem, "used_bytes"),
 	    "memory_total_bytes", json_object_get(mem, "total_bytes"),
 	    "load1", json_array_get(json_object_get(t, "load"), 0),
-	    "telemetry_at", (json_int_t)fh->latest_at);
+	    "telemetry_at", api_time_json(fh->latest_at));
 }
 
 json_t *
@@ -410,15 +410,15 @@ fleet_telemetry_json(const struct fleet_host *fh)
 		    fh->hist_cap;
 		const struct fleet_sample *s = &fh->hist[idx];
 
-		json_array_append_new(hist, json_pack("{s:I, s:f, s:f, s:I, s:I, "
-		    "s:I, s:I}", "t", (json_int_t)s->t, "cpu_percent",
+		json_array_append_new(hist, json_pack("{s:o, s:f, s:f, s:I, s:I, "
+		    "s:I, s:I}", "t", api_time_json(s->t), "cpu_percent",
 		    (double)s->cpu_percent, "load1", (double)s->load1,
 		    "memory_used_bytes", (json_int_t)s->mem_used,
 		    "memory_total_bytes", (json_int_t)s->mem_total,
 		    "rx_bps", (json_int_t)s->rx_bps, "tx_bps", (json_int_t)s->tx_bps));
 	}
-	return json_pack("{s:s, s:b, s:I, s:O?, s:I, s:o}", "host", fh->name,
-	    "up", fh->up, "at", (json_int_t)fh->latest_at, "latest", fh->latest,
+	return json_pack("{s:s, s:b, s:o, s:O?, s:I, s:o}", "host", fh->name,
+	    "up", fh->up, "at", api_time_json(fh->latest_at), "latest", fh->latest,
 	    "step_seconds", (json_int_t)fh->hvd->conf->telemetry_step_s,
 	    "history", hist);
 }

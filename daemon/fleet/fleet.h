@@ -67,6 +67,8 @@ enum vm_action { VM_ACTION_CREATE, VM_ACTION_STOP, VM_ACTION_DESTROY,
  * never mapped to another). */
 uint64_t vm_start_action(struct hvd *hvd, const struct vm_row *v,
     enum vm_action action, char *err, size_t errlen);
+/* Reserves this hvd's first block of operation ids (before any op). */
+int vm_ops_init(struct hvd *hvd);
 json_t *vm_op_json(uint64_t id);
 /* A migrate operation (migrate.c drives it): phase preparing, state
  * pending.  Its id; updates take NULL (or bytes -1) for "unchanged". */

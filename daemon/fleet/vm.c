@@ -49,13 +49,47 @@ struct vm_op {
 };
 
 static struct vm_op vm_ops[VM_OPS_MAX];
-static uint64_t vm_op_next = 1;
+/*
+ * Ids come from blocks reserved in SQLite (schema/010), so one that hvctl
+ * follows across an hvd restart is unknown then (404), never a newer
+ * operation.  vm_op_first is the oldest id of this hvd's life.
+ */
+#define VM_OP_BLOCK	4096
+static struct db *vm_op_db;
+static uint64_t vm_op_first = 1, vm_op_next = 1, vm_op_limit = 1;
+
+int
+vm_ops_init(struct hvd *hvd)
+{
+	uint64_t first;
+	int r;
+
+	vm_op_db = hvd->db;
+	if ((r = db_counter_reserve(vm_op_db, "operation", VM_OP_BLOCK,
+	    &first)) < 0)
+		return r;
+	vm_op_first = vm_op_next = first;
+	vm_op_limit = first + VM_OP_BLOCK;
+	return 0;
+}
 
 static struct vm_op *
 vm_op_new(const char *vm, const char *uuid, enum vm_action action)
 {
-	struct vm_op *op = &vm_ops[vm_op_next % VM_OPS_MAX];
+	struct vm_op *op;
+	uint64_t first;
 
+	if (vm_op_next >= vm_op_limit) {
+		if (vm_op_db != NULL && db_counter_reserve(vm_op_db, "operation",
+		    VM_OP_BLOCK, &first) == 0 && first >= vm_op_next)
+			vm_op_next = first;
+		else
+			log_warnx("vm: cannot reserve operation ids; after a "
+			    "restart, ids from %llu may name other operations",
+			    (unsigned long long)vm_op_next);
+		vm_op_limit = vm_op_next + VM_OP_BLOCK;
+	}
+	op = &vm_ops[vm_op_next % VM_OPS_MAX];
 	memset(op, 0, sizeof(*op));
 	op->id = vm_op_next++;
 	snprintf(op->vm, sizeof(op->vm), "%s", vm);
@@ -80,8 +114,8 @@ vm_op_find(uint64_t id)
 static void
 vm_op_end(const char *uuid, unsigned actions, bool ok, const char *msg)
 {
-	for (uint64_t id = vm_op_next - 1; id > 0 && id + VM_OPS_MAX >= vm_op_next;
-	    id--) {
+	for (uint64_t id = vm_op_next - 1; id >= vm_op_first &&
+	    id + VM_OPS_MAX >= vm_op_next; id--) {
 		struct vm_op *op = vm_op_find(id);
 
 		if (op == NULL || strcmp(op->uuid, uuid) != 0 ||
@@ -99,7 +133,7 @@ vm_op_end(const char *uuid, unsigned actions, bool ok, const char *msg)
 static uint64_t
 vm_op_pending(const char *uuid, enum vm_action action)
 {
-	for (uint64_t id = vm_op_next - 1; id > 0 &&
+	for (uint64_t id = vm_op_next - 1; id >= vm_op_first &&
 	    id + VM_OPS_MAX >= vm_op_next; id--) {
 		struct vm_op *op = vm_op_find(id);
 

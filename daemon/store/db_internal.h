@@ -52,6 +52,7 @@ enum db_slot {
 	DB_S_MIG_INSERT, DB_S_MIG_OPEN, DB_S_MIG_GET, DB_S_MIG_PHASE,
 	DB_S_MIG_MOVE_VM, DB_S_MIG_MOVED, DB_S_MIG_DECIDE, DB_S_MIG_CLOSE,
 	DB_S_HOST_DRAIN,
+	DB_S_COUNTER_RESERVE,
 	DB_S__MAX
 };
 _Static_assert(DB_S__MAX <= sizeof(((struct db *)0)->stmts) /

@@ -18,6 +18,10 @@ uint64_t db_generation(struct db *db);
 void db_on_commit(struct db *db, void (*fn)(void *arg), void *arg);
 const char *db_conflict(struct db *db);
 int db_ping(struct db *db);
+/* Adds n to counter NAME (schema/010) and gives the first of the n values
+ * reserved; -ENOENT for no such counter. */
+int db_counter_reserve(struct db *db, const char *name, uint64_t n,
+    uint64_t *first);
 int db_backup_to(struct db *db, const char *path);
 
 /* db_event.c */

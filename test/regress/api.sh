@@ -50,7 +50,7 @@ ADMIN=$("$HVCTL" token create --role admin 2>/dev/null)
 expect "read token format" "$READ" 'hvt_????????????????_????????????????????????????????????????????????????????????????'
 expect "read token may GET" "$(tcp "$READ" GET /api/v1/networks)" '200 {"networks":\[{"name":"a",*'
 expect "read-only token on POST -> 403" "$(tcp "$READ" POST /api/v1/networks '{"name":"c","vni":9}')" \
-	"403 {\"error\":\"role 'read' may not POST /api/v1/networks\"}"
+	"403 {\"error\":\"role 'read' may not POST /api/v1/networks (it needs role 'admin')\"}"
 expect "read token may not list tokens" "$(tcp "$READ" GET /api/v1/tokens)" '403 *'
 expect "admin token may POST" "$(tcp "$ADMIN" POST /api/v1/networks '{"name":"c","vni":9}')" '201 *'
 # Change the secret's last hex digit (to 1 if it is 0, else to 0).

@@ -111,7 +111,7 @@ for line in "name: *m1" "state: *adopted" "fingerprint: *$FP1" "boot mac: *$MAC1
 done
 expect_eq "(b) host show --json: valid JSON, the raw object" \
 	"$("$HVCTL" host show m1 --json | field '(d["name"], d["state"], d["labels"], type(d["boot_at"]).__name__)')" \
-	"('m1', 'adopted', {'rack': 'r1', 'zone': 'a'}, 'int')"
+	"('m1', 'adopted', {'rack': 'r1', 'zone': 'a'}, 'str')"
 expect_eq "(b) hvctl --json host show: the same" "$("$HVCTL" --json host show m1 | field 'd["fingerprint"]')" "$FP1"
 list=$(TZ=Asia/Tokyo "$HVCTL" host list)
 expect "(b) host list: a LAST SEEN column before SESSION" "$(echo "$list" | head -1)" "NAME *STATE *FINGERPRINT *BOOT MAC *UNDERLAY *CPU *MEMORY *LOAD *LAST SEEN *SESSION"

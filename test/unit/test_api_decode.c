@@ -1,6 +1,6 @@
 /*
  * REST body decoders and number parsing: strict, and every rejection names
- * what was wrong.
+ * what was wrong.  And the API's one time format.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -168,6 +168,46 @@ test_numparse(void **state)
 	assert_int_equal(parse_mode("08", &mode), -EINVAL);
 }
 
+static const struct {
+	int64_t secs;
+	const char *text;	/* NULL: unknown, JSON null */
+} time_cases[] = {
+	{ 1796326200, "2026-12-03T19:30:00Z" },
+	{ 1, "1970-01-01T00:00:01Z" },
+	{ 951782400, "2000-02-29T00:00:00Z" },
+	{ 0, NULL },
+	{ -1, NULL },
+	{ INT64_MAX, NULL },
+};
+
+static void
+test_time_format(void **state)
+{
+	char buf[API_TIME_LEN], small[8];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(time_cases) / sizeof(*time_cases); i++) {
+		const char *t = time_cases[i].text;
+		json_t *j = api_time_json(time_cases[i].secs);
+
+		if (t) {
+			assert_ptr_equal(api_time_format(time_cases[i].secs, buf,
+			    sizeof(buf)), buf);
+			assert_string_equal(buf, t);
+			assert_string_equal(json_string_value(j), t);
+		} else {
+			assert_null(api_time_format(time_cases[i].secs, buf,
+			    sizeof(buf)));
+			assert_string_equal(buf, "");
+			assert_true(json_is_null(j));
+		}
+		json_decref(j);
+	}
+	/* Never a cut time: too small a buffer is no time at all. */
+	assert_null(api_time_format(1796326200, small, sizeof(small)));
+	assert_string_equal(small, "");
+}
+
 int
 main(void)
 {
@@ -178,6 +218,7 @@ main(void)
 		cmocka_unit_test(test_long_unknown_key_is_bounded),
 		cmocka_unit_test(test_token_request),
 		cmocka_unit_test(test_numparse),
+		cmocka_unit_test(test_time_format),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,9 +60,14 @@ test_history_ring(void **state)
 	assert_int_equal(json_array_size(hist), 6);
 	first = json_array_get(hist, 0);
 	last = json_array_get(hist, 5);
-	/* The last complete step is [1180, 1190); the one filling is 1190. */
-	assert_int_equal(json_integer_value(json_object_get(last, "t")), 1180);
-	assert_int_equal(json_integer_value(json_object_get(first, "t")), 1130);
+	/* The last complete step is [1180, 1190); the one filling is 1190.
+	 * Times are the API's: RFC 3339 in UTC. */
+	assert_string_equal(json_string_value(json_object_get(last, "t")),
+	    "1970-01-01T00:19:40Z");
+	assert_string_equal(json_string_value(json_object_get(first, "t")),
+	    "1970-01-01T00:18:50Z");
+	assert_string_equal(json_string_value(json_object_get(j, "at")),
+	    "1970-01-01T00:19:59Z");
 	/* Averages over the step: cpu 180..189 -> 184.5, load 18.45. */
 	assert_float_equal(json_number_value(json_object_get(last,
 	    "cpu_percent")), 184.5, 0.01);

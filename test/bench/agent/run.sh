@@ -283,7 +283,8 @@ EOF
 
 	note "footprint: warming up ${fp_warmup} s, then measuring ${fp_seconds} s (hv-agent pid $agent_pid, node_exporter pid $ne_pid)"
 	sleep "$fp_warmup"
-	at0=$(telemetry | jq -r .at)
+	# hvd's times are RFC 3339 in UTC; compared here as epoch seconds.
+	at0=$(telemetry | jq -r '.at | fromdateiso8601? // "none"')
 	scrapes=$(grep -c '^200$' "$d/scrapes" || true)
 	read -r a0 n0 < <(cpu_ns "$agent_pid" "$ne_pid")
 	ta0=$(cpu_ticks "$agent_pid") tn0=$(cpu_ticks "$ne_pid") t0=$(now)
@@ -304,7 +305,7 @@ EOF
 
 	# hvd must really have received the agent's telemetry during the window.
 	tel=$(telemetry) || die "GET /api/v1/hosts/h1/telemetry failed"
-	at1=$(jq -r .at <<<"$tel")
+	at1=$(jq -r '.at | fromdateiso8601? // "none"' <<<"$tel")
 	[[ $at1 =~ ^[0-9]+$ && $at0 =~ ^[0-9]+$ ]] || die "no telemetry timestamp from hvd: $tel"
 	((at1 > at0)) || { show_log "$d/agent.log"; die "hvd received no telemetry from hv-agent during the window (at stayed $at0)"; }
 	(($(fmt=%d calc 't1 - a' -v t1="$t1" -v a="$at1") <= 3)) ||
