@@ -153,11 +153,11 @@ vm_op_json(uint64_t id)
 
 	if (op == NULL)
 		return NULL;
-	j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I}", "id",
+	j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:o}", "id",
 	    (json_int_t)op->id, "vm", op->vm, "action",
 	    vm_actions[op->action].name, "state",
-	    op->state, "message", op->message, "started", (json_int_t)op->started,
-	    "ended", (json_int_t)op->ended);
+	    op->state, "message", op->message, "started",
+	    api_time_json(op->started), "ended", api_time_json(op->ended));
 	if (j && op->action == VM_ACTION_MIGRATE) {
 		json_object_set_new(j, "phase", json_string(op->phase));
 		json_object_set_new(j, "bytes", json_integer((json_int_t)op->bytes));

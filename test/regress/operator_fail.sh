@@ -214,6 +214,9 @@ expect "(e) the old id is 404 now" "$(sock GET "/api/v1/operations/$OP1")" "404 
 expect "(e) h1 is back again" "$(wait_for 20 has_xen)" "[0-9]*"
 r=$(sock POST /api/v1/vms '{"name":"web3","vcpus":1,"memory_mib":64,"kernel":"kern1"}')
 OP3=$(jget "${r#* }" "d['operation']")
+expect "(e) an operation's times are RFC 3339 too (ended: null while pending)" \
+	"$(sock GET "/api/v1/operations/$OP3" | cut -d' ' -f2- | field "(d['started'], d['ended'])")" \
+	"('[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z', None)"
 expect_eq "(e) the next operation's id is larger than any before the restart" \
 	"$([ -n "$OP3" ] && [ "$OP3" -gt "$OP2" ] && [ "$OP2" -gt "$OP1" ] && echo yes || echo "no: $OP1 $OP2 $OP3")" yes
 finish
