@@ -284,6 +284,7 @@ follow() {
 }
 
 vm_host() { "$hvctl" vm list 2>/dev/null | awk -v n="$1" 'NR > 1 && $1 == n {print $2}'; }
+vm_state() { "$hvctl" vm list 2>/dev/null | awk -v n="$1" 'NR > 1 && $1 == n {print $3}'; }
 # The outcome line of the guest's newest boot on its console.
 ping_line() {
 	"$hvctl" vm console "$1" 2>/dev/null | tr -d '\r' |
@@ -297,11 +298,19 @@ image_add() {
 }
 
 # vm_create N PEER [ARGS...]: VM vmN at 192.168.100.1N on VNI 100,
-# pinging 192.168.100.1PEER, unless it exists.  Sets created=1.
+# pinging 192.168.100.1PEER, unless it exists (started again if it does
+# not run: after lab.sh down and up its domain is gone).  Sets created=1.
 vm_create() {
-	local n=$1 peer=$2 cmdline
+	local n=$1 peer=$2 cmdline state
 	shift 2
-	"$hvctl" vm show "vm$n" >/dev/null 2>&1 && return 0
+	if "$hvctl" vm show "vm$n" >/dev/null 2>&1; then
+		state=$(vm_state "vm$n")
+		case $state in running|pending|creating) return 0 ;; esac
+		say "vm$n is $state: hvctl vm start vm$n"
+		"$hvctl" vm start "vm$n" || die "vm start vm$n failed"
+		created=1
+		return 0
+	fi
 	cmdline="console=hvc0 hvguest.ip=192.168.100.1$n/24 hvguest.peer=192.168.100.1$peer hvguest.wait=300"
 	say "hvctl vm create vm$n --vcpus 1 --memory 128 --net 100 $*"
 	"$hvctl" vm create "vm$n" --vcpus 1 --memory 128 --kernel guest-kernel \
