@@ -36,6 +36,7 @@
 #include "log.h"
 #include "msg.h"
 #include "vm.h"
+#include "vm_console_attach.h"
 
 #define AGENT_BACKOFF_BASE_MS	250
 #define AGENT_BACKOFF_MAX_MS	15000
@@ -59,6 +60,7 @@ struct agent_link {
 	struct xen *xen;
 	struct agent_mesh *mesh;	/* borrowed, may be NULL */
 	struct agent_vm *vm;		/* borrowed, NULL without Xen */
+	struct vca *console;		/* interactive consoles, with the link */
 };
 
 static uint8_t al_frame[LINK_FRAME_MAX];
@@ -136,6 +138,7 @@ al_disconnect(struct agent_link *al, const char *why)
 	al->bev = NULL;
 	link_dispose(&al->link);
 	evtimer_del(al->ev_tick);
+	vca_drop_all(al->console);
 	al->state = AL_IDLE;
 	al_schedule_retry(al);
 }
@@ -315,6 +318,28 @@ cmd_vm_migrate_end(struct agent_link *al, json_t *params, char *err,
 	return agent_vm_migrate_end(al->vm, params, err, errlen);
 }
 
+/* Interactive consoles: agent/vm_console_attach.c. */
+static json_t *
+cmd_vm_console_attach(struct agent_link *al, json_t *params, char *err,
+    size_t errlen)
+{
+	return vca_attach(al->console, params, err, errlen);
+}
+
+static json_t *
+cmd_vm_console_input(struct agent_link *al, json_t *params, char *err,
+    size_t errlen)
+{
+	return vca_input(al->console, params, err, errlen);
+}
+
+static json_t *
+cmd_vm_console_detach(struct agent_link *al, json_t *params, char *err,
+    size_t errlen)
+{
+	return vca_detach(al->console, params, err, errlen);
+}
+
 static const struct {
 	const char *method;
 	enum msg_schema schema;
@@ -334,6 +359,12 @@ static const struct {
 	{ "vm.migrate_in", MSG_S_VM_MIGRATE_IN, cmd_vm_migrate_in, NULL },
 	{ "vm.migrate_out", MSG_S_VM_MIGRATE_OUT, cmd_vm_migrate_out, NULL },
 	{ "vm.migrate_end", MSG_S_VM_MIGRATE_END, cmd_vm_migrate_end, NULL },
+	{ "vm.console_attach", MSG_S_VM_CONSOLE_SESSION, cmd_vm_console_attach,
+	    NULL },
+	{ "vm.console_input", MSG_S_VM_CONSOLE_INPUT, cmd_vm_console_input,
+	    NULL },
+	{ "vm.console_detach", MSG_S_VM_CONSOLE_SESSION, cmd_vm_console_detach,
+	    NULL },
 };
 
 static void
@@ -488,6 +519,14 @@ al_event_cb(struct bufferevent *bev, short what, void *arg)
 		    EVUTIL_SOCKET_ERROR()));
 }
 
+/* Below the write low-watermark: console output may flow again. */
+static void
+al_write_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	vca_drained(((struct agent_link *)arg)->console);
+}
+
 static void
 al_connect(struct agent_link *al)
 {
@@ -512,8 +551,10 @@ al_connect(struct agent_link *al)
 		al_schedule_retry(al);
 		return;
 	}
-	bufferevent_setcb(al->bev, al_read_cb, NULL, al_event_cb, al);
+	bufferevent_setcb(al->bev, al_read_cb, al_write_cb, al_event_cb, al);
 	bufferevent_setwatermark(al->bev, EV_READ, 0, 256 * 1024);
+	/* The consoles' backpressure: al_write_cb once it has drained. */
+	bufferevent_setwatermark(al->bev, EV_WRITE, VCA_BACKLOG_LOW, 0);
 	bufferevent_enable(al->bev, EV_READ | EV_WRITE);
 	al->state = AL_CONNECTING;
 	if (bufferevent_socket_connect(al->bev, (struct sockaddr *)&ss, len) < 0)
@@ -543,6 +584,40 @@ al_schedule_retry(struct agent_link *al)
 	evtimer_add(al->ev_retry, &tv);
 }
 
+/* struct vca_ops over the link and the agent's VMs. */
+static void al_vm_notify(void *arg, const char *method, json_t *params);
+
+static int
+al_console_tty(void *arg, const char *uuid, char *path, size_t pathlen,
+    uint32_t *domid, char *err, size_t errlen)
+{
+	return agent_vm_console_tty(((struct agent_link *)arg)->vm, uuid, path,
+	    pathlen, domid, err, errlen);
+}
+
+static bool
+al_console_alive(void *arg, const char *uuid, uint32_t domid)
+{
+	return agent_vm_console_alive(((struct agent_link *)arg)->vm, uuid,
+	    domid);
+}
+
+static size_t
+al_console_backlog(void *arg)
+{
+	struct agent_link *al = arg;
+
+	return al->bev ? evbuffer_get_length(bufferevent_get_output(al->bev)) :
+	    0;
+}
+
+static const struct vca_ops al_console_ops = {
+	.tty = al_console_tty,
+	.alive = al_console_alive,
+	.notify = al_vm_notify,
+	.backlog = al_console_backlog,
+};
+
 struct agent_link *
 agent_link_new(struct event_base *base, const struct agent_conf *conf,
     const uint8_t key[32])
@@ -560,7 +635,8 @@ agent_link_new(struct event_base *base, const struct agent_conf *conf,
 	memcpy(al->key, key, 32);
 	al->ev_retry = evtimer_new(base, al_retry_cb, al);
 	al->ev_tick = event_new(base, -1, EV_PERSIST, al_tick_cb, al);
-	if (al->ev_retry == NULL || al->ev_tick == NULL)
+	if (al->ev_retry == NULL || al->ev_tick == NULL ||
+	    (al->console = vca_new(base, &al_console_ops, al)) == NULL)
 		goto fail;
 	if (telemetry_init(&al->tm) < 0)
 		goto fail;
@@ -630,6 +706,7 @@ agent_link_free(struct agent_link *al)
 		event_free(al->ev_retry);
 	if (al->ev_tick)
 		event_free(al->ev_tick);
+	vca_free(al->console);
 	link_dispose(&al->link);
 	telemetry_dispose(&al->tm);
 	xen_close(al->xen);

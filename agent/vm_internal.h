@@ -1,6 +1,7 @@
 /*
  * Shared by vm.c (lifecycle), vm_cmd.c (the vm.* methods), vm_migrate.c
- * (migration) and vm_console.c (vm.console) only: struct vm, struct agent_vm and the few
+ * (migration), vm_console.c (vm.console) and vm_console_xl.c (the
+ * attached console's Xen side) only: struct vm, struct agent_vm and the few
  * functions that cross those files.  No other file may include this
  * header; the agent's VM interface is vm.h.
  */

@@ -111,6 +111,8 @@ int cmd_vm_start(struct hvctl *h, int argc, char **argv);
 int cmd_vm_reboot(struct hvctl *h, int argc, char **argv);
 int cmd_vm_destroy(struct hvctl *h, int argc, char **argv);
 int cmd_vm_console(struct hvctl *h, int argc, char **argv);
+/* cmd_vm_console.c: vm console [--attach] (the log is cmd_vm_console). */
+int cmd_vm_console_main(struct hvctl *h, int argc, char **argv);
 int cmd_vm_migrate(struct hvctl *h, int argc, char **argv);
 
 /* cmd_backup.c */

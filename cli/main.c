@@ -63,7 +63,9 @@ static const struct hvctl_cmd hvctl_cmds[] = {
 	    "it has not rebooted after 30 s)", cmd_vm_reboot },
 	{ "vm", "destroy", "NAME [--no-wait]", "destroy a VM and forget it",
 	    cmd_vm_destroy },
-	{ "vm", "console", "NAME", "the VM's console log", cmd_vm_console },
+	{ "vm", "console", "NAME [--attach]", "the VM's console log; with "
+	    "--attach, its console read-write (Ctrl-] detaches)",
+	    cmd_vm_console_main },
 	{ "vm", "migrate", "NAME [--to HOST] [--no-wait]", "move a running VM "
 	    "to another host (live, or stop-copy)", cmd_vm_migrate },
 	{ "image", "add", "NAME FILE [--kind kernel|initramfs|disk]",

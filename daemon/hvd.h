@@ -100,6 +100,7 @@ struct hvd {
 
 /* Monotonic seconds, the "now" passed to decisions (CONVENTIONS 11). */
 int64_t hvd_now_mono(void);
+int64_t hvd_now_mono_ms(void);		/* the same, in milliseconds */
 int64_t hvd_now_wall(void);
 
 #endif

@@ -495,6 +495,8 @@ main(int argc, char **argv)
 		fatalx("cannot start the mesh");
 	if ((r = migrate_init(&hvd)) < 0)
 		fatalx("cannot load the unfinished migrations");
+	if ((r = console_init(&hvd)) < 0)
+		fatalx("cannot start the console broker");
 	/* Armed just before READY=1: systemd starts watching at start-up's
 	 * end, and the first ping is half an interval later. */
 	ev_watchdog = hvd_watchdog_new(hvd.base);
@@ -509,6 +511,7 @@ main(int argc, char **argv)
 	drain_shutdown();
 	migrate_shutdown();
 	agents_shutdown();
+	console_shutdown();
 	backup_shutdown();
 	mesh_shutdown();
 	mesh_priv_shutdown();

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "console.h"
 #include "jsonfield.h"
 #include "msg.h"
 #include "vmspec.h"
@@ -273,6 +274,29 @@ static const struct jf_field msg_migration_refused[] = {
 	STR("reason", REQ, MSG_VM_REASON_MAX),
 };
 
+/* Interactive consoles (PROTOCOL.md 6.2; limits in proto/console.h). */
+#define B64(n, raw)	{ .name = (n), .type = JF_ANY, .flags = REQ, \
+	.max = (raw), .rule = console_b64_rule }
+static const struct jf_field msg_vm_console_session[] = {
+	UUID("uuid"),
+	HEX("session", CONSOLE_ID_HEX),
+};
+static const struct jf_field msg_vm_console_input[] = {
+	UUID("uuid"),
+	HEX("session", CONSOLE_ID_HEX),
+	B64("data", CONSOLE_INPUT_MAX),
+};
+static const struct jf_field msg_vm_console_output[] = {
+	UUID("uuid"),
+	HEX("session", CONSOLE_ID_HEX),
+	B64("data", CONSOLE_OUTPUT_MAX),
+};
+static const struct jf_field msg_vm_console_closed[] = {
+	UUID("uuid"),
+	HEX("session", CONSOLE_ID_HEX),
+	STR("reason", REQ, MSG_VM_REASON_MAX),
+};
+
 /* Every schema is the object "params" (results too, as before). */
 #define ROOT(t)	{ .name = "params", .type = JF_OBJECT, \
 	.flags = JF_TABLE_ORDER, .child = (t), .nchild = JF_LEN(t) }
@@ -300,6 +324,10 @@ static const struct jf_field msg_schemas[] = {
 	[MSG_S_VM_MIGRATE_END_RESULT] = ROOT(msg_vm_migrate_end_result),
 	[MSG_S_VM_MIGRATION] = ROOT(msg_vm_migration),
 	[MSG_S_MIGRATION_REFUSED] = ROOT(msg_migration_refused),
+	[MSG_S_VM_CONSOLE_SESSION] = ROOT(msg_vm_console_session),
+	[MSG_S_VM_CONSOLE_INPUT] = ROOT(msg_vm_console_input),
+	[MSG_S_VM_CONSOLE_OUTPUT] = ROOT(msg_vm_console_output),
+	[MSG_S_VM_CONSOLE_CLOSED] = ROOT(msg_vm_console_closed),
 };
 _Static_assert(JF_LEN(msg_schemas) == MSG_S_COUNT,
     "a schema per enum msg_schema");

@@ -69,6 +69,10 @@ enum msg_schema {
 	MSG_S_VM_MIGRATE_END_RESULT,
 	MSG_S_VM_MIGRATION,	/* vm.migration notify params */
 	MSG_S_MIGRATION_REFUSED,/* migration.refused notify params */
+	MSG_S_VM_CONSOLE_SESSION,	/* vm.console_attach, _detach params */
+	MSG_S_VM_CONSOLE_INPUT,	/* vm.console_input params */
+	MSG_S_VM_CONSOLE_OUTPUT,/* vm.console_output notify params */
+	MSG_S_VM_CONSOLE_CLOSED,/* vm.console_closed notify params */
 	MSG_S_COUNT		/* not a schema */
 };
 /*

@@ -73,6 +73,13 @@ void api_vm_console(struct hvd *, const struct http_request *, struct http_reply
 void api_vm_migrate(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 void api_operation_show(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
 
+/* api_vm_console.c: interactive consoles (fleet/console.c). */
+void api_vm_console_attach(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_consoles_list(struct hvd *, const struct http_request *, struct http_reply *);
+void api_console_read(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_console_input(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+void api_console_detach(struct hvd *, const struct http_request *, struct http_reply *, const char *key);
+
 /* boot.c: iPXE scripts and boot files over HTTP, the boot root. */
 int boot_init(struct hvd *hvd);
 void boot_shutdown(void);

@@ -149,6 +149,67 @@ int drain_stop(struct hvd *hvd, const struct host_row *h, const char *actor);
 json_t *drain_json(int64_t host_id);
 void drain_shutdown(void);
 
+/* console.c: interactive consoles, brokered between API callers and
+ * agents (PROTOCOL.md 6.2 vm.console_*). */
+#define CONSOLE_OWNER_MAX	47	/* an http_request's actor */
+#define CONSOLE_REASON_MAX	320	/* why a session ended */
+/* What a read returns: the bytes after its offset that the ring still
+ * holds (data is malloc'd, the consumer's: console_chunk_dispose()). */
+struct console_chunk {
+	uint8_t *data;
+	size_t len;
+	uint64_t next;		/* the offset after data: the next from */
+	uint64_t lost;		/* bytes after from the ring no longer held */
+	bool closed;		/* the session has ended: reason says why */
+	char reason[CONSOLE_REASON_MAX + 1];
+	char vm[API_NAME_MAX + 1];
+};
+/* ID is the new session's on success (ERR 0), else NULL with ERR -errno
+ * (-EREMOTEIO the agent refused, -ETIMEDOUT, -ENOTCONN, -EPROTO) and WHY. */
+typedef void console_attach_cb(void *arg, const char *id, int err,
+    const char *why);
+/* K's data is the callee's to dispose. */
+typedef void console_read_cb(void *arg, struct console_chunk *k);
+/* ERR 0: the agent took it; else -errno as above, with WHY. */
+typedef void console_input_cb(void *arg, int err, const char *why);
+int console_init(struct hvd *hvd);
+/* Ends every session and answers every waiting read (after
+ * agents_shutdown, before http_shutdown). */
+void console_shutdown(void);
+/*
+ * Each returns -errno with err saying why: -ENOENT (no such session of
+ * OWNER's: unknown, another caller's, detached or forgotten), -ESRCH (the
+ * VM does not run), -ENOTCONN (its host has no session), -EBUSY (the VM
+ * has CONSOLE_PER_VM_MAX sessions; too many inputs in flight), -EMFILE
+ * (hvd's CONSOLE_MAX), -EPIPE (input to a closed session), -ERANGE (FROM
+ * past the end), -EIO, -ENOMEM.  No callback runs from inside the call.
+ */
+int console_attach(struct hvd *hvd, const struct vm_row *v, const char *owner,
+    console_attach_cb *cb, void *arg, char *err, size_t errlen);
+/* 1 with *out filled (data past FROM, or the session closed, or WAIT_S 0),
+ * or 0: CB gets it later (data, close, or WAIT_S seconds after NOW_MS,
+ * monotonic milliseconds). */
+int console_read(const char *id, const char *owner, uint64_t from,
+    unsigned wait_s, int64_t now_ms, console_read_cb *cb, void *arg,
+    struct console_chunk *out, char *err, size_t errlen);
+int console_input(const char *id, const char *owner, const uint8_t *data,
+    size_t len, console_input_cb *cb, void *arg, char *err, size_t errlen);
+/* The session is forgotten at once (a waiting read hears "detached"). */
+int console_detach(const char *id, const char *owner, char *err,
+    size_t errlen);
+void console_chunk_dispose(struct console_chunk *k);
+/* OWNER's sessions, for GET /api/v1/consoles. */
+json_t *console_list_json(const char *owner, int64_t now_ms);
+/* Waiting reads past their time are answered; sessions no one read for
+ * CONSOLE_IDLE_S are detached.  The timer's pass, at NOW_MS (tests). */
+void console_sweep(int64_t now_ms);
+/* session.c's notifications and the end of a host's session. */
+void console_agent_output(struct hvd *hvd, struct fleet_host *fh,
+    json_t *params);
+void console_agent_closed(struct hvd *hvd, struct fleet_host *fh,
+    json_t *params);
+void console_host_gone(struct fleet_host *fh);
+
 /* session.c: what an agent session means (the listener's struct agent_ops,
  * wired by main.c), and requests to a host's agent. */
 int session_authorize(struct hvd *hvd, const uint8_t pubkey[32],

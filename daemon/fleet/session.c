@@ -157,6 +157,8 @@ session_heartbeat(struct fleet_host *fh)
 void
 session_gone(struct fleet_host *fh, struct agent_conn *ac)
 {
+	if (fleet_session(fh) == ac)
+		console_host_gone(fh);
 	fleet_session_gone(fh, ac);
 }
 
@@ -177,6 +179,8 @@ static const struct session_notification {
 	{ "vm.state", MSG_S_VM_STATE, vm_agent_state },
 	{ "vm.migration", MSG_S_VM_MIGRATION, migrate_agent_report },
 	{ "migration.refused", MSG_S_MIGRATION_REFUSED, migrate_agent_refused },
+	{ "vm.console_output", MSG_S_VM_CONSOLE_OUTPUT, console_agent_output },
+	{ "vm.console_closed", MSG_S_VM_CONSOLE_CLOSED, console_agent_closed },
 };
 
 int

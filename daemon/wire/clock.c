@@ -17,6 +17,15 @@ hvd_now_mono(void)
 }
 
 int64_t
+hvd_now_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
 hvd_now_wall(void)
 {
 	return (int64_t)time(NULL);

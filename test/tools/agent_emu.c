@@ -18,6 +18,9 @@
  *   error METHOD TEXT      answer METHOD with error "failed", TEXT
  *   vms JSON               the vm.list result's "vms" array
  *   drop                   close the session (it reconnects)
+ *   console_gone UUID      that VM's domain is gone (its consoles close)
+ * The vm.console_* methods run the agent's own relay over ptys whose far
+ * side answers each line (emu_console.c), unless a reply or error is set.
  * Telemetry (with a Xen section: 8 CPUs, 4 GiB free) goes every 300 ms.
  */
 #include <arpa/inet.h>
@@ -36,6 +39,7 @@
 
 #include "hostport.h"
 #include "link.h"
+#include "emu_console.h"
 #include "msg.h"
 
 static uint8_t buf[LINK_FRAME_MAX + 64];
@@ -57,6 +61,9 @@ static const char telemetry_json[] = "{\"cpu\":{\"percent\":1.5,\"count\":8},"
 static json_t *canned;		/* method -> {"result": ...} or {"error": text} */
 static json_t *vms;
 static FILE *logf;
+static struct emu_console *consoles;
+static int cur_fd = -1;		/* the session up, for the consoles */
+static struct link *cur_link;
 
 static void
 emu_log(json_t *j)
@@ -184,6 +191,16 @@ now_ns(void)
 
 static int answer(int fd, struct link *l, struct msg *m);
 
+static void
+console_send(void *arg, char *json)
+{
+	(void)arg;
+	if (cur_fd >= 0)
+		(void)send_msg(cur_fd, cur_link, json);
+	else
+		free(json);
+}
+
 static int
 session_open(const char *addr, const char *src, const uint8_t key[32],
     const uint8_t hvd[32], const char *token, struct link *l)
@@ -259,6 +276,8 @@ answer(int fd, struct link *l, struct msg *m)
 	if (c && json_object_get(c, "error"))
 		return send_msg(fd, l, msg_encode_error(m->id, "failed", "%s",
 		    json_string_value(json_object_get(c, "error"))));
+	if (c == NULL && cur_fd == fd && emu_console_request(consoles, m))
+		return 0;
 	if (c)
 		res = json_deep_copy(json_object_get(c, "result"));
 	else
@@ -282,6 +301,10 @@ control(int fd, struct link *l, char *line)
 		return 0;
 	*sp = '\0';
 	arg = sp + 1;
+	if (strcmp(line, "console_gone") == 0) {
+		emu_console_gone(consoles, arg);
+		return 0;
+	}
 	if (strcmp(line, "vms") == 0) {
 		if ((j = json_loads(arg, 0, NULL)) != NULL) {
 			json_decref(vms);
@@ -397,6 +420,10 @@ main(int argc, char **argv)
 	}
 	canned = json_object();
 	vms = json_array();
+	if ((consoles = emu_console_new(console_send, NULL)) == NULL) {
+		perror("agent_emu: consoles");
+		return 2;
+	}
 	for (;;) {
 		struct timespec last = { 0 }, now;
 		int fd;
@@ -410,6 +437,9 @@ main(int argc, char **argv)
 			continue;
 		}
 		emu_log(json_pack("{s:i}", "up", (int)++sessions));
+		cur_fd = fd;
+		cur_link = &l;
+		emu_console_link(consoles, true);
 		for (;;) {
 			struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
 			    { .fd = ctl, .events = POLLIN } };
@@ -423,7 +453,9 @@ main(int argc, char **argv)
 				    json_loads(telemetry_json, 0, NULL))) < 0)
 					break;
 			}
-			if (poll(p, 2, 100) < 0)
+			emu_console_pump(consoles);
+			if (poll(p, 2, emu_console_sessions(consoles) ? 10 :
+			    100) < 0)
 				break;
 			if (p[0].revents) {
 				struct msg m;
@@ -440,6 +472,9 @@ main(int argc, char **argv)
 			if (drop)
 				break;
 		}
+		emu_console_link(consoles, false);
+		cur_fd = -1;
+		cur_link = NULL;
 		close(fd);
 		link_dispose(&l);
 		emu_log(json_pack("{s:i}", "down", (int)sessions));
