@@ -21,8 +21,18 @@
 #                                   the one before (G, from the uptime),
 #                                   and "hv-guest: watch
 #                                   B ok N" every 50 replies
+#                hvguest.serve=K    serves K KiB of zeros as
+#                                   http://<ip>/blob (busybox httpd)
+#                hvguest.fetch=B    after the ping, fetches http://B/blob
+#                                   (retrying for hvguest.wait seconds)
+#                                   and prints "hv-guest: fetch B N bytes
+#                                   in T s, R kbit/s"
+#                hvguest.shell=1    runs each line typed on the console
+#                                   (hvc0) as a command of this init, so
+#                                   "fetch_blob B" there fetches too
 #              and then stays up (answering pings) until Xen asks it to
-#              power off.  Everything goes to the console (console=hvc0).
+#              power off (it powers off) or reboot (it reboots).  Everything
+#              goes to the console (console=hvc0).
 #
 # Downloads are cached in OUTDIR/cache; a .deb of the right version found in
 # any directory of HV_DEB_CACHE (colon-separated, e.g. a node image's cache)
@@ -138,7 +148,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 say() { echo "hv-guest: $*"; }
-ip= peer= wait=60 tick= watch=
+ip= peer= wait=60 tick= watch= serve= fetch= shell=
 for w in $(cat /proc/cmdline); do
 	case $w in
 	hvguest.ip=*) ip=${w#hvguest.ip=} ;;
@@ -146,10 +156,30 @@ for w in $(cat /proc/cmdline); do
 	hvguest.wait=*) wait=${w#hvguest.wait=} ;;
 	hvguest.tick=*) tick=${w#hvguest.tick=} ;;
 	hvguest.watch=*) watch=${w#hvguest.watch=} ;;
+	hvguest.serve=*) serve=${w#hvguest.serve=} ;;
+	hvguest.fetch=*) fetch=${w#hvguest.fetch=} ;;
+	hvguest.shell=*) shell=${w#hvguest.shell=} ;;
 	esac
 done
 # Uptime in centiseconds.
 cs() { read -r u _ < /proc/uptime; echo "${u%.*}${u#*.}"; }
+# fetch_blob B: http://B/blob once it answers (for $wait s), timed.
+fetch_blob() {
+	local start s e n t
+	start=$(cut -d. -f1 /proc/uptime)
+	while [ $(( $(cut -d. -f1 /proc/uptime) - start )) -lt "$wait" ]; do
+		s=$(cs)
+		n=$(wget -q -O - "http://$1/blob" 2>/dev/null | wc -c)
+		e=$(cs)
+		if [ "$n" -gt 0 ]; then
+			t=$((e - s)); [ "$t" -gt 0 ] || t=1
+			say "fetch $1 $n bytes in $((t / 100)).$(printf %02d $((t % 100))) s, $((n * 8 / 10 / t)) kbit/s"
+			return 0
+		fi
+		sleep 1
+	done
+	say "fetch $1 failed"
+}
 while read -r m; do
 	insmod "/lib/modules/$m.ko" || say "insmod $m failed"
 done < /lib/modules/load-order
@@ -161,8 +191,22 @@ if [ -n "$ip" ] && ip addr add "$ip" dev eth0 && ip link set eth0 up; then
 else
 	say "network failed: no eth0 or no hvguest.ip= ($ip)"
 fi
-# Xen's "power off" reaches us as /sbin/poweroff, which signals PID 1.
-trap 'say "powering off"; poweroff -f' USR2 TERM
+# Xen's "power off" and "reboot" reach us as /sbin/poweroff (SIGUSR2 to
+# PID 1) and /sbin/reboot (SIGTERM).
+trap 'say "powering off"; poweroff -f' USR2
+trap 'say "rebooting"; reboot -f' TERM
+if [ -n "$serve" ]; then
+	mkdir -p /www
+	dd if=/dev/zero of=/www/blob bs=1024 count="$serve" 2>/dev/null
+	httpd -p 80 -h /www && say "serving $serve KiB"
+fi
+if [ "$shell" = 1 ]; then
+	# A line at a time, no prompt: the console log stays readable.
+	(while :; do
+		while read -r line; do eval "$line"; done </dev/hvc0 >/dev/hvc0 2>&1
+		sleep 1
+	done) &
+fi
 if [ -n "$peer" ]; then
 	start=$(cut -d. -f1 /proc/uptime)
 	res=failed
@@ -175,6 +219,7 @@ if [ -n "$peer" ]; then
 	done
 	say "ping $peer $res after $(( $(cut -d. -f1 /proc/uptime) - start )) s"
 fi
+[ -n "$fetch" ] && fetch_blob "$fetch" &
 if [ -n "$tick" ]; then
 	(n=0; while :; do
 		n=$((n + 1))

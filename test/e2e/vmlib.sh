@@ -24,7 +24,7 @@ vm_count() { "$HVCTL" vm list 2>/dev/null | awk 'NR > 1' | wc -l; }
 # The outcome line of the guest's newest boot on its console.
 ping_line() {
 	"$HVCTL" vm console "$1" 2>/dev/null | tr -d '\r' |
-	    awk '/hv-guest: up / {r = ""} /hv-guest: ping / {r = $0} END {print r}'
+	    awk '/hv-guest: up / {r = ""} /hv-guest: ping / {r = substr($0, index($0, "hv-guest: ping"))} END {print r}'
 }
 pinged() { [ -n "$(ping_line "$1")" ]; }
 anchor_fdb() { bridge -n "$HV_LAB_NS" fdb show dev vxlan100 2>/dev/null; }

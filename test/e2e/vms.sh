@@ -10,6 +10,15 @@
 #    guest pings the other over VXLAN ("hv-guest: ping ... ok" on its
 #    console) and hvd's anchor pings both; the anchor's FDB sends each
 #    guest's MAC to its host's VTEP;
+#  - the interactive console: a command typed into g1's console through
+#    hvctl vm console --attach (hvd, the agent link, the guest's pty) runs
+#    there and its answer comes back; Ctrl-] detaches;
+#  - the rate limit: g1 is created with --rate (libxl's vif rate); g2
+#    fetches g1's blob over HTTP at boot, then g1 fetches g2's (typed into
+#    its console); each guest prints "fetch ... kbit/s": what g1 sends is
+#    within 10% of its limit, what g2 sends (no limit) is well above it;
+#  - hvctl vm reboot g1: the guest reboots (a new domain, a fresh boot on
+#    its console that pings g2 again), hvd shows it running;
 #  - hvd restarts: still 2 VMs, both running, each host runs exactly the
 #    one domain it ran before (same domid), nothing was created again, and
 #    the guests still answer;
@@ -37,12 +46,17 @@ lab_ns=hvvms
 rack_up
 
 # --- the guests ----------------------------------------------------------
+# g1 sends at most RATE_KBPS (its vif rate); each serves BLOB_KIB; g2
+# fetches g1's once it pinged it.  (A TCG guest sends ~2.7 Mbit/s here.)
+RATE_KBPS=1000 BLOB_KIB=1024
 for g in 1 2; do
 	peer=$((3 - g))
 	start=$(date +%s.%N)
+	rate=(--rate "$RATE_KBPS") fetch=
+	[ "$g" = 2 ] && rate=() fetch=" hvguest.fetch=192.168.100.21"
 	out=$("$HVCTL" vm create "g$g" --vcpus 1 --memory 128 --kernel guest-kernel --initramfs guest-initrd \
-	    --cmdline "console=hvc0 hvguest.ip=192.168.100.2$g/24 hvguest.peer=192.168.100.2$peer hvguest.wait=300" \
-	    --net 100 --host "${h[$g]}" 2>&1) && rc=0 || rc=$?
+	    --cmdline "console=hvc0 hvguest.ip=192.168.100.2$g/24 hvguest.peer=192.168.100.2$peer hvguest.wait=300 hvguest.serve=$BLOB_KIB hvguest.shell=1$fetch" \
+	    --net 100 "${rate[@]}" --host "${h[$g]}" 2>&1) && rc=0 || rc=$?
 	echo "$out" | sed 's/^/     /'
 	printf '     g%s: create to running in %.1f s\n' "$g" "$(echo "$(date +%s.%N) - $start" | bc)"
 	expect "vm create g$g on ${h[$g]}: hvctl waited for it to run" "$rc $(echo "$out" | tail -n 1)" \
@@ -64,9 +78,63 @@ for g in 1 2; do
 	expect "the anchor pings g$g (192.168.100.2$g)" \
 	    "$(nsx ping -c 3 -W 3 "192.168.100.2$g" 2>&1 | grep -o '[0-9]* received')" '[123] received'
 done
+
+# --- the console, read-write ---------------------------------------------
+# hvctl relays stdin until Ctrl-] (\035); the guest runs each line.
+attach() {
+	{ printf '%s\n' "$2"; sleep "$3"; printf '\035'; } |
+	    timeout 120 "$HVCTL" vm console "$1" --attach > "$T/attach.out" 2> "$T/attach.err"
+}
+attach g1 'echo hv-typed-$((6 * 7))-back' 5 && rc=0 || rc=$?
+expect "vm console g1 --attach: Ctrl-] detaches, exit 0" "$rc $(tr -d '\r' < "$T/attach.err" | head -n 1)" "0 Connected to g1's console*"
+expect "the typed command ran in g1 and its answer came back" "$(tr -d '\r' < "$T/attach.out" | grep -c '^hv-typed-42-back$')" '[1-9]'
+expect "... it is in g1's console log too" "$("$HVCTL" vm console g1 | tr -d '\r' | grep -c '^hv-typed-42-back$')" '[1-9]'
+
+# --- the rate limit ------------------------------------------------------
+# "hv-guest: fetch B N bytes in T s, R kbit/s" on the fetching guest.
+fetch_kbps() {
+	"$HVCTL" vm console "$1" 2>/dev/null | tr -d '\r' |
+	    awk '/hv-guest: up / {r = ""} /hv-guest: fetch / {r = $(NF - 1)} END {print r}'
+}
+fetched() { [ -n "$(fetch_kbps "$1")" ]; }
+expect "g1's NIC: rate_kbps $RATE_KBPS in hvd" "$("$HVCTL" --json vm show g1 | python3 -c "import json,sys; print(json.load(sys.stdin)['nics'][0]['rate_kbps'])")" "$RATE_KBPS"
+t=$(wait_for 120 fetched g2 || true)
+expect "g2 fetched g1's blob (s)" "$t" '[0-9]*.[0-9]'
+# Then the other way, one flow at a time (the guests share two TCG cores).
+attach g1 'fetch_blob 192.168.100.22' 1 || true
+t=$(wait_for 120 fetched g1 || true)
+expect "g1 fetched g2's blob (typed into its console) (s)" "$t" '[0-9]*.[0-9]'
+limited=$(fetch_kbps g2) free=$(fetch_kbps g1)
+# netback counts whole frames: a full TCP segment carries 1448 bytes of
+# payload in a 1514-byte frame (Ethernet 14, IPv4 20, TCP with timestamps
+# 32), so the limit is compared with the payload rate as frames.
+wire=$(( ${limited:-0} * 1514 / 1448 ))
+printf '     rate: g1 -> g2 (limit %s kbit/s): %s kbit/s of payload, %s kbit/s as frames; g2 -> g1 (no limit): %s kbit/s\n' \
+    "$RATE_KBPS" "${limited:-?}" "$wire" "${free:-?}"
+within() { [ "$1" -gt 0 ] && [ "$1" -ge $(($2 * 90 / 100)) ] && [ "$1" -le $(($2 * 110 / 100)) ]; }
+expect "what g1 sends is within 10% of its limit" "$(within "$wire" "$RATE_KBPS" && echo yes || echo "no: $wire")" yes
+expect "what g2 sends (no limit) is well above it (x1.5)" \
+    "$([ -n "$free" ] && [ "$free" -gt $((RATE_KBPS * 3 / 2)) ] && echo yes || echo "no: $free")" yes
+
 for i in 1 2; do dom[$i]=$(host_doms "$i"); done
 expect "node1 runs only g1" "${dom[1]}" 'g1=[1-9]*'
 expect "node2 runs only g2" "${dom[2]}" 'g2=[1-9]*'
+
+# --- a reboot --------------------------------------------------------------
+boots() { "$HVCTL" vm console "$1" 2>/dev/null | tr -d '\r' | grep -c 'hv-guest: up '; }
+b0=$(boots g1)
+out=$("$HVCTL" vm reboot g1 2>&1) && rc=0 || rc=$?
+echo "$out" | sed 's/^/     /'
+expect "vm reboot g1: done" "$rc $(echo "$out" | tail -n 1)" "0 operation * (reboot g1): done*"
+expect "g1: running on ${h[1]}" "$(vm_state g1) $(field g1 host)" "running ${h[1]}"
+dom1=$(host_doms 1)
+expect "node1 runs only g1, a new domain" "$dom1" 'g1=[1-9]*'
+expect "... not the old one (${dom[1]})" "$([ "$dom1" != "${dom[1]}" ] && echo new || echo "same: $dom1")" new
+rebooted() { [ "$(boots g1)" -gt "$b0" ] && pinged g1; }
+t=$(wait_for 300 rebooted || true)
+expect "g1 booted again and pinged g2 (console) (s)" "$t" '[0-9]*.[0-9]'
+expect "the ping after the reboot" "$(ping_line g1)" "hv-guest: ping 192.168.100.22 ok*"
+dom[1]=$dom1
 
 # --- hvd restarts (the lab's own command line, the same hvd.conf) ---------
 pid=$(cat "$L/hvd.pid")
