@@ -12,6 +12,7 @@ packages=(
 	libnl-3-dev libnl-route-3-dev libxen-dev
 	# well-kept libraries used instead of hand-rolled code
 	libarchive-dev libcurl4-openssl-dev libsystemd-dev libcmocka-dev libblkid-dev
+	liblz4-dev
 	# test drivers: real clients, JSON and raw packets (python3), kernel
 	# state (iproute2, nftables), loop devices and filesystems
 	# (mount, util-linux, e2fsprogs), and the tools the scripts call
@@ -24,8 +25,9 @@ packages=(
 	tftp-hpa atftp tftpd-hpa dnsmasq-base
 	# iPXE binaries hvd installs into its boot root
 	ipxe
-	# the QEMU lab: machines that netboot from hvd, payloads from Debian
-	qemu-system-x86 ipxe-qemu busybox-static cpio
+	# the QEMU lab: machines that netboot from hvd, payloads from Debian,
+	# and Debian's Xen rebuilt with shadow paging (node-image/xen.sh)
+	qemu-system-x86 ipxe-qemu busybox-static cpio dpkg-dev flex bison
 )
 
 if [ "$(id -u)" -ne 0 ]; then

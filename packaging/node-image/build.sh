@@ -3,7 +3,11 @@
 # RAM-bootable Xen host made from Debian 12 packages alone (apt-get download
 # + dpkg -x; nothing is installed on this machine beyond packaging/deps.sh).
 #
-#   xen        the decompressed hypervisor (Debian's iPXE cannot load xen.gz)
+#   xen        the decompressed hypervisor (Debian's iPXE cannot load xen.gz):
+#              Debian's Xen 4.17 built from its source with shadow paging
+#              (xen.sh), which live migration of PV guests needs;
+#              HV_NODE_XEN=debian takes Debian's binary instead (no shadow
+#              paging: VMs then migrate stop-copy)
 #   vmlinuz    Debian's 6.1 kernel, run as PV dom0
 #   initramfs  cpio.gz: busybox, the minimal xl/xenstored/xenconsoled set,
 #              the kernel modules a host needs, hv-agent and every shared
@@ -20,6 +24,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 out=$(mkdir -p "${1:-$top/build/node-image}" && cd "${1:-$top/build/node-image}" && pwd)
 agent=${HV_AGENT:-$top/build/release/agent/hv-agent}
+xen_from=${HV_NODE_XEN:-shadow}
+case $xen_from in shadow|debian) ;; *) echo "node-image: HV_NODE_XEN is shadow or debian, not '$xen_from'" >&2; exit 2 ;; esac
 cache=$out/cache
 say() { echo "node-image: $*"; }
 die() { echo "node-image: $*" >&2; exit 1; }
@@ -50,8 +56,12 @@ for i in "${!pkgs[@]}"; do
 	[ "${versions[$i]%%=*}" = "${pkgs[$i]}" ] || die "apt-cache policy answered out of order"
 done
 agentlibs=$(ldd "$agent" | awk '$3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
+# A library ldd cannot find here (liblz4.so.1 without liblz4-1, say) would
+# be left out of the image, and hv-agent would not start on the hosts.
+nolib=$(ldd "$agent" | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
+[ -z "$nolib" ] || die "hv-agent links libraries this machine lacks: $nolib(run packaging/deps.sh)"
 stamp=$( {
-	printf '%s\n' "${versions[@]}" "${modules[@]}" "${xenbins[@]}"
+	printf '%s\n' "${versions[@]}" "${modules[@]}" "${xenbins[@]}" "xen:$xen_from"
 	(cd "$here" && find . -type f ! -name README.md | LC_ALL=C sort | xargs sha256sum)
 	sha256sum "$agent" | cut -d' ' -f1
 	# shellcheck disable=SC2086
@@ -93,7 +103,12 @@ pkg=$work/pkg root=$work/root
 
 kver=$(ls "$pkg/lib/modules")
 say "xen $(dpkg-deb -f "${debs[1]}" Version), kernel $kver"
-gzip -dc "$pkg"/boot/xen-4.17-amd64.gz > "$out/xen.new"
+if [ "$xen_from" = shadow ]; then
+	bash "$here/xen.sh" "$cache/xen-shadow" "$pkg/boot/xen-4.17-amd64.config"
+	gzip -dc "$cache/xen-shadow/xen.gz" > "$out/xen.new"
+else
+	gzip -dc "$pkg"/boot/xen-4.17-amd64.gz > "$out/xen.new"
+fi
 cp "$pkg/boot/vmlinuz-$kver" "$out/vmlinuz.new"
 
 # --- the root file system ---------------------------------------------
