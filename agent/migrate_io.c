@@ -12,14 +12,23 @@
  *
  * Invariants:
  * - Memory per connection is bounded: one frame and one plaintext buffer
- *   allocated with it, the socket's input capped by a read watermark,
- *   its output by MIG_IO_HIWAT (pump_from) and MIG_IO_SEND_MAX (sends),
- *   the bytes waiting for the pump_to fd by MIG_IO_HIWAT plus one frame.
- *   Every loop over the peer's data is bounded by those buffers.
+ *   allocated with it (a second once DATA_LZ4 is used), the socket's
+ *   input capped by a read watermark, its output by MIG_IO_HIWAT
+ *   (pump_from) and MIG_IO_SEND_MAX (sends), the bytes waiting for the
+ *   pump_to fd by MIG_IO_HIWAT plus one frame.  Every loop over the
+ *   peer's data is bounded by those buffers; pump_from also takes, and
+ *   pump_to's side hands its fd, at most MIG_IO_HIWAT raw bytes a turn,
+ *   however well they compress.
  * - A frame is cut out only whole (migchan_frame_len, then migchan_open
  *   on exactly that many bytes); a bad length closes before the body.
  * - With pump_to set, at most one non-DATA frame is held back, and no
  *   frame after it is opened until it is delivered.
+ * - Compression is this file's alone: every DATA it seals goes as DATA_LZ4
+ *   when the channel allows it (migchan_lz4: the target's READY offered
+ *   it) and the block pays (migrate_lz4.c); every DATA_LZ4 it opens is
+ *   decoded here and is DATA from then on, so the owner and the pump_to
+ *   fd only ever see raw stream bytes, and mig_io_bytes() counts those.
+ *   A block that does not decode closes the connection (-EPROTO).
  * - An owner callback runs with io->busy raised; mig_io_free() inside one
  *   only marks the io doomed and the outermost caller frees it, so no
  *   code touches a freed io.  Callbacks never run from an API call.
@@ -49,6 +58,7 @@
 
 #include "log.h"
 #include "migrate_io.h"
+#include "migrate_lz4.h"
 #include "sockaddr.h"
 
 /* The socket's input stops being read above this: a few frames. */
@@ -85,6 +95,8 @@ struct mig_io {
 
 	uint8_t *frame;			/* MIGCHAN_FRAME_MAX: one frame */
 	uint8_t *pt;			/* MIGCHAN_PAYLOAD_MAX: its payload */
+	uint8_t *lz;			/* MIGCHAN_PAYLOAD_MAX, on first use: a
+					 * block packed or decoded */
 
 	int from_fd;			/* pump_from */
 	struct event *from_ev;
@@ -99,7 +111,8 @@ struct mig_io {
 
 	bool eof, shut, doomed;
 	unsigned busy;
-	uint64_t bytes;
+	uint64_t bytes;			/* raw stream bytes, mig_io_bytes() */
+	uint64_t wire;			/* their frames, mig_io_wire_bytes() */
 };
 
 struct mig_expect {
@@ -237,6 +250,10 @@ io_destroy(struct mig_io *io)
 		sodium_memzero(io->from_buf, MIGCHAN_PAYLOAD_MAX);
 		free(io->from_buf);
 	}
+	if (io->lz != NULL) {
+		sodium_memzero(io->lz, MIGCHAN_PAYLOAD_MAX);
+		free(io->lz);
+	}
 	free(io->frame);
 	free(io);
 }
@@ -286,7 +303,61 @@ io_seal(struct mig_io *io, enum migchan_type type, const uint8_t *p,
 	    v.iov_len)) < 0)
 		return (int)n;
 	v.iov_len = (size_t)n;
-	return evbuffer_commit_space(out, &v, 1) == 0 ? 0 : -ENOMEM;
+	if (evbuffer_commit_space(out, &v, 1) != 0)
+		return -ENOMEM;
+	if (type == MIGCHAN_DATA || type == MIGCHAN_DATA_LZ4)
+		io->wire += (uint64_t)n;
+	return 0;
+}
+
+/* The second payload buffer, allocated when first needed. */
+static uint8_t *
+io_lz(struct mig_io *io)
+{
+	if (io->lz == NULL)
+		io->lz = malloc(MIGCHAN_PAYLOAD_MAX);
+	return io->lz;
+}
+
+/*
+ * LEN (1..MIGCHAN_PAYLOAD_MAX) raw stream bytes as one DATA frame: as
+ * DATA_LZ4 when the target offered it and the block pays, else plain.
+ */
+static int
+io_seal_data(struct mig_io *io, const uint8_t *p, size_t len)
+{
+	uint8_t *lz;
+	size_t n;
+
+	if (migchan_lz4(&io->ch) && (lz = io_lz(io)) != NULL &&
+	    (n = mig_lz4_pack(p, len, lz)) > 0)
+		return io_seal(io, MIGCHAN_DATA_LZ4, lz, n, false);
+	return io_seal(io, MIGCHAN_DATA, p, len, false);
+}
+
+/*
+ * The DATA_LZ4 payload in io->pt (LEN bytes) decoded into io->pt, as the
+ * payload of a DATA (*LEN becomes the raw size).  0, -EPROTO for a block
+ * migrate_lz4.c refuses, -ENOMEM.
+ *
+ * Not decoded into space reserved in to_buf: a stream of tiny blocks
+ * would then cost a 64 KiB chain each, where evbuffer_add packs them.
+ */
+static int
+io_unpack(struct mig_io *io, size_t *len)
+{
+	uint8_t *swap;
+	ssize_t n;
+
+	if (io_lz(io) == NULL)
+		return -ENOMEM;
+	if ((n = mig_lz4_unpack(io->pt, *len, io->lz)) < 0)
+		return -EPROTO;
+	swap = io->pt;
+	io->pt = io->lz;
+	io->lz = swap;
+	*len = (size_t)n;
+	return 0;
 }
 
 static bool
@@ -436,6 +507,7 @@ io_frame(struct mig_io *io, struct evbuffer *in)
 	size_t plen = 0;
 	ssize_t flen;
 	bool final;
+	int rc;
 
 	if (evbuffer_get_length(in) < MIGCHAN_LEN_LEN)
 		return 0;
@@ -458,6 +530,20 @@ io_frame(struct mig_io *io, struct evbuffer *in)
 	/* migchan_open lets only AUTH through as the first frame. */
 	if (io->phase == IO_AUTH)
 		return io_authed(io) ? 1 : -1;
+	if (type == MIGCHAN_DATA || type == MIGCHAN_DATA_LZ4)
+		io->wire += (uint64_t)flen;
+	if (type == MIGCHAN_DATA_LZ4) {
+		if ((rc = io_unpack(io, &plen)) != 0) {
+			if (rc == -EPROTO)
+				log_warnx("migration from %s: a DATA_LZ4 "
+				    "block that does not decode to 1..%d "
+				    "bytes", io->peer, MIGCHAN_PAYLOAD_MAX);
+			io_fail(io, rc, NULL);
+			return -1;
+		}
+		/* From here on it is DATA. */
+		type = MIGCHAN_DATA;
+	}
 	if (type == MIGCHAN_DATA && io->to_buf != NULL) {
 		if (evbuffer_add(io->to_buf, io->pt, plen) != 0) {
 			io_fail(io, -ENOMEM, NULL);
@@ -502,6 +588,8 @@ static void
 io_process(struct mig_io *io)
 {
 	struct evbuffer *in = bufferevent_get_input(io->bev);
+	uint64_t turn = io->to_buf != NULL ? io->bytes +
+	    evbuffer_get_length(io->to_buf) : 0;
 	size_t have;
 	int r;
 
@@ -526,6 +614,14 @@ io_process(struct mig_io *io)
 		    evbuffer_get_length(io->to_buf) > MIG_IO_HIWAT) {
 			bufferevent_disable(io->bev, EV_READ);
 			return;			/* to_cb comes back */
+		}
+		/* A turn decodes at most MIG_IO_HIWAT, however well the
+		 * blocks compress: to_cb comes back when the fd takes more. */
+		if (io->to_buf != NULL && io->bytes +
+		    evbuffer_get_length(io->to_buf) - turn >= MIG_IO_HIWAT) {
+			if (event_add(io->to_ev, NULL) != 0)
+				io_fail(io, -EIO, NULL);
+			return;
 		}
 		switch (io->phase) {
 		case IO_R_HELLO:
@@ -635,12 +731,19 @@ from_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct mig_io *io = arg;
 	struct evbuffer *out = bufferevent_get_output(io->bev);
+	size_t taken = 0;
 	ssize_t n;
 
 	(void)fd;
 	(void)what;
-	/* At most MIG_IO_HIWAT / MIGCHAN_PAYLOAD_MAX + 1 rounds. */
+	/*
+	 * At most MIG_IO_HIWAT / MIGCHAN_PAYLOAD_MAX + 1 rounds: compressed
+	 * frames fill the output slowly, so the raw bytes taken are bounded
+	 * too, and the fd, still readable, brings us back on the next turn.
+	 */
 	while (evbuffer_get_length(out) < MIG_IO_HIWAT) {
+		if (taken >= MIG_IO_HIWAT)
+			return;
 		n = read(io->from_fd, io->from_buf, MIGCHAN_PAYLOAD_MAX);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -662,12 +765,12 @@ from_cb(evutil_socket_t fd, short what, void *arg)
 			}
 			return;
 		}
-		if (io_seal(io, MIGCHAN_DATA, io->from_buf, (size_t)n,
-		    false) != 0) {
+		if (io_seal_data(io, io->from_buf, (size_t)n) != 0) {
 			io_fail(io, -EIO, NULL);
 			return;
 		}
 		io->bytes += (uint64_t)n;
+		taken += (size_t)n;
 	}
 	/* write_cb re-adds it below the low watermark. */
 	event_del(io->from_ev);
@@ -793,7 +896,8 @@ mig_io_send(struct mig_io *io, enum migchan_type type,
 {
 	int rc;
 
-	if (io == NULL || type == MIGCHAN_AUTH)
+	/* DATA_LZ4 is made here from DATA, never handed in. */
+	if (io == NULL || type == MIGCHAN_AUTH || type == MIGCHAN_DATA_LZ4)
 		return -EINVAL;
 	if (io->phase == IO_FINISHING || io->phase == IO_DEAD || io->doomed)
 		return -EPIPE;
@@ -804,7 +908,12 @@ mig_io_send(struct mig_io *io, enum migchan_type type,
 	if (evbuffer_get_length(bufferevent_get_output(io->bev)) >
 	    MIG_IO_SEND_MAX)
 		return -ENOBUFS;
-	if ((rc = io_seal(io, type, payload, len, final)) != 0)
+	if (type == MIGCHAN_DATA && !final && len > 0 &&
+	    len <= MIGCHAN_PAYLOAD_MAX && payload != NULL)
+		rc = io_seal_data(io, payload, len);
+	else
+		rc = io_seal(io, type, payload, len, final);
+	if (rc != 0)
 		return rc;
 	if (type == MIGCHAN_DATA)
 		io->bytes += len;
@@ -883,6 +992,12 @@ uint64_t
 mig_io_bytes(const struct mig_io *io)
 {
 	return io != NULL ? io->bytes : 0;
+}
+
+uint64_t
+mig_io_wire_bytes(const struct mig_io *io)
+{
+	return io != NULL ? io->wire : 0;
 }
 
 const char *

@@ -30,6 +30,13 @@
  * Order on the wire is the call order: frames from mig_io_send() and DATA
  * from mig_io_pump_from() go out in the order they were queued.
  *
+ * Compression (PROTOCOL.md 11.4) is invisible above this layer: once the
+ * target's READY offered LZ4 (migchan_lz4), each DATA this io sends goes
+ * as DATA_LZ4 when its block is below 7/8 of the chunk (agent/
+ * migrate_lz4.h); each DATA_LZ4 it receives is decoded and handled as
+ * DATA.  Whoever owns the io sends the READY, with the capabilities it
+ * offers; it never sees or sends a DATA_LZ4 itself.
+ *
  * The process must ignore SIGPIPE (agent/main.c does): a peer or pump fd
  * that went away is an error return, not a signal.
  *
@@ -79,9 +86,10 @@ struct mig_io_ops {
 	void (*authed)(void *arg);
 	/*
 	 * Every frame after AUTH, except DATA on an io with mig_io_pump_to()
-	 * set.  PAYLOAD is valid during the call only.  With pump_to set, a
-	 * frame that follows DATA comes only after every earlier DATA byte
-	 * was written to the pump fd.  Required.
+	 * set; a DATA_LZ4 comes decoded, as DATA.  PAYLOAD is valid during
+	 * the call only.  With pump_to set, a frame that follows DATA comes
+	 * only after every earlier DATA byte was written to the pump fd.
+	 * Required.
 	 */
 	void (*frame)(void *arg, enum migchan_type type,
 	    const uint8_t *payload, size_t len, bool final);
@@ -95,6 +103,8 @@ struct mig_io_ops {
 	 *   -EPIPE     EOF before it, a reset, or the connect failed;
 	 *   -EBADMSG   a frame failed to open, or the handshake bytes were
 	 *              wrong (initiator: a bad HELLO_R);
+	 *   -EPROTO    a DATA_LZ4 frame opened but its block does not
+	 *              decode to 1..MIGCHAN_PAYLOAD_MAX bytes;
 	 *   -ETIMEDOUT the handshake did not finish within its deadline;
 	 *   -EIO       reading the pump_from fd or writing the pump_to fd
 	 *              failed;
@@ -119,8 +129,9 @@ struct mig_io *mig_io_connect(struct event_base *base,
 
 /*
  * Queues one frame (migchan_seal() rules: not AUTH, DATA not empty, nothing
- * after this side's FINAL).  0, or -EINVAL (bad argument or a frame the
- * channel refuses), -EMSGSIZE (LEN over MIGCHAN_PAYLOAD_MAX), -ENOTCONN
+ * after this side's FINAL); DATA goes as DATA_LZ4 when it may and pays.
+ * 0, or -EINVAL (bad argument, DATA_LZ4, or a frame the channel refuses),
+ * -EMSGSIZE (LEN over MIGCHAN_PAYLOAD_MAX), -ENOTCONN
  * (before authed), -EPIPE (closed, finishing), -EBUSY (FINAL while
  * pump_from is still reading), -ENOBUFS (over MIG_IO_SEND_MAX queued),
  * -ENOMEM.
@@ -129,7 +140,8 @@ int mig_io_send(struct mig_io *io, enum migchan_type type,
     const uint8_t *payload, size_t len, bool final);
 /*
  * Source: reads FD (O_NONBLOCK; not owned, never closed) and sends its
- * bytes as DATA frames of at most MIGCHAN_PAYLOAD_MAX, reading only while
+ * bytes as DATA frames of at most MIGCHAN_PAYLOAD_MAX raw bytes (DATA_LZ4
+ * as above), reading only while
  * the socket's output holds less than MIG_IO_HIWAT; pumped() at EOF.  Only
  * after authed.  0, or -EINVAL (FD blocking or invalid, FINAL already
  * sent), -ENOTCONN, -EPIPE, -EBUSY (a pump_from still reading), -ENOMEM.
@@ -143,9 +155,13 @@ int mig_io_pump_from(struct mig_io *io, int fd);
  * (already set), -ENOMEM.
  */
 int mig_io_pump_to(struct mig_io *io, int fd);
-/* DATA payload bytes queued (pump_from and DATA sends) or written to the
- * pump_to fd.  0 for NULL. */
+/* Raw stream bytes: DATA payload bytes queued (pump_from and DATA sends,
+ * before compression) or written to the pump_to fd (after decoding).  0
+ * for NULL. */
 uint64_t mig_io_bytes(const struct mig_io *io);
+/* What those bytes cost on the wire: the whole DATA and DATA_LZ4 frames
+ * (length prefix included) sealed, or opened.  0 for NULL. */
+uint64_t mig_io_wire_bytes(const struct mig_io *io);
 /* The peer's numeric address ("10.0.0.2", "fd00::2"), for the owner's
  * logs; valid as long as IO. */
 const char *mig_io_peer(const struct mig_io *io);

@@ -10,7 +10,9 @@
  * The stream: libxl writes (source) or reads (target) one end of a
  * socketpair, migrate_io.c relays the other end as DATA frames.  The
  * source's suspend is "done" only when libxl's op finished *and* the relay
- * read its end to EOF, so END never overtakes a byte of the stream.
+ * read its end to EOF, so END never overtakes a byte of the stream.  The
+ * target's READY offers LZ4 (PROTOCOL.md 11.4); migrate_io.c compresses
+ * and decodes, and every byte count here is of the raw stream.
  *
  * The mode is chosen here, from the hypervisor: live (pre-copy in rounds)
  * when Xen can log a PV guest's dirty pages, which needs shadow paging;
@@ -77,7 +79,8 @@ struct vm_mig {
 	bool dc_live;
 	uint32_t new_domid;		/* target: the restored domain */
 	struct event *ev_deadline, *ev_progress;
-	uint64_t reported_bytes;
+	uint64_t reported_bytes;	/* raw stream bytes */
+	uint64_t wire_bytes;		/* what they took on the wire */
 	const char *logged_phase;	/* mig_fsm_phase()'s static text */
 	char reason[MSG_VM_REASON_MAX + 1];
 };
@@ -86,10 +89,21 @@ static void mig_feed(struct vm_mig *m, enum mig_event ev);
 
 /* ---- reports ---- */
 
+/* The io's counts, kept for the reports after the io is gone. */
+static void
+mig_count(struct vm_mig *m)
+{
+	if (m->io == NULL)
+		return;
+	m->reported_bytes = mig_io_bytes(m->io);
+	m->wire_bytes = mig_io_wire_bytes(m->io);
+}
+
 static void
 mig_report(struct vm_mig *m)
 {
 	const char *phase = mig_fsm_phase(&m->fsm);
+	char sizes[64] = "";
 	json_t *p;
 
 	p = json_pack("{s:s, s:s, s:s, s:s}", "uuid", m->vm->uuid, "id", m->id,
@@ -98,8 +112,7 @@ mig_report(struct vm_mig *m)
 	if (p == NULL)
 		return;
 	if (m->io != NULL || m->reported_bytes > 0) {
-		if (m->io != NULL)
-			m->reported_bytes = mig_io_bytes(m->io);
+		mig_count(m);
 		json_object_set_new(p, "bytes",
 		    json_integer((json_int_t)m->reported_bytes));
 	}
@@ -111,12 +124,18 @@ mig_report(struct vm_mig *m)
 	if (m->reason[0] != '\0' && (m->fsm.state == MIG_FAILED ||
 	    m->fsm.state == MIG_S_INDOUBT))
 		json_object_set_new(p, "reason", json_string(m->reason));
+	/* The last line says what the stream cost on the wire. */
+	if (mig_fsm_over(&m->fsm) && m->reported_bytes > 0)
+		snprintf(sizes, sizeof(sizes), "; %s %.1f MB as %.1f MB",
+		    m->fsm.role == MIG_SOURCE ? "sent" : "received",
+		    (double)m->reported_bytes / 1e6,
+		    (double)m->wire_bytes / 1e6);
 	/* The log gets each phase once; hvd gets the progress too. */
 	if (m->logged_phase != phase)
-		log_info("vm %s (%s): migration %s: %s%s%s", m->vm->name,
+		log_info("vm %s (%s): migration %s: %s%s%s%s", m->vm->name,
 		    m->vm->uuid, m->fsm.role == MIG_SOURCE ? "out" : "in", phase,
 		    m->reason[0] && m->fsm.state == MIG_FAILED ? ": " : "",
-		    m->fsm.state == MIG_FAILED ? m->reason : "");
+		    m->fsm.state == MIG_FAILED ? m->reason : "", sizes);
 	m->logged_phase = phase;
 	vm_notify_method(m->vm->av, "vm.migration", p);
 }
@@ -326,11 +345,16 @@ mig_on_closed(void *arg, int err)
 	struct vm_mig *m = arg;
 	const char *side = m->fsm.role == MIG_SOURCE ? "source" : "target";
 
+	mig_count(m);
 	mig_io_free(m->io);
 	m->io = NULL;
 	if (err == -EBADMSG) {
 		mig_why(m, "%s: the migration channel failed authentication",
 		    side);
+		mig_feed(m, MIG_EV_BROKEN);
+	} else if (err == -EPROTO) {
+		mig_why(m, "%s: the peer sent a compressed DATA block that "
+		    "does not decode", side);
 		mig_feed(m, MIG_EV_BROKEN);
 	} else {
 		mig_why(m, "%s: the migration connection was lost (%s)", side,
@@ -629,8 +653,12 @@ mig_do(struct vm_mig *m, unsigned a, enum mig_event *next)
 		else
 			evtimer_add(m->ev_progress, &mig_progress_tv);
 	}
-	if (a & MIG_A_SEND_READY)
-		mig_send(m, MIGCHAN_READY, NULL, 0, false);
+	if (a & MIG_A_SEND_READY) {
+		/* What this target takes: LZ4 DATA (PROTOCOL.md 11.4). */
+		static const uint8_t caps[] = { MIGCHAN_CAP_LZ4 };
+
+		mig_send(m, MIGCHAN_READY, caps, sizeof(caps), false);
+	}
 	if (a & MIG_A_SEND_END)
 		mig_send(m, MIGCHAN_END, NULL, 0, false);
 	if (a & MIG_A_SEND_RECEIVED)
@@ -665,6 +693,7 @@ mig_do(struct vm_mig *m, unsigned a, enum mig_event *next)
 	if (a & MIG_A_CLOSE) {
 		mig_listener_unexpect(m->expect);
 		m->expect = NULL;
+		mig_count(m);
 		if (m->io != NULL)
 			mig_io_finish(m->io);
 		m->io = NULL;

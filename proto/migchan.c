@@ -45,6 +45,9 @@
  *   and only dispose is left.  -EINVAL and -EMSGSIZE change nothing.
  * - The first frame each side seals and opens is AUTH carrying the id, and
  *   AUTH appears only once; seal refuses what the peer's open would refuse.
+ * - DATA_LZ4 goes only from the initiator to a responder whose first READY
+ *   (as the responder sealed it, as the initiator opened it: the same
+ *   frame) carried MIGCHAN_CAP_LZ4; so it never precedes that READY.
  *
  * Must never: allocate, log, release plaintext of a frame that failed a
  * check, or seal after this side's FINAL.  seal and open each use one
@@ -103,6 +106,9 @@ enum mc_phase {
 #define PH_MASK		0xff
 #define ST_TX_AUTH	0x100	/* this side has sealed its AUTH */
 #define ST_RX_AUTH	0x200	/* the peer's AUTH has opened */
+#define ST_READY	0x400	/* the responder's first READY: sealed by the
+				 * responder, opened by the initiator */
+#define ST_LZ4		0x800	/* ... and it offered MIGCHAN_CAP_LZ4 */
 
 static enum mc_phase
 phase(const struct migchan *ch)
@@ -351,9 +357,31 @@ seal_check(const struct migchan *ch, enum migchan_type type,
 	if (type == MIGCHAN_AUTH && (len != MIGCHAN_ID_LEN ||
 	    sodium_memcmp(payload, ch->id, MIGCHAN_ID_LEN) != 0))
 		return -EINVAL;
-	if (type == MIGCHAN_DATA && len == 0)
+	if ((type == MIGCHAN_DATA || type == MIGCHAN_DATA_LZ4) && len == 0)
+		return -EINVAL;
+	if (type == MIGCHAN_READY && len > MIGCHAN_READY_MAX)
+		return -EINVAL;
+	if (type == MIGCHAN_DATA_LZ4 && (ch->role != MIGCHAN_INITIATOR ||
+	    !migchan_lz4(ch)))
 		return -EINVAL;
 	return 0;
+}
+
+/* The capabilities of the responder's first READY, seen from either end. */
+static void
+ready_caps(struct migchan *ch, const uint8_t *payload, size_t len)
+{
+	if ((ch->state & ST_READY) != 0)
+		return;
+	ch->state |= ST_READY;
+	if (len > 0 && (payload[0] & MIGCHAN_CAP_LZ4) != 0)
+		ch->state |= ST_LZ4;
+}
+
+bool
+migchan_lz4(const struct migchan *ch)
+{
+	return migchan_ready(ch) && (ch->state & ST_LZ4) != 0;
 }
 
 ssize_t
@@ -385,6 +413,8 @@ migchan_seal(struct migchan *ch, enum migchan_type type,
 	be32_put(out, (uint32_t)clen);
 	if (type == MIGCHAN_AUTH)
 		ch->state |= ST_TX_AUTH;
+	if (type == MIGCHAN_READY && ch->role == MIGCHAN_RESPONDER)
+		ready_caps(ch, payload, len);
 	if (final)
 		ch->tx_final = true;
 	return (ssize_t)(MIGCHAN_LEN_LEN + clen);
@@ -422,7 +452,13 @@ open_check(const struct migchan *ch, const uint8_t *pt, size_t mlen,
 	if (t == MIGCHAN_AUTH && (mlen - 1 != MIGCHAN_ID_LEN ||
 	    sodium_memcmp(pt + 1, ch->id, MIGCHAN_ID_LEN) != 0))
 		return false;
-	if (t == MIGCHAN_DATA && mlen == 1)
+	if ((t == MIGCHAN_DATA || t == MIGCHAN_DATA_LZ4) && mlen == 1)
+		return false;
+	if (t == MIGCHAN_READY && mlen - 1 > MIGCHAN_READY_MAX)
+		return false;
+	/* Only what this responder's own READY offered, never before it. */
+	if (t == MIGCHAN_DATA_LZ4 && (ch->role != MIGCHAN_RESPONDER ||
+	    (ch->state & ST_LZ4) == 0))
 		return false;
 	return true;
 }
@@ -461,6 +497,8 @@ migchan_open(struct migchan *ch, const uint8_t *in, size_t len,
 	*final = tag == SS_TAG_FINAL;
 	if (*type == MIGCHAN_AUTH)
 		ch->state |= ST_RX_AUTH;
+	if (*type == MIGCHAN_READY && ch->role == MIGCHAN_INITIATOR)
+		ready_caps(ch, payload, *plen);
 	if (*final)
 		ch->rx_final = true;
 	rc = 0;

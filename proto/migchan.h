@@ -72,18 +72,35 @@
 #define MIGCHAN_FRAME_MAX	(MIGCHAN_PAYLOAD_MAX + MIGCHAN_OVERHEAD)
 
 /* Frame types.  Which side sends which, and when, is agent/migrate_fsm.h's
- * business; the channel only carries them. */
+ * business; the channel only carries them, except DATA_LZ4 (below). */
 enum migchan_type {
 	MIGCHAN_AUTH = 1,	/* payload: the id (16 bytes), first frame */
-	MIGCHAN_READY,		/* target: the restore runs, send the stream */
+	MIGCHAN_READY,		/* target: the restore runs, send the stream;
+				 * payload: capabilities, 0..16 bytes */
 	MIGCHAN_DATA,		/* source: libxl stream bytes, 1..65536 */
 	MIGCHAN_END,		/* source: the stream is complete */
 	MIGCHAN_RECEIVED,	/* target: the domain is restored, paused */
 	MIGCHAN_GO,		/* source: its copy is suspended for good */
 	MIGCHAN_DONE,		/* target: its copy runs; payload: domid u32 */
 	MIGCHAN_ABORT,		/* either: payload: a reason, printable ASCII */
-	MIGCHAN_TYPE_MAX = MIGCHAN_ABORT
+	MIGCHAN_DATA_LZ4,	/* source: one LZ4 block of 1..65536 stream
+				 * bytes, to a responder that offered it */
+	MIGCHAN_TYPE_MAX = MIGCHAN_DATA_LZ4
 };
+
+/*
+ * READY's payload: capability bytes, at most MIGCHAN_READY_MAX (an empty
+ * READY, what agents before them send, offers nothing).  Byte 0's bit
+ * MIGCHAN_CAP_LZ4: "send me DATA_LZ4".  Other bits and bytes are sent as
+ * zero and ignored by a receiver that does not know them, so a newer
+ * responder may offer more.  The channel reads only the first READY the
+ * responder seals (responder) or the initiator opens (initiator): DATA_LZ4
+ * is sealed only by an initiator that opened a READY offering it, and
+ * opened only by a responder that sealed one (migchan_lz4()).  What a
+ * DATA_LZ4 block decodes to is agent/migrate_lz4.h's to check.
+ */
+#define MIGCHAN_READY_MAX	16
+#define MIGCHAN_CAP_LZ4		0x01
 
 enum migchan_role { MIGCHAN_INITIATOR, MIGCHAN_RESPONDER };
 
@@ -149,8 +166,9 @@ bool migchan_ready(const struct migchan *ch);
  * bytes); FINAL marks the last frame this side sends.  Returns the frame's
  * size, LEN + MIGCHAN_OVERHEAD, or a negative errno: -EMSGSIZE for LEN or
  * OUTCAP, -EINVAL for a frame the peer would refuse (the first frame not
- * AUTH with the id, a second AUTH, an unknown type, DATA without payload)
- * or any frame after this side's FINAL.
+ * AUTH with the id, a second AUTH, an unknown type, DATA or DATA_LZ4
+ * without payload, READY with more than MIGCHAN_READY_MAX, DATA_LZ4 while
+ * migchan_lz4() is false) or any frame after this side's FINAL.
  */
 ssize_t migchan_seal(struct migchan *ch, enum migchan_type type,
     const uint8_t *payload, size_t len, bool final, uint8_t *out,
@@ -167,10 +185,18 @@ ssize_t migchan_frame_len(const uint8_t in[MIGCHAN_LEN_LEN]);
  * when it was the peer's last.  -EBADMSG for a prefix out of range, a frame
  * that fails authentication, a tag other than MESSAGE or FINAL, an unknown
  * type, a first frame that is not AUTH, a second AUTH, an AUTH whose
- * payload is not the id, DATA without payload, or any frame after the
- * FINAL one.  LEN other than what the prefix says is -EINVAL.
+ * payload is not the id, DATA or DATA_LZ4 without payload, READY with
+ * more than MIGCHAN_READY_MAX, DATA_LZ4 while migchan_lz4() is false, or
+ * any frame after the FINAL one.  LEN other than what the prefix says is
+ * -EINVAL.
  */
 int migchan_open(struct migchan *ch, const uint8_t *in, size_t len,
     enum migchan_type *type, uint8_t *payload, size_t *plen, bool *final);
+/*
+ * DATA_LZ4 is allowed on CH: an initiator opened, or a responder sealed,
+ * a first READY carrying MIGCHAN_CAP_LZ4.  False for NULL, before that
+ * READY and on a dead channel.
+ */
+bool migchan_lz4(const struct migchan *ch);
 
 #endif

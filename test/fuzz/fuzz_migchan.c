@@ -12,8 +12,11 @@
  *   2:    an insider: an initiator written here from PROTOCOL.md section
  *         11, which knows K, seals records the fuzzer describes (type byte,
  *         secretstream tag, payload) and the real responder opens them.
- *         A model of the rules says which must open; open must agree, and
- *         hand back exactly what was sealed.
+ *         A record may instead have the responder seal a READY with the
+ *         record's payload as capabilities, which decides whether DATA_LZ4
+ *         may follow.  A model of the rules says which must open; open
+ *         must agree, and hand back exactly what was sealed.  (What a
+ *         DATA_LZ4 block decodes to is fuzz_migrate_lz4's.)
  * In modes 0 and 1, when the input runs short, the remaining steps are run on
  * the genuine peer's bytes so the frame parser is reached.  A stranger
  * cannot make a frame open without K (that would take breaking BLAKE2b or
@@ -200,7 +203,8 @@ insider_connect(struct migchan *rsp,
 /*
  * Records: type, tag, flags, length (u16 big-endian), payload.  Flag bit 0
  * replaces the payload by the channel's id, so AUTH is easy to reach; bit
- * 1 adds one to the length, so 65536 is reachable.
+ * 1 adds one to the length, so 65536 is reachable; bit 2 makes the record
+ * the responder's READY (type and tag unused), sealed after its own AUTH.
  */
 static void
 fuzz_insider(const uint8_t *data, size_t size)
@@ -208,18 +212,21 @@ fuzz_insider(const uint8_t *data, size_t size)
 	crypto_secretstream_xchacha20poly1305_state tx;
 	struct migchan rsp;
 	bool authed = false, finaled = false, final, ok;
+	bool rsp_authed = false, readied = false, lz4 = false;
 	enum migchan_type type;
 	unsigned long long clen;
 	size_t len, plen;
-	uint8_t t, tag;
+	uint8_t t, tag, fl;
+	ssize_t n;
 	int rc;
 
 	insider_connect(&rsp, &tx);
 	while (size >= 5) {
 		t = data[0];
 		tag = data[1];
-		len = ((size_t)data[3] << 8 | data[4]) + (data[2] >> 1 & 1);
-		if (data[2] & 1) {
+		fl = data[2];
+		len = ((size_t)data[3] << 8 | data[4]) + (fl >> 1 & 1);
+		if (fl & 1) {
 			memcpy(plain + 1, id, sizeof(id));
 			len = sizeof(id);
 			data += 5;
@@ -232,6 +239,26 @@ fuzz_insider(const uint8_t *data, size_t size)
 			memcpy(plain + 1, data, len);
 			data += len;
 			size -= len;
+		}
+		if (fl & 4) {
+			/* The responder's READY: refused only when too long,
+			 * and then it changes nothing. */
+			if (!rsp_authed && migchan_seal(&rsp, MIGCHAN_AUTH, id,
+			    sizeof(id), false, frame, sizeof(frame)) < 0)
+				abort();
+			rsp_authed = true;
+			n = migchan_seal(&rsp, MIGCHAN_READY, plain + 1, len,
+			    false, frame, sizeof(frame));
+			if ((n < 0) != (len > MIGCHAN_READY_MAX) ||
+			    (n < 0 && n != -EINVAL) || !migchan_ready(&rsp))
+				abort();
+			if (n > 0 && !readied) {
+				readied = true;
+				lz4 = len > 0 && (plain[1] & MIGCHAN_CAP_LZ4);
+			}
+			if (migchan_lz4(&rsp) != lz4)
+				abort();
+			continue;
 		}
 		plain[0] = t;
 		crypto_secretstream_xchacha20poly1305_push(&tx, frame + 4,
@@ -248,7 +275,9 @@ fuzz_insider(const uint8_t *data, size_t size)
 		    authed != (t == MIGCHAN_AUTH) &&
 		    (t != MIGCHAN_AUTH || (len == sizeof(id) &&
 		    memcmp(plain + 1, id, sizeof(id)) == 0)) &&
-		    (t != MIGCHAN_DATA || len > 0);
+		    (t != MIGCHAN_DATA || len > 0) &&
+		    (t != MIGCHAN_READY || len <= MIGCHAN_READY_MAX) &&
+		    (t != MIGCHAN_DATA_LZ4 || (len > 0 && lz4));
 		rc = migchan_open(&rsp, frame, 4 + clen, &type, payload, &plen,
 		    &final);
 		if (!ok) {

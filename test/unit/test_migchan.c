@@ -827,6 +827,154 @@ test_auth_rules(void **state)
 	pair_dispose(&p);
 }
 
+/* A frame from the responder that its migchan_seal() would not make. */
+static size_t
+rsp_forge(struct pair *p, uint8_t type, const uint8_t *pl, size_t len,
+    uint8_t *out)
+{
+	unsigned long long clen;
+
+	pt_buf[0] = type;
+	if (len > 0)
+		memcpy(pt_buf + 1, pl, len);
+	assert_int_equal(crypto_secretstream_xchacha20poly1305_push(&p->rsp.tx,
+	    out + 4, &clen, pt_buf, 1 + len, NULL, 0, TAG_MESSAGE), 0);
+	out[0] = (uint8_t)(clen >> 24);
+	out[1] = (uint8_t)(clen >> 16);
+	out[2] = (uint8_t)(clen >> 8);
+	out[3] = (uint8_t)clen;
+	return 4 + (size_t)clen;
+}
+
+/*
+ * DATA_LZ4 (PROTOCOL.md 11.4): only initiator to responder, only after
+ * the responder's first READY offered MIGCHAN_CAP_LZ4, never empty; READY
+ * carries at most MIGCHAN_READY_MAX capability bytes.
+ */
+static void
+test_lz4_rules(void **state)
+{
+	static const uint8_t lz4[] = { MIGCHAN_CAP_LZ4 }, none[] = { 0 };
+	static const uint8_t other[] = { 0x02 }, all[] = { 0xff, 0xff };
+	static const struct {
+		const uint8_t *caps;
+		size_t len;
+		bool offers;
+	} readies[] = {
+		{ NULL, 0, false },		/* an agent before LZ4 */
+		{ none, 1, false },
+		{ other, 1, false },		/* unknown bits only */
+		{ lz4, 1, true },
+		{ all, 2, true },		/* unknown bits ignored */
+	};
+	uint8_t caps17[MIGCHAN_READY_MAX + 1] = { MIGCHAN_CAP_LZ4 };
+	struct pair p;
+	struct rogue r;
+	size_t n, i;
+	int c;
+
+	(void)state;
+	for (i = 0; i < sizeof(readies) / sizeof(readies[0]); i++) {
+		session(&p);
+		auth_both(&p);
+		/* Not before READY, on either side. */
+		assert_false(migchan_lz4(&p.ini));
+		assert_false(migchan_lz4(&p.rsp));
+		assert_int_equal(migchan_seal(&p.ini, MIGCHAN_DATA_LZ4, big, 8,
+		    false, fa, sizeof(fa)), -EINVAL);
+		assert_true(migchan_ready(&p.ini));
+		n = seal_ok(&p.rsp, MIGCHAN_READY, readies[i].caps,
+		    readies[i].len, false, fa);
+		assert_int_equal(migchan_lz4(&p.rsp), readies[i].offers);
+		open_ok(&p.ini, fa, n, MIGCHAN_READY, readies[i].caps,
+		    readies[i].len, false);
+		assert_int_equal(migchan_lz4(&p.ini), readies[i].offers);
+		/* A later READY changes nothing, either way. */
+		n = seal_ok(&p.rsp, MIGCHAN_READY, readies[i].offers ? NULL :
+		    lz4, readies[i].offers ? 0 : 1, false, fa);
+		open_ok(&p.ini, fa, n, MIGCHAN_READY, lz4,
+		    readies[i].offers ? 0 : 1, false);
+		assert_int_equal(migchan_lz4(&p.ini), readies[i].offers);
+		assert_int_equal(migchan_lz4(&p.rsp), readies[i].offers);
+		if (!readies[i].offers) {
+			assert_int_equal(migchan_seal(&p.ini, MIGCHAN_DATA_LZ4,
+			    big, 8, false, fa, sizeof(fa)), -EINVAL);
+			pair_dispose(&p);
+			continue;
+		}
+		n = seal_ok(&p.ini, MIGCHAN_DATA_LZ4, big, 8, false, fa);
+		open_ok(&p.rsp, fa, n, MIGCHAN_DATA_LZ4, big, 8, false);
+		n = seal_ok(&p.ini, MIGCHAN_DATA_LZ4, big, MIGCHAN_PAYLOAD_MAX,
+		    false, fa);
+		open_ok(&p.rsp, fa, n, MIGCHAN_DATA_LZ4, big,
+		    MIGCHAN_PAYLOAD_MAX, false);
+		/* Never empty, never from the responder. */
+		assert_int_equal(migchan_seal(&p.ini, MIGCHAN_DATA_LZ4, big, 0,
+		    false, fa, sizeof(fa)), -EINVAL);
+		assert_int_equal(migchan_seal(&p.rsp, MIGCHAN_DATA_LZ4, big, 8,
+		    false, fa, sizeof(fa)), -EINVAL);
+		/* A responder that sends one anyway is refused. */
+		n = rsp_forge(&p, MIGCHAN_DATA_LZ4, big, 8, fa);
+		open_fails(&p.ini, fa, n, -EBADMSG);
+		assert_dead(&p.ini, p.id);
+		assert_false(migchan_lz4(&p.ini));
+		pair_dispose(&p);
+	}
+
+	/* READY's size: 16 bytes, not 17, both ways. */
+	session(&p);
+	auth_both(&p);
+	assert_int_equal(migchan_seal(&p.rsp, MIGCHAN_READY, caps17,
+	    sizeof(caps17), false, fa, sizeof(fa)), -EINVAL);
+	assert_false(migchan_lz4(&p.rsp));
+	n = rsp_forge(&p, MIGCHAN_READY, caps17, sizeof(caps17), fa);
+	open_fails(&p.ini, fa, n, -EBADMSG);
+	assert_dead(&p.ini, p.id);
+	pair_dispose(&p);
+	session(&p);
+	auth_both(&p);
+	n = seal_ok(&p.rsp, MIGCHAN_READY, caps17, MIGCHAN_READY_MAX, false,
+	    fa);
+	open_ok(&p.ini, fa, n, MIGCHAN_READY, caps17, MIGCHAN_READY_MAX, false);
+	assert_true(migchan_lz4(&p.ini));
+	pair_dispose(&p);
+
+	/* A rogue source: before READY, without the flag, empty, too long a
+	 * READY of its own; then what opens once the flag was offered. */
+	for (c = 0; c < 5; c++) {
+		pair_keys(&p);
+		pair_init(&p);
+		rogue_connect(&r, &p);
+		n = rogue_frame(&r, MIGCHAN_AUTH, p.id, 16, TAG_MESSAGE, fa);
+		open_ok(&p.rsp, fa, n, MIGCHAN_AUTH, p.id, 16, false);
+		assert_int_equal(seal_ok(&p.rsp, MIGCHAN_AUTH, p.id, 16, false,
+		    fa), 16 + MIGCHAN_OVERHEAD);
+		if (c == 1)
+			(void)seal_ok(&p.rsp, MIGCHAN_READY, none, 1, false,
+			    fa);
+		if (c >= 2)
+			(void)seal_ok(&p.rsp, MIGCHAN_READY, lz4, 1, false, fa);
+		if (c == 2)
+			n = rogue_frame(&r, MIGCHAN_DATA_LZ4, NULL, 0,
+			    TAG_MESSAGE, fa);
+		else if (c == 3)
+			n = rogue_frame(&r, MIGCHAN_READY, caps17,
+			    sizeof(caps17), TAG_MESSAGE, fa);
+		else
+			n = rogue_frame(&r, MIGCHAN_DATA_LZ4, big, 5,
+			    TAG_MESSAGE, fa);
+		if (c < 4) {
+			open_fails(&p.rsp, fa, n, -EBADMSG);
+			assert_dead(&p.rsp, p.id);
+			assert_false(migchan_lz4(&p.rsp));
+		} else {
+			open_ok(&p.rsp, fa, n, MIGCHAN_DATA_LZ4, big, 5, false);
+		}
+		pair_dispose(&p);
+	}
+	assert_false(migchan_lz4(NULL));
+}
+
 static void
 test_frame_len(void **state)
 {
@@ -1067,6 +1215,7 @@ main(void)
 		cmocka_unit_test(test_bit_flips),
 		cmocka_unit_test(test_bad_hello),
 		cmocka_unit_test(test_auth_rules),
+		cmocka_unit_test(test_lz4_rules),
 		cmocka_unit_test(test_frame_len),
 		cmocka_unit_test(test_out_of_order),
 		cmocka_unit_test(test_msgsize),
