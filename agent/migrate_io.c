@@ -1297,3 +1297,20 @@ mig_listener_unexpect(struct mig_expect *e)
 	}
 	expect_free(e);
 }
+
+void
+mig_io_pair_buffers(const int sv[2])
+{
+	for (int i = 0; i < 2; i++) {
+		int sz = MIG_IO_PAIR_BUF;
+
+		if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &sz,
+		    sizeof(sz)) != 0)
+			(void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz,
+			    sizeof(sz));
+		if (setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &sz,
+		    sizeof(sz)) != 0)
+			(void)setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz,
+			    sizeof(sz));
+	}
+}

@@ -148,6 +148,14 @@ int mig_io_send(struct mig_io *io, enum migchan_type type,
  */
 int mig_io_pump_from(struct mig_io *io, int fd);
 /*
+ * Sizes both ends of the socketpair SV between libxl's save/restore helper
+ * and the relay to MIG_IO_PAIR_BUF, so neither waits on the other's every
+ * wakeup: SO_*BUFFORCE past net.core.*mem_max when root, else the
+ * sysctl's cap.  Best effort.
+ */
+#define MIG_IO_PAIR_BUF		(4 * 1024 * 1024)
+void mig_io_pair_buffers(const int sv[2]);
+/*
  * Target: writes each DATA frame's payload to FD (O_NONBLOCK; not owned,
  * never closed) in order, and stops reading the socket while more than
  * MIG_IO_HIWAT waits for FD.  May be called from accepted or authed; DATA

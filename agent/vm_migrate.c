@@ -56,7 +56,6 @@
 #define MIG_SUFFIX_IN		VM_MIG_SUFFIX_IN
 #define MIG_SUFFIX_AWAY		VM_MIG_SUFFIX_AWAY
 #define MIG_PROGRESS_MS		1000	/* vm.migration "copying", at most */
-#define MIG_PAIR_BUF		(4 * 1024 * 1024)	/* socketpair buffers */
 #define MIG_REFUSED_PEERS	16	/* refusal reports, one a minute each */
 #define MIG_REFUSED_EVERY_S	60
 
@@ -397,22 +396,7 @@ mig_pair(struct vm_mig *m)
 		close(sv[1]);
 		return -EIO;
 	}
-	/* Room for MIG_PAIR_BUF of stream between libxl's helper and the
-	 * relay, so neither waits on the other's every wakeup. */
-	for (int i = 0; i < 2; i++) {
-		int sz = MIG_PAIR_BUF;
-
-		/* FORCE passes net.core.*mem_max (the agent is root); else
-		 * the sysctl's cap. */
-		if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &sz,
-		    sizeof(sz)) != 0)
-			(void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz,
-			    sizeof(sz));
-		if (setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &sz,
-		    sizeof(sz)) != 0)
-			(void)setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz,
-			    sizeof(sz));
-	}
+	mig_io_pair_buffers(sv);
 	m->xl_fd = sv[0];
 	m->io_fd = sv[1];
 	return 0;

@@ -4,6 +4,17 @@
 # reads those tests share.
 : "${AGENT_EMU:?AGENT_EMU must point at the agent_emu binary}"
 
+# emu_hvd_up: hvd for emulated agents (in the test's own namespace: the
+# agent port 7700 is fixed, so an emulated agent finds hvd again after a
+# restart), image vmlinuz-guest and network prod (VNI 100).
+emu_hvd_up() {
+	write_conf "boot-http-listen 127.0.0.1:0" "agent-listen 127.0.0.1:7700" "agent-heartbeat-ms 500"
+	start_hvd
+	head -c 100000 /dev/urandom > "$T/vmlinuz"
+	"$HVCTL" image add vmlinuz-guest "$T/vmlinuz" >/dev/null
+	"$HVCTL" net create prod --vni 100 >/dev/null
+}
+
 # emu HOST SRC_IP [CONF]: an emulated agent for HOST; its PID in EMU[HOST].
 declare -A EMU=()
 emu() {

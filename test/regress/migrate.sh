@@ -29,11 +29,7 @@ ip addr add 10.0.0.6/32 dev lo
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/emu_lib.sh"
 
-write_conf "boot-http-listen 127.0.0.1:0" "agent-listen 127.0.0.1:7700" "agent-heartbeat-ms 500"
-start_hvd
-head -c 100000 /dev/urandom > "$T/vmlinuz"
-"$HVCTL" image add vmlinuz-guest "$T/vmlinuz" >/dev/null
-"$HVCTL" net create prod --vni 100 >/dev/null
+emu_hvd_up
 for h in h1 h2 h3; do "$HVCTL" host add $h --out "$T/$h" >/dev/null; done
 
 host_up() { sock GET "/api/v1/hosts/$1" | grep -q '"state":"up"'; }

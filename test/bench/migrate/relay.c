@@ -48,7 +48,6 @@
 #include "migrate_io.h"
 
 #define PAGE		4096
-#define PAIR_BUF	(4 * 1024 * 1024)	/* as agent/vm_migrate.c */
 #define CHUNK		65536
 #define MAX_RUNS	15
 
@@ -128,23 +127,6 @@ fill_image(unsigned random_pct, unsigned sparse_pct)
 			for (int i = 0; i < 8; i++)
 				p[(r[i] * 16) % PAGE] = r[8 + i] | 1;
 		}
-	}
-}
-
-static void
-pair_bufs(int sv[2])
-{
-	for (int i = 0; i < 2; i++) {
-		int sz = PAIR_BUF;
-
-		if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &sz,
-		    sizeof(sz)) != 0)
-			(void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz,
-			    sizeof(sz));
-		if (setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &sz,
-		    sizeof(sz)) != 0)
-			(void)setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz,
-			    sizeof(sz));
 	}
 }
 
@@ -494,8 +476,8 @@ run(enum mode mode, struct result *res)
 	    pipe2(port_p, O_CLOEXEC) != 0 || pipe2(rep_p, O_CLOEXEC) != 0 ||
 	    pipe2(done_p, O_CLOEXEC) != 0)
 		die("socketpair");
-	pair_bufs(from);
-	pair_bufs(to);
+	mig_io_pair_buffers(from);
+	mig_io_pair_buffers(to);
 	/* The relay ends are non-blocking, as the agent makes its own. */
 	if (mode != M_PLAIN && (evutil_make_socket_nonblocking(from[1]) != 0 ||
 	    evutil_make_socket_nonblocking(to[0]) != 0))
