@@ -101,6 +101,8 @@ struct mig_io {
 	int from_fd;			/* pump_from */
 	struct event *from_ev;
 	uint8_t *from_buf;
+	mig_io_tap_fn *tap;		/* sees what from_fd gave */
+	void *tap_arg;
 
 	int to_fd;			/* pump_to */
 	struct event *to_ev;
@@ -765,6 +767,8 @@ from_cb(evutil_socket_t fd, short what, void *arg)
 			}
 			return;
 		}
+		if (io->tap != NULL)
+			io->tap(io->tap_arg, io->from_buf, (size_t)n);
 		if (io_seal_data(io, io->from_buf, (size_t)n) != 0) {
 			io_fail(io, -EIO, NULL);
 			return;
@@ -963,6 +967,15 @@ mig_io_pump_from(struct mig_io *io, int fd)
 	}
 	io->from_fd = fd;
 	return 0;
+}
+
+void
+mig_io_tap(struct mig_io *io, mig_io_tap_fn *tap, void *arg)
+{
+	if (io == NULL)
+		return;
+	io->tap = tap;
+	io->tap_arg = arg;
 }
 
 int

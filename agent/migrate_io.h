@@ -148,6 +148,13 @@ int mig_io_send(struct mig_io *io, enum migchan_type type,
  */
 int mig_io_pump_from(struct mig_io *io, int fd);
 /*
+ * Shows TAP every raw byte pump_from reads, in order, before it is sealed:
+ * an observer (the round counter, migrate_rounds.h), which must not call
+ * any mig_io function.  NULL stops it.
+ */
+typedef void mig_io_tap_fn(void *arg, const uint8_t *p, size_t len);
+void mig_io_tap(struct mig_io *io, mig_io_tap_fn *tap, void *arg);
+/*
  * Sizes both ends of the socketpair SV between libxl's save/restore helper
  * and the relay to MIG_IO_PAIR_BUF, so neither waits on the other's every
  * wakeup: SO_*BUFFORCE past net.core.*mem_max when root, else the

@@ -49,6 +49,7 @@
 #include "migchan.h"
 #include "migrate_fsm.h"
 #include "migrate_io.h"
+#include "migrate_rounds.h"
 #include "msg.h"
 #include "vm.h"
 #include "vm_internal.h"
@@ -80,6 +81,7 @@ struct vm_mig {
 	struct event *ev_deadline, *ev_progress;
 	uint64_t reported_bytes;	/* raw stream bytes */
 	uint64_t wire_bytes;		/* what they took on the wire */
+	struct mig_rounds rounds;	/* source: libxc's, from the stream */
 	const char *logged_phase;	/* mig_fsm_phase()'s static text */
 	char reason[MSG_VM_REASON_MAX + 1];
 };
@@ -96,6 +98,23 @@ mig_count(struct vm_mig *m)
 		return;
 	m->reported_bytes = mig_io_bytes(m->io);
 	m->wire_bytes = mig_io_wire_bytes(m->io);
+}
+
+/* The rounds for the last log line: "in N rounds", or why not known. */
+static const char *
+mig_rounds_text(const struct vm_mig *m)
+{
+	static char buf[64];
+	unsigned n = mig_rounds_round(&m->rounds);
+
+	if (m->fsm.role != MIG_SOURCE)
+		return "";
+	if (mig_rounds_broken(&m->rounds) != NULL)
+		snprintf(buf, sizeof(buf), " (rounds unknown: %s)",
+		    mig_rounds_broken(&m->rounds));
+	else
+		snprintf(buf, sizeof(buf), " in %u round%s", n, n == 1 ? "" : "s");
+	return buf;
 }
 
 static void
@@ -118,6 +137,10 @@ mig_report(struct vm_mig *m)
 	if (m->fsm.role == MIG_SOURCE && strcmp(phase, "preparing") != 0)
 		json_object_set_new(p, "mode", json_string(m->live ? "live" :
 		    "stop-copy"));
+	if (m->fsm.role == MIG_SOURCE && mig_rounds_round(&m->rounds) > 0)
+		json_object_set_new(p, "round", json_integer(
+		    mig_rounds_round(&m->rounds) < MSG_MIG_ROUND_MAX ?
+		    mig_rounds_round(&m->rounds) : MSG_MIG_ROUND_MAX));
 	if (m->fsm.role == MIG_TARGET && m->fsm.state == MIG_DONE)
 		json_object_set_new(p, "domid", json_integer(m->vm->domid));
 	if (m->reason[0] != '\0' && (m->fsm.state == MIG_FAILED ||
@@ -125,10 +148,10 @@ mig_report(struct vm_mig *m)
 		json_object_set_new(p, "reason", json_string(m->reason));
 	/* The last line says what the stream cost on the wire. */
 	if (mig_fsm_over(&m->fsm) && m->reported_bytes > 0)
-		snprintf(sizes, sizeof(sizes), "; %s %.1f MB as %.1f MB",
+		snprintf(sizes, sizeof(sizes), "; %s %.1f MB as %.1f MB%s",
 		    m->fsm.role == MIG_SOURCE ? "sent" : "received",
 		    (double)m->reported_bytes / 1e6,
-		    (double)m->wire_bytes / 1e6);
+		    (double)m->wire_bytes / 1e6, mig_rounds_text(m));
 	/* The log gets each phase once; hvd gets the progress too. */
 	if (m->logged_phase != phase)
 		log_info("vm %s (%s): migration %s: %s%s%s%s", m->vm->name,
@@ -153,6 +176,14 @@ mig_why(struct vm_mig *m, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(m->reason, sizeof(m->reason), fmt, ap);
 	va_end(ap);
+}
+
+static void
+mig_rounds_tap(void *arg, const uint8_t *p, size_t len)
+{
+	struct vm_mig *m = arg;
+
+	mig_rounds_feed(&m->rounds, p, len);
 }
 
 static const struct timeval mig_progress_tv = { MIG_PROGRESS_MS / 1000, 0 };
@@ -427,6 +458,8 @@ mig_suspend(struct vm_mig *m)
 		mig_why(m, "source: cannot set up the stream");
 		return -EIO;
 	}
+	mig_rounds_init(&m->rounds);
+	mig_io_tap(m->io, mig_rounds_tap, m);
 	xen_clear_err(vm->av->xen);
 	vm->ops++;
 	m->op = MO_SUSPEND;

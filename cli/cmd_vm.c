@@ -402,8 +402,8 @@ vm_migrate_wait(struct hvctl *h, long long op, const char *vm)
 	snprintf(path, sizeof(path), "/api/v1/operations/%lld", op);
 	for (;;) {
 		const char *state, *phase, *mode, *msg;
-		long long bytes;
-		char line[160];
+		long long bytes, round;
+		char line[160], rounds[32];
 
 		if ((r = client_call(h, "GET", path, NULL, &rep)) != HVCTL_OK)
 			return r;
@@ -417,8 +417,14 @@ vm_migrate_wait(struct hvctl *h, long long op, const char *vm)
 		msg = output_str(rep.body, "message");
 		bytes = (long long)json_integer_value(json_object_get(rep.body,
 		    "bytes"));
-		snprintf(line, sizeof(line), "  %s: %s%s%s, %lld bytes", vm, phase,
-		    mode ? " " : "", mode ? mode : "", bytes);
+		round = (long long)json_integer_value(json_object_get(rep.body,
+		    "round"));
+		if (round > 0)
+			snprintf(rounds, sizeof(rounds), ", round %lld", round);
+		else
+			rounds[0] = '\0';
+		snprintf(line, sizeof(line), "  %s: %s%s%s%s, %lld bytes", vm, phase,
+		    mode ? " " : "", mode ? mode : "", rounds, bytes);
 		if (strcmp(line, last) != 0) {
 			printf("%s\n", line);
 			fflush(stdout);

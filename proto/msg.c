@@ -263,7 +263,7 @@ static const struct jf_field msg_vm_migration[] = {
 	ONE("role", 6, msg_mig_roles),
 	ONE("phase", 9, msg_mig_phases),
 	UINT("bytes", OPT, 0, 0),
-	UINT("round", OPT, 0, 0),
+	UINT("round", OPT, 1, MSG_MIG_ROUND_MAX),
 	{ .name = "mode", .type = JF_STRING, .flags = OPT, .max = 9,
 	    .oneof = msg_mig_modes },
 	UINT("domid", OPT, 1, 65535),

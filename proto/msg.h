@@ -90,6 +90,7 @@ enum msg_schema {
 #define MSG_MIG_ADDR_MAX	45	/* peer: numeric IPv4 or IPv6 */
 #define MSG_MIG_TIMEOUT_MIN	10
 #define MSG_MIG_TIMEOUT_MAX	3600
+#define MSG_MIG_ROUND_MAX	65535	/* vm.migration: pre-copy rounds */
 int msg_check(enum msg_schema s, const json_t *v, char *err, size_t errlen);
 
 #endif

@@ -76,6 +76,8 @@ uint64_t vm_op_migrate_new(const struct vm_row *v, const char *source,
     const char *target);
 void vm_op_migrate_update(uint64_t id, const char *phase, int64_t bytes,
     const char *mode, const char *state, const char *message);
+/* The source's pre-copy round (1, 2, ...); it only ever grows. */
+void vm_op_migrate_round(uint64_t id, unsigned round);
 /* The vm.create params (PROTOCOL.md 6.2) for v, from its stored spec;
  * NULL with *err saying why. */
 json_t *vm_create_params(struct hvd *hvd, const struct vm_row *v, char *err,

@@ -664,6 +664,7 @@ migrate_agent_report(struct hvd *hvd, struct fleet_host *fh, json_t *params)
 	const char *phase = json_string_value(json_object_get(params, "phase"));
 	const char *mode = json_string_value(json_object_get(params, "mode"));
 	json_t *jb = json_object_get(params, "bytes");
+	json_t *jr = json_object_get(params, "round");
 	enum mig_role role = role_s && strcmp(role_s, "target") == 0 ?
 	    ROLE_TARGET : ROLE_SOURCE;
 	char reason[MSG_VM_REASON_MAX + 1], msg[400];
@@ -689,6 +690,9 @@ migrate_agent_report(struct hvd *hvd, struct fleet_host *fh, json_t *params)
 		    NULL, NULL);
 	if (mode && role == ROLE_SOURCE)
 		vm_op_migrate_update(m->op, NULL, -1, mode, NULL, NULL);
+	/* msg.c bounds it to an unsigned int. */
+	if (json_is_integer(jr) && role == ROLE_SOURCE)
+		vm_op_migrate_round(m->op, (unsigned)json_integer_value(jr));
 	if (strcmp(phase, "done") == 0) {
 		m->side[role] = SIDE_DONE;
 		if (role == ROLE_TARGET && m->outcome == OUT_SOURCE) {

@@ -45,6 +45,7 @@ struct vm_op {
 	/* migrate only: as the agents report (vm_op_migrate_update). */
 	char phase[12], mode[12];
 	uint64_t bytes;
+	unsigned round;			/* 0: none reported */
 	char source[API_NAME_MAX + 1], target[API_NAME_MAX + 1];
 };
 
@@ -163,6 +164,8 @@ vm_op_json(uint64_t id)
 		json_object_set_new(j, "bytes", json_integer((json_int_t)op->bytes));
 		json_object_set_new(j, "mode", op->mode[0] ? json_string(op->mode) :
 		    json_null());
+		json_object_set_new(j, "round", op->round > 0 ?
+		    json_integer(op->round) : json_null());
 		json_object_set_new(j, "source", json_string(op->source));
 		json_object_set_new(j, "target", json_string(op->target));
 	}
@@ -203,6 +206,15 @@ vm_op_migrate_update(uint64_t id, const char *phase, int64_t bytes,
 			op->ended = hvd_now_wall();
 		snprintf(op->state, sizeof(op->state), "%s", state);
 	}
+}
+
+void
+vm_op_migrate_round(uint64_t id, unsigned round)
+{
+	struct vm_op *op = vm_op_find(id);
+
+	if (op != NULL && op->action == VM_ACTION_MIGRATE && round > op->round)
+		op->round = round;
 }
 
 /* {"url", "sha256"} of an image the agent fetches from the boot port. */

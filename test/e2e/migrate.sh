@@ -7,7 +7,7 @@
 # The rack's Xen is Debian 12's 4.17 rebuilt with shadow paging
 # (packaging/node-image/xen.sh), so a PV guest's dirty pages can be logged
 # and the agents migrate live (pre-copy while the guest runs); that is
-# checked too (the operation's mode).  With HV_NODE_XEN=debian (Debian's
+# checked too (the operation's mode, and at least two rounds).  With HV_NODE_XEN=debian (Debian's
 # own binary, no shadow paging) they migrate stop-copy, and the test
 # expects that instead.
 #
@@ -83,7 +83,7 @@ mode=live
 [ "${HV_NODE_XEN:-shadow}" = debian ] && mode=stop-copy
 # move TARGET_INDEX: g1 to host h[TARGET_INDEX], with every check.
 move() {
-	local to=$1 from=$((3 - $1)) before after start took out rc gaps0 r0
+	local to=$1 from=$((3 - $1)) before after start took out rc gaps0 r0 rounds
 	before=$(last_tick)
 	gaps0=$(gaps)
 	r0=$(replies)
@@ -93,6 +93,15 @@ move() {
 	echo "$out" | sed 's/^/     /'
 	expect "vm migrate g1 to ${h[$to]}: done" "$rc" 0
 	expect "the operation said the mode ($mode)" "$out" "*$mode*"
+	# Pre-copy: the first round, one or more of dirty pages, the last one
+	# after the suspend; stop-copy is one round.
+	rounds=$(echo "$out" | grep -o 'round [0-9]*' | awk '{print $2}' | sort -n | tail -1)
+	if [ "$mode" = live ]; then
+		expect "the operation showed the pre-copy rounds (last: ${rounds:-none})" \
+		    "$([ "${rounds:-0}" -ge 2 ] && echo yes)" yes
+	else
+		expect_eq "stop-copy: one round" "$rounds" 1
+	fi
 	expect "g1 is on ${h[$to]} in hvd's inventory" "$(field g1 host) $(vm_state g1)" "${h[$to]} running"
 	expect "g1 keeps its MAC" "$(vm_mac g1)" "$mac"
 	expect "node$to runs g1, unpaused" "$(dom_line "$to")" "$unpaused"

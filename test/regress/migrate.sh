@@ -98,7 +98,13 @@ expect_eq "(a) the operation: migrate, pending, preparing" "$(op_json "$OP" | fi
 notify h2 vm.migration "{\"uuid\":\"$U\",\"id\":\"$ID\",\"role\":\"source\",\"phase\":\"copying\",\"bytes\":99}"
 notify h1 vm.migration "{\"uuid\":\"$U\",\"id\":\"$ID\",\"role\":\"source\",\"phase\":\"copying\",\"bytes\":4096,\"mode\":\"stop-copy\"}"
 wait_for 5 bash -c "curl -s --unix-socket $T/hvd.sock http://localhost/api/v1/operations/$OP | grep -q '\"bytes\":4096'" >/dev/null
-expect_eq "progress: copying, stop-copy, bytes" "$(op_json "$OP" | field "(d['phase'], d['mode'], d['bytes'])")" "('copying', 'stop-copy', 4096)"
+expect_eq "progress: copying, stop-copy, bytes, no round yet" "$(op_json "$OP" | field "(d['phase'], d['mode'], d['bytes'], d['round'])")" "('copying', 'stop-copy', 4096, None)"
+# The source's pre-copy round: it only grows; the target's is not the operation's.
+notify h1 vm.migration "{\"uuid\":\"$U\",\"id\":\"$ID\",\"role\":\"source\",\"phase\":\"copying\",\"bytes\":8192,\"round\":3}"
+notify h1 vm.migration "{\"uuid\":\"$U\",\"id\":\"$ID\",\"role\":\"source\",\"phase\":\"copying\",\"bytes\":9000,\"round\":2}"
+notify h2 vm.migration "{\"uuid\":\"$U\",\"id\":\"$ID\",\"role\":\"target\",\"phase\":\"copying\",\"round\":9}"
+wait_for 5 bash -c "curl -s --unix-socket $T/hvd.sock http://localhost/api/v1/operations/$OP | grep -q '\"bytes\":9000'" >/dev/null
+expect_eq "progress: round 3 stays (a lower one and the target's are not taken)" "$(op_json "$OP" | field "(d['bytes'], d['round'])")" "(9000, 3)"
 expect "a report from the wrong host is ignored" "$(grep -c 'reports as the migration.s source, which is h1; ignored' "$T/hvd.log")" "[1-9]*"
 
 # (b) Target done, source done.
@@ -129,7 +135,7 @@ sleep 0.6
 notify h1 vm.migration "{\"uuid\":\"$U\",\"id\":\"$ID2\",\"role\":\"target\",\"phase\":\"failed\",\"reason\":\"restore failed: libxl error -3\"}"
 rc=0; wait "$CLI" || rc=$?
 expect "(c) hvctl vm migrate: exit 1, the side named" "$rc $(cat "$T/cli.err")" "1 *failed: target h1 failed: restore failed: libxl error -3*"
-expect "(c) hvctl printed the phase, mode and bytes" "$(cat "$T/cli.out")" "*copying live, 100 bytes*"
+expect "(c) hvctl printed the phase, mode, round and bytes" "$(cat "$T/cli.out")" "*copying live, round 1, 100 bytes*"
 expect_eq "(c) web1 stays on h2" "$(vm_field web1 host)" h2
 expect "(c) the source was told to keep its copy" "$(wait_for 5 has_reqs h2 vm.migrate_end 1)" "[0-9]*"
 expect_eq "(c) ... outcome source" "$(reqs h2 vm.migrate_end | tail -1 | field "(d['id'], d['outcome'])")" "('$ID2', 'source')"

@@ -7,7 +7,8 @@
  *   every hostile block the decoder must refuse, into a heap buffer of
  *   exactly 65536 bytes so ASan sees a byte written past it;
  * - a compressible stream (zero and repeated pages) arrives byte-exact in
- *   far fewer wire bytes; a random one goes as plain DATA; a target whose
+ *   far fewer wire bytes, and mig_io_tap() shows the source every raw byte
+ *   in order; a random one goes as plain DATA; a target whose
  *   READY lacks the flag gets plain DATA only; both ends count the same
  *   raw and wire bytes;
  * - a source written here from the spec (a raw TCP client holding its own
@@ -279,6 +280,8 @@ struct side {
 	uint64_t raw_at_end, wire_at_end;	/* target, when END came */
 	uint64_t raw_pumped, wire_pumped;	/* source, at pumped */
 	int pump_to_fd, pump_from_fd;
+	uint8_t *tapped;		/* source: what mig_io_tap showed */
+	size_t ntapped, tap_cap;
 	const uint8_t *ready;		/* target: READY's payload, or NULL */
 	size_t ready_len;
 	bool send_ready;
@@ -313,6 +316,16 @@ cb_authed(void *arg)
 		    s->ready_len, false), 0);
 }
 
+static void
+cb_tap(void *arg, const uint8_t *p, size_t len)
+{
+	struct side *s = arg;
+
+	assert_true(s->ntapped + len <= s->tap_cap);
+	memcpy(s->tapped + s->ntapped, p, len);
+	s->ntapped += len;
+}
+
 /* The exchange of migrate_fsm.h, as far as the stream needs it. */
 static void
 cb_frame(void *arg, enum migchan_type t, const uint8_t *p, size_t len,
@@ -328,6 +341,8 @@ cb_frame(void *arg, enum migchan_type t, const uint8_t *p, size_t len,
 	switch (t) {
 	case MIGCHAN_READY:	/* source */
 		assert_int_equal(mig_io_pump_from(s->io, s->pump_from_fd), 0);
+		if (s->tapped != NULL)
+			mig_io_tap(s->io, cb_tap, s);
 		break;
 	case MIGCHAN_DATA:	/* target without pump_to: all 0x5a */
 		for (size_t i = 0; i < len; i++)
@@ -525,6 +540,8 @@ relay(unsigned random_pct, const uint8_t *ready, size_t ready_len)
 	side_init(&R);
 	stream_init(&st, STREAM_LEN, random_pct);
 	I.pump_from_fd = st.from[0];
+	I.tap_cap = STREAM_LEN;
+	assert_non_null(I.tapped = malloc(STREAM_LEN));
 	R.pump_to_fd = st.to[0];
 	R.send_ready = true;
 	R.ready = ready;
@@ -543,6 +560,10 @@ relay(unsigned random_pct, const uint8_t *ready, size_t ready_len)
 	assert_int_equal(R.closed, 0);		/* it finished, not failed */
 	assert_false(st.overflow);
 	assert_memory_equal(st.src, st.dst, STREAM_LEN);
+	/* The tap saw every raw byte, in order. */
+	assert_int_equal(I.ntapped, STREAM_LEN);
+	assert_memory_equal(I.tapped, st.src, STREAM_LEN);
+	free(I.tapped);
 	/* The owner saw READY, RECEIVED, DONE; END, GO: no DATA_LZ4. */
 	assert_int_equal(I.nframes, 3);
 	assert_int_equal(R.nframes, 2);
