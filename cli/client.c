@@ -140,6 +140,8 @@ client_transport_error(struct hvctl *h, CURLcode cc, long oserr)
 {
 	const char *where = h->url ? h->url : h->socket;
 
+	if (tls_trust_explain(h, cc))
+		return HVCTL_FAIL;
 	if (cc == CURLE_COULDNT_CONNECT && (oserr == EACCES || oserr == EPERM)) {
 		fprintf(stderr, "hvctl: permission denied connecting to %s "
 		    "(run as root or as a member of the socket's group)\n", where);
@@ -196,6 +198,7 @@ client_call_once(struct hvctl *h, const char *method, const char *path,
 	*oserr = 0;
 	if ((c = curl_easy_init()) == NULL)
 		return HVCTL_FAIL;
+	tls_trust_apply(h, c);
 	if (h->url) {
 		snprintf(url, sizeof(url), "%s%s", h->url, path);
 		if (out->sent_token) {
@@ -233,6 +236,8 @@ client_call_once(struct hvctl *h, const char *method, const char *path,
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	/* An answer came through the checked key: a new pin is good. */
+	tls_trust_remember(h);
 	if (buf.len > 0 && (out->body = json_loadb(buf.data, buf.len, 0,
 	    &jerr)) == NULL && out->status < 300) {
 		fprintf(stderr, "hvctl: hvd sent a reply that is not JSON: %s\n",
@@ -379,6 +384,7 @@ client_upload(struct hvctl *h, const char *path, FILE *f, uint64_t size,
 	out->sent_token = h->url != NULL && h->token != NULL && h->token[0];
 	if ((c = curl_easy_init()) == NULL)
 		return HVCTL_FAIL;
+	tls_trust_apply(h, c);
 	if (h->url) {
 		snprintf(url, sizeof(url), "%s%s", h->url, path);
 		if (out->sent_token) {

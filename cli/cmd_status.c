@@ -59,7 +59,11 @@ cmd_status(struct hvctl *h, int argc, char **argv)
 	if (output_str(listen, "socket"))
 		printf("socket:    %s\n", output_str(listen, "socket"));
 	if (output_str(listen, "tcp"))
-		printf("tcp:       %s\n", output_str(listen, "tcp"));
+		printf("tcp:       %s%s\n", output_str(listen, "tcp"),
+		    json_is_false(json_object_get(listen, "tcp_tls")) ?
+		    " (plaintext)" : "");
+	if (output_str(listen, "tcp_pin"))
+		printf("tls key:   %s\n", output_str(listen, "tcp_pin"));
 	if (output_str(listen, "agents"))
 		printf("agents:    %s (%lld connected)\n", output_str(listen,
 		    "agents"), (long long)json_integer_value(json_object_get(

@@ -6,12 +6,14 @@
 #ifndef HVCTL_H
 #define HVCTL_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <stdio.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 enum hvctl_exit {
@@ -27,8 +29,15 @@ enum hvctl_exit {
 
 struct hvctl {
 	const char *socket;
-	const char *url;	/* http://host:port, instead of the socket */
+	const char *url;	/* http(s)://host:port, instead of the socket */
 	const char *token;	/* bearer token for url */
+	const char *ca;		/* https: a CA file vouches (--ca) */
+	const char *pin;	/* https: the key's pin (--pin) */
+	/* tls_trust.c's, resolved by tls_trust_prepare(). */
+	char tls_pin[64];	/* the pin checked, "" with --ca or http */
+	char tls_known[PATH_MAX + 16];	/* "FILE line N" it came from */
+	bool tls_remember;	/* a new pin: remember it once it worked */
+	char tls_err[256];	/* libcurl's CURL_ERROR_SIZE detail */
 	bool json;
 	/* A long-running command: its GETs wait out an hvd restart. */
 	bool follow;
@@ -40,6 +49,13 @@ struct hvctl_reply {
 	bool via_tcp;		/* over url, not the socket */
 	bool sent_token;	/* with a bearer token */
 };
+
+/* tls_trust.c: how an https URL's key is trusted (CA, pin, known hosts). */
+int tls_trust_prepare(struct hvctl *h);
+void tls_trust_apply(struct hvctl *h, CURL *c);
+void tls_trust_remember(struct hvctl *h);
+bool tls_trust_explain(struct hvctl *h, CURLcode cc);
+bool tls_pin_valid(const char *pin);
 
 /* client.c */
 int client_call(struct hvctl *h, const char *method, const char *path,

@@ -165,6 +165,11 @@ usage(FILE *f)
 	    "  --socket PATH  hvd's unix socket (default $HVCTL_SOCKET or %s)\n"
 	    "  --url URL      talk TCP to URL (default $HVCTL_URL), with the\n"
 	    "                 bearer token in $HVCTL_TOKEN\n"
+	    "  --ca FILE      https: a CA that signed hvd's certificate\n"
+	    "                 (default $HVCTL_CA)\n"
+	    "  --pin PIN      https: hvd's key, sha256//BASE64 as hvd logs it\n"
+	    "                 (default $HVCTL_PIN); remembered in\n"
+	    "                 ~/.config/hvctl/known_hosts once it worked\n"
 	    "  --json         print the API's JSON instead of a table\n"
 	    "  --help, -h     this help; with a command, that command's help\n"
 	    "  --version      print hvctl's version\n\n"
@@ -260,7 +265,8 @@ opt_takes_value(const struct hvctl_cmd *c, const char *arg)
 static int
 global_opt(struct hvctl *h, int argc, char **argv, int *i)
 {
-	static const char *const withval[] = { "--socket", "--url" };
+	static const char *const withval[] = { "--socket", "--url", "--ca",
+	    "--pin" };
 	const char *a = argv[*i], *val = NULL;
 	size_t k, len;
 
@@ -286,8 +292,12 @@ global_opt(struct hvctl *h, int argc, char **argv, int *i)
 		if (k == 0) {
 			h->socket = val;
 			h->url = NULL;
-		} else
+		} else if (k == 1)
 			h->url = val;
+		else if (k == 2)
+			h->ca = val;
+		else
+			h->pin = val;
 		return 1;
 	}
 	return 0;
@@ -334,6 +344,13 @@ cmd_find(const char *family, const char *verb)
  * follow what they started.  Their GETs wait out an hvd restart
  * (client.c); every other command fails at once when hvd is away.
  */
+/* Whether C talks to hvd (help and version do not). */
+static bool
+cmd_talks(const struct hvctl_cmd *c)
+{
+	return c->run != cmd_help && c->run != cmd_version;
+}
+
 static bool
 cmd_follows(const struct hvctl_cmd *c)
 {
@@ -373,6 +390,8 @@ main(int argc, char **argv)
 	h.socket = getenv("HVCTL_SOCKET");
 	h.url = getenv("HVCTL_URL");
 	h.token = getenv("HVCTL_TOKEN");
+	h.ca = getenv("HVCTL_CA");
+	h.pin = getenv("HVCTL_PIN");
 	/* Up to the command's words: only hvctl's own options. */
 	for (i = 1; i < argc && cmd == NULL; i++) {
 		const char *a = argv[i];
@@ -466,6 +485,13 @@ main(int argc, char **argv)
 	h.follow = cmd_follows(cmd);
 	client_global_init();
 	optind = 0;	/* getopt_long restarts for the command's own options */
+	/* Commands that never talk to hvd (help, version, completion)
+	 * need no key checked, and get none fetched. */
+	if (h.url != NULL && cmd_talks(cmd) &&
+	    (r = tls_trust_prepare(&h)) != HVCTL_OK) {
+		client_global_cleanup();
+		return r;
+	}
 	r = cmd->run(&h, n, argv + base);
 	client_global_cleanup();
 	if (r == HVCTL_USAGE && cmd->run != cmd_help)

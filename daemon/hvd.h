@@ -44,6 +44,11 @@ struct hvd_config {
 	bool api_tcp;				/* api-listen given */
 	char api_listen_host[64];		/* numeric IPv4 or IPv6 */
 	uint16_t api_listen_port;		/* 0 = ephemeral */
+	bool api_tls;				/* TLS on the TCP API */
+	char api_tls_cert[PATH_MAX];		/* "" = state-dir/tls/api.crt */
+	char api_tls_key[PATH_MAX];		/* "" = state-dir/tls/api.key */
+	bool api_plaintext_tokens_loopback;	/* api-tls off: tokens from
+						 * 127/8 and ::1 only */
 	size_t api_body_max;
 	enum log_level log_level;
 	bool agent_listen;			/* agent-listen given */

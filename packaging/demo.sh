@@ -227,7 +227,7 @@ demo_local() {
 	    $hvctl net create prod --vni 100 --description "production"
 	    $hvctl net show prod
 	    $hvctl token create --role read    # a token for the TCP API
-	    curl -H "Authorization: Bearer <token>" http://$tcp/api/v1/hosts
+	    curl --cacert $run/state/tls/api.crt -H "Authorization: Bearer <token>" https://$tcp/api/v1/hosts
 	    curl --unix-socket $run/hvd.sock http://localhost/metrics
 
 	  VMs need Xen: the rack demo (sudo bash packaging/demo.sh) runs two.

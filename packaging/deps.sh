@@ -12,11 +12,11 @@ packages=(
 	libnl-3-dev libnl-route-3-dev libxen-dev
 	# well-kept libraries used instead of hand-rolled code
 	libarchive-dev libcurl4-openssl-dev libsystemd-dev libcmocka-dev libblkid-dev
-	liblz4-dev
+	liblz4-dev libgnutls28-dev
 	# test drivers: real clients, JSON and raw packets (python3), kernel
 	# state (iproute2, nftables), loop devices and filesystems
 	# (mount, util-linux, e2fsprogs), and the tools the scripts call
-	curl sqlite3 python3 jq iproute2 iputils-ping procps bc nftables
+	curl sqlite3 python3 jq iproute2 iputils-ping procps bc nftables openssl
 	mount util-linux e2fsprogs kmod xz-utils diffutils
 	# the manual pages are rendered and checked (regress.manpages)
 	man-db groff-base

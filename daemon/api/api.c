@@ -92,8 +92,14 @@ api_status(struct hvd *hvd, const struct http_request *req,
 	}
 	if (c->api_socket[0])
 		json_object_set_new(listen, "socket", json_string(c->api_socket));
-	if (c->api_tcp)
+	if (c->api_tcp) {
 		api_listen_add(listen, "tcp", c->api_listen_host, http_tcp_port());
+		json_object_set_new(listen, "tcp_tls", json_boolean(
+		    http_tls_pin() != NULL));
+		if (http_tls_pin() != NULL)
+			json_object_set_new(listen, "tcp_pin",
+			    json_string(http_tls_pin()));
+	}
 	if (c->tftp)
 		api_listen_add(listen, "tftp", c->tftp_host, tftp_port());
 	if (c->boot_http)
@@ -329,7 +335,8 @@ api_handle(struct hvd *hvd, const struct http_request *req,
 	}
 	if (!auth_role_allows(req->role, hit->need)) {
 		if (req->anonymous)
-			http_error(rep, MHD_HTTP_UNAUTHORIZED,
+			http_error(rep, MHD_HTTP_UNAUTHORIZED, "%s",
+			    req->auth_refused ? req->auth_refused :
 			    "missing or invalid bearer token");
 		else
 			api_forbidden(req, hit, rep);

@@ -3,6 +3,9 @@
  *   MANIFEST         "hypervisor-backup 1", hvd's version, the time;
  *   hvd.db           an SQLite online backup of the inventory;
  *   master.key       the key that seals every secret in hvd.db;
+ *   tls/api.crt, tls/api.key  the TCP API's self-signed TLS pair, when
+ *                    hvd made one (an operator's api-tls-cert stays theirs),
+ *                    so a restored hvd presents the key clients pinned;
  *   images/<sha256>  each file of the image store that the inventory's
  *                    images table names, under its content address;
  *   boot/<name>      the boot root's files (what hvctl boot import and hvd
@@ -12,7 +15,7 @@
  * and a volume's data stays with the host that serves it.
  *
  * Taking one: GET /api/v1/backup, to an admin over the local unix socket
- * only (it carries the master key; the TCP API has no TLS).  Within the
+ * only (it carries the master key and the TLS key).  Within the
  * request's callback: the database snapshot, the image list of the same
  * instant, and one open descriptor per file, so the backup is one
  * consistent set whatever is added or removed while it is written.  The
@@ -214,6 +217,52 @@ backup_name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* state-dir/tls/'s pair, both or neither. */
+static int
+backup_add_tls(struct backup_job *job, char *why, size_t len)
+{
+	static const struct { const char *name; unsigned mode; } f[2] = {
+		{ BACKUP_TLS_CERT, 0644 }, { BACKUP_TLS_KEY, 0600 },
+	};
+	const char *dir = job->hvd->conf->state_dir;
+	char path[PATH_MAX];
+	uint64_t size[2];
+	int fd[2] = { -1, -1 };
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, f[i].name);
+		fd[i] = backup_open(path, &size[i]);
+		if (fd[i] == -ENOENT)
+			continue;
+		if (fd[i] < 0 || size[i] == 0 || size[i] > BACKUP_TLS_MAX) {
+			snprintf(why, len, "%s: %s", path, fd[i] < 0 ?
+			    strerror(-fd[i]) : "not a PEM file of 1..65536 bytes");
+			goto fail;
+		}
+	}
+	if ((fd[0] < 0) != (fd[1] < 0)) {
+		snprintf(why, len, "%s/tls holds only one of api.crt and api.key",
+		    dir);
+		goto fail;
+	}
+	if (fd[0] < 0)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		if (backup_src_add(job, f[i].name, NULL, fd[i], size[i],
+		    f[i].mode) < 0) {
+			snprintf(why, len, "out of memory");
+			goto fail;
+		}
+		fd[i] = -1;
+	}
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+	return -1;
+}
+
 /* The boot root's files, when the boot root is the state directory's. */
 static int
 backup_add_boot(struct backup_job *job, char *why, size_t len)
@@ -387,6 +436,8 @@ backup_job_new(struct hvd *hvd, const char *actor, unsigned *status,
 	}
 	if (backup_src_add(job, "master.key", NULL, fd, size, 0600) < 0)
 		goto nomem;
+	if (backup_add_tls(job, why, len) < 0)
+		goto fail;
 	if (backup_add_images(job, status, why, len) < 0 ||
 	    backup_add_boot(job, why, len) < 0)
 		goto fail;

@@ -85,6 +85,10 @@ backup_classify(const char *name, char *why, size_t len)
 		return BK_DB;
 	if (strcmp(name, "master.key") == 0)
 		return BK_KEY;
+	if (strcmp(name, BACKUP_TLS_CERT) == 0)
+		return BK_TLS_CERT;
+	if (strcmp(name, BACKUP_TLS_KEY) == 0)
+		return BK_TLS_KEY;
 	if (strncmp(name, BACKUP_IMAGES, strlen(BACKUP_IMAGES)) == 0 &&
 	    backup_sha_name(name + strlen(BACKUP_IMAGES)))
 		return BK_IMAGE;
@@ -92,7 +96,8 @@ backup_classify(const char *name, char *why, size_t len)
 	    backup_boot_name(name + strlen(BACKUP_BOOT)))
 		return BK_BOOT;
 	snprintf(why, len, "is not part of a backup (MANIFEST, hvd.db, "
-	    "master.key, images/<sha256>, boot/<name>)");
+	    "master.key, tls/api.crt, tls/api.key, images/<sha256>, "
+	    "boot/<name>)");
 	return -1;
 }
 

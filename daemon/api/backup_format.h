@@ -18,10 +18,15 @@
 #define BACKUP_NAME_MAX		80	/* "images/" + 64, "boot/" + 72 */
 #define BACKUP_IMAGES		"images/"
 #define BACKUP_BOOT		"boot/"
+/* The TCP API's self-signed pair, as state-dir/tls/ holds it. */
+#define BACKUP_TLS_CERT		"tls/api.crt"
+#define BACKUP_TLS_KEY		"tls/api.key"
+#define BACKUP_TLS_MAX		(64 * 1024)
 
 extern const char backup_hex[];
 
-enum backup_kind { BK_MANIFEST, BK_DB, BK_KEY, BK_IMAGE, BK_BOOT };
+enum backup_kind { BK_MANIFEST, BK_DB, BK_KEY, BK_IMAGE, BK_BOOT, BK_TLS_CERT,
+	BK_TLS_KEY };
 
 /* A name of the boot root a backup carries (boot.c's rule), or the
  * ".NAME.source" note hvctl boot import writes beside one. */

@@ -56,6 +56,7 @@ struct restore {
 	struct restore_image *img;
 	size_t nimg, capimg;
 	bool have_manifest, have_db, have_key;
+	bool have_tls[2];		/* tls/api.crt, tls/api.key */
 	bool made_boot_root;		/* removed again on failure */
 	char *err;
 	size_t errlen;
@@ -297,6 +298,19 @@ restore_entry(struct restore *rs, struct archive *a, struct archive_entry *e)
 		rs->have_key = true;
 		return restore_write(rs, a, rs->tmpfd, "master.key", shown, size,
 		    0600, NULL);
+	case BK_TLS_CERT:
+	case BK_TLS_KEY:
+		if (rs->have_tls[kind == BK_TLS_KEY])
+			break;
+		if (size == 0 || size > BACKUP_TLS_MAX) {
+			snprintf(rs->err, rs->errlen, "%s: %s: %lld bytes is not a "
+			    "PEM file", rs->file, shown, (long long)size);
+			return -EINVAL;
+		}
+		rs->have_tls[kind == BK_TLS_KEY] = true;
+		return restore_write(rs, a, rs->tmpfd, kind == BK_TLS_KEY ?
+		    "tls-api.key" : "tls-api.crt", shown, size,
+		    kind == BK_TLS_KEY ? 0600 : 0644, NULL);
 	case BK_IMAGE:
 		return restore_image(rs, a, name, size);
 	case BK_BOOT:
@@ -464,6 +478,23 @@ restore_commit(struct restore *rs)
 		closedir(d);
 		fsync(rootfd);
 	}
+	if (rs->have_tls[0]) {
+		snprintf(path, sizeof(path), "%s/tls", dir);
+		if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+			r = -errno;
+			goto fail;
+		}
+		for (int i = 0; i < 2; i++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, i ?
+			    BACKUP_TLS_KEY : BACKUP_TLS_CERT);
+			snprintf(tmp, sizeof(tmp), "%s/tls-api.%s", rs->tmp, i ?
+			    "key" : "crt");
+			if (rename(tmp, path) == -1) {
+				r = -errno;
+				goto fail;
+			}
+		}
+	}
 	snprintf(path, sizeof(path), "%s/master.key", dir);
 	snprintf(tmp, sizeof(tmp), "%s/master.key", rs->tmp);
 	if (rename(tmp, path) == -1) {
@@ -546,6 +577,12 @@ backup_restore(const struct hvd_config *conf, const char *file, char *err,
 	if (r != ARCHIVE_EOF) {
 		snprintf(err, errlen, "%s: %s", file, archive_error_string(a));
 		r = -EIO;
+		goto out;
+	}
+	if (rs.have_tls[0] != rs.have_tls[1]) {
+		snprintf(err, errlen, "%s: holds only one of tls/api.crt and "
+		    "tls/api.key", file);
+		r = -EINVAL;
 		goto out;
 	}
 	if (!rs.have_db || !rs.have_key) {

@@ -61,6 +61,8 @@ struct http_listener {
 	unsigned nclients;
 	char path[HVD_SOCKET_PATH_MAX + 1];	/* unix: unlinked at shutdown */
 	uint16_t port;				/* tcp: the bound port */
+	bool tls;				/* API over TLS (api-tls on) */
+	struct tls_pem pem;			/* its pair, while the daemon runs */
 };
 
 /* Refusals at the edge, for /metrics. */
@@ -75,6 +77,7 @@ struct http_pending {
 	bool anonymous;
 	enum api_role role;
 	char actor[48];
+	const char *auth_refused;	/* why a token was not even checked */
 	char peer[INET6_ADDRSTRLEN];	/* boot listener: the client's address */
 	/* An upload streamed to a file (image store), not kept in memory. */
 	struct http_upload *up;
@@ -114,6 +117,7 @@ http_listener_free(struct http_listener *l)
 		MHD_stop_daemon(l->mhd);
 	if (l->kind == HTTP_UNIX && l->path[0] != '\0')
 		unlink(l->path);
+	tls_pem_free(&l->pem);
 	free(l);
 }
 
@@ -305,10 +309,33 @@ http_auth_unix(struct http_listener *l, struct MHD_Connection *conn,
 		p->role = l->hvd->conf->api_socket_peer_role;
 }
 
+/* 127.0.0.0/8, ::1 or an IPv4-mapped 127/8. */
+static bool
+http_peer_loopback(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	const struct sockaddr_in6 *s6;
+
+	if (sa == NULL)
+		return false;
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->
+		    sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family != AF_INET6)
+		return false;
+	s6 = (const struct sockaddr_in6 *)(const void *)sa;
+	return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+	    (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && s6->sin6_addr.s6_addr[12] ==
+	    127);
+}
+
 static void
 http_auth_tcp(struct http_listener *l, struct MHD_Connection *conn,
     struct http_pending *p)
 {
+	const struct hvd_config *c = l->hvd->conf;
 	const char *hdr;
 	char id[AUTH_ID_HEX + 1];
 	int r;
@@ -318,6 +345,16 @@ http_auth_tcp(struct http_listener *l, struct MHD_Connection *conn,
 	snprintf(p->actor, sizeof(p->actor), "anonymous");
 	hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);
+	/* A token sent in clear is not even looked at: it may be a replay. */
+	if (hdr != NULL && !l->tls && !(c->api_plaintext_tokens_loopback &&
+	    http_peer_loopback(conn))) {
+		p->auth_refused = c->api_plaintext_tokens_loopback ?
+		    "bearer tokens over plaintext TCP are accepted from loopback "
+		    "only (api-tls off, api-plaintext-tokens loopback)" :
+		    "bearer tokens are refused over plaintext TCP (api-tls off); "
+		    "use TLS, or the unix socket";
+		return;
+	}
 	r = auth_bearer(l->hvd->db, hdr, &p->role, id, hvd_now_wall());
 	if (r == 0) {
 		p->anonymous = false;
@@ -733,6 +770,7 @@ reply:
 			.method = method, .url = url, .body = p->body,
 			.body_len = p->len, .role = p->role,
 			.anonymous = p->anonymous, .actor = p->actor,
+			.auth_refused = p->auth_refused,
 			.query = http_query, .conn = conn, .pending = p,
 			.upload_fd = -1,
 		};
@@ -899,6 +937,8 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 	const struct hvd_config *c = hvd->conf;
 	const union MHD_DaemonInfo *di;
 	struct http_listener *l;
+	struct MHD_OptionItem tls_opts[3] = { { MHD_OPTION_END, 0, NULL } };
+	char err[512];
 	bool tcp;
 	int fd, r;
 
@@ -906,6 +946,24 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 		return -ENOMEM;
 	l->hvd = hvd;
 	l->kind = kind;
+	if (kind == HTTP_TCP && c->api_tls) {
+		if ((r = tls_cert_load(c, &l->pem, err, sizeof(err))) < 0) {
+			log_warnx("api: TLS: %s", err);
+			goto fail;
+		}
+		if (l->pem.created)
+			log_info("api: made a self-signed TLS certificate, valid ten "
+			    "years: %s", l->pem.cert_path);
+		if (l->pem.expires < hvd_now_wall())
+			log_warnx("api: TLS: %s has expired: clients that check it "
+			    "against a CA refuse it", l->pem.cert_path);
+		l->tls = true;
+		tls_opts[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0,
+		    l->pem.key };
+		tls_opts[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0,
+		    l->pem.cert };
+		tls_opts[2] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	}
 	if (kind == HTTP_UNIX) {
 		fd = http_unix_socket(c->api_socket, c->api_socket_mode);
 		if (fd < 0) {
@@ -935,7 +993,8 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 	TAILQ_INIT(&l->clients);
 	tcp = kind != HTTP_UNIX;
 	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO |
-	    MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0,
+	    MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+	    (l->tls ? MHD_USE_TLS : 0), 0,
 	    tcp ? http_accept_policy : NULL, l, http_access, l,
 	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, fd,
@@ -952,6 +1011,7 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 	    /* main() ignores SIGPIPE; saying so lets libmicrohttpd send file
 	     * replies with sendfile() instead of pread() + send() per chunk. */
 	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
+	    MHD_OPTION_ARRAY, tls_opts,
 	    MHD_OPTION_END);
 	if (l->mhd == NULL) {
 		log_warnx("api: libmicrohttpd failed to start");
@@ -985,8 +1045,13 @@ http_listener_start(struct hvd *hvd, enum http_kind kind,
 	if (kind == HTTP_UNIX)
 		log_info("api: listening on %s (mode %04o)", l->path,
 		    c->api_socket_mode);
+	else if (kind == HTTP_TCP && l->tls)
+		log_info("api: listening on %s:%u, TLS, key %s (%s)",
+		    c->api_listen_host, l->port, l->pem.pin, l->pem.self_signed ?
+		    "self-signed: clients pin this key" : c->api_tls_cert);
 	else if (kind == HTTP_TCP)
-		log_info("api: listening on %s:%u", c->api_listen_host, l->port);
+		log_info("api: listening on %s:%u, plaintext (api-tls off)",
+		    c->api_listen_host, l->port);
 	else
 		log_info("boot: HTTP on %s:%u", c->boot_http_host, l->port);
 	*out = l;
@@ -1027,6 +1092,13 @@ http_shutdown(void)
 		http_listener_free(http_listeners[i]);
 		http_listeners[i] = NULL;
 	}
+}
+
+const char *
+http_tls_pin(void)
+{
+	return http_listeners[1] && http_listeners[1]->tls ?
+	    http_listeners[1]->pem.pin : NULL;
 }
 
 uint16_t

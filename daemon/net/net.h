@@ -16,6 +16,7 @@ struct http_request {
 	size_t body_len;
 	enum api_role role;
 	bool anonymous;		/* TCP without a valid token */
+	const char *auth_refused;	/* why a token was not checked, or NULL */
 	const char *actor;	/* for the audit log: "uid:0", "token:<id>" */
 	const char *peer;	/* boot listener: client address, else NULL */
 	/* A streamed upload (POST /api/v1/images/{name}): a temporary file
@@ -80,6 +81,8 @@ struct http_routes {
 int http_init(struct hvd *hvd, const struct http_routes *routes);
 void http_shutdown(void);
 uint16_t http_tcp_port(void);
+/* The TCP API's key pin ("sha256//BASE64"), or NULL without TLS. */
+const char *http_tls_pin(void);
 uint16_t http_boot_port(void);
 void http_metrics(FILE *f);
 

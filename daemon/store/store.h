@@ -78,6 +78,21 @@ int db_token_delete(struct db *db, const char *id, const char *actor,
     int64_t now);
 
 /* keys.c: hvd's own keys, sealed at rest with state-dir/master.key. */
+/* The TCP API's TLS pair (tls_cert.c): the operator's, or a self-signed
+ * one kept in state-dir/tls/ and made at the first start. */
+struct tls_pem {
+	char *cert;			/* PEM, malloc'd */
+	char *key;			/* PEM, sodium_malloc'd */
+	char pin[64];			/* "sha256//" + base64(SHA-256(SPKI)) */
+	char cert_path[PATH_MAX];
+	int64_t expires;		/* the certificate's notAfter */
+	bool self_signed;		/* state-dir/tls/, not api-tls-cert */
+	bool created;			/* made by this call */
+};
+int tls_cert_load(const struct hvd_config *c, struct tls_pem *out, char *err,
+    size_t errlen);
+void tls_pem_free(struct tls_pem *p);
+
 int keys_init(struct hvd *hvd);
 void keys_shutdown(void);
 const uint8_t *keys_link_public(void);

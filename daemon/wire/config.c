@@ -556,6 +556,59 @@ set_log_level(struct config_ctx *ctx, char **argv)
 	return 0;
 }
 
+static int
+set_api_tls(struct config_ctx *ctx, char **argv)
+{
+	if (strcmp(argv[0], "on") == 0)
+		ctx->conf->api_tls = true;
+	else if (strcmp(argv[0], "off") == 0)
+		ctx->conf->api_tls = false;
+	else
+		return config_error(ctx, "api-tls: '%s' is not on or off",
+		    argv[0]);
+	return 0;
+}
+
+static int
+set_tls_path(struct config_ctx *ctx, const char *key, const char *v,
+    char *dst, size_t dstlen)
+{
+	if (v[0] != '/')
+		return config_error(ctx, "%s: '%s' is not an absolute path", key,
+		    v);
+	if (strlen(v) >= dstlen)
+		return config_error(ctx, "%s: path too long", key);
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+static int
+set_api_tls_cert(struct config_ctx *ctx, char **argv)
+{
+	return set_tls_path(ctx, "api-tls-cert", argv[0],
+	    ctx->conf->api_tls_cert, sizeof(ctx->conf->api_tls_cert));
+}
+
+static int
+set_api_tls_key(struct config_ctx *ctx, char **argv)
+{
+	return set_tls_path(ctx, "api-tls-key", argv[0],
+	    ctx->conf->api_tls_key, sizeof(ctx->conf->api_tls_key));
+}
+
+static int
+set_api_plaintext_tokens(struct config_ctx *ctx, char **argv)
+{
+	if (strcmp(argv[0], "loopback") == 0)
+		ctx->conf->api_plaintext_tokens_loopback = true;
+	else if (strcmp(argv[0], "none") == 0)
+		ctx->conf->api_plaintext_tokens_loopback = false;
+	else
+		return config_error(ctx, "api-plaintext-tokens: '%s' is not none "
+		    "or loopback", argv[0]);
+	return 0;
+}
+
 static const struct config_keyword config_keywords[] = {
 	{ "state-dir", 1, set_state_dir },
 	{ "api-socket", 1, set_api_socket },
@@ -563,6 +616,10 @@ static const struct config_keyword config_keywords[] = {
 	{ "api-socket-peer-role", 1, set_api_socket_peer_role },
 	{ "api-listen", 1, set_api_listen },
 	{ "api-body-max", 1, set_api_body_max },
+	{ "api-tls", 1, set_api_tls },
+	{ "api-tls-cert", 1, set_api_tls_cert },
+	{ "api-tls-key", 1, set_api_tls_key },
+	{ "api-plaintext-tokens", 1, set_api_plaintext_tokens },
 	{ "log-level", 1, set_log_level },
 	{ "agent-listen", 1, set_agent_listen },
 	{ "agent-heartbeat-ms", 1, set_agent_heartbeat },
@@ -610,6 +667,7 @@ config_new(void)
 	c->api_socket_mode = 0660;
 	c->api_socket_peer_role = API_ROLE_READ;
 	c->api_body_max = 64 * 1024;
+	c->api_tls = true;
 	c->log_level = LOG_LEVEL_INFO;
 	c->heartbeat_ms = 5000;
 	c->mesh_anchor = true;
@@ -789,6 +847,16 @@ config_validate(const struct hvd_config *conf, const char *fname, char *err,
 		    "api-listen", fname);
 		return -EINVAL;
 	}
+	if ((conf->api_tls_cert[0] == '\0') != (conf->api_tls_key[0] == '\0')) {
+		snprintf(err, errlen, "%s: api-tls-cert and api-tls-key go "
+		    "together: set both or neither", fname);
+		return -EINVAL;
+	}
+	if (!conf->api_tls && conf->api_tls_cert[0] != '\0') {
+		snprintf(err, errlen, "%s: api-tls-cert is set but api-tls is "
+		    "off", fname);
+		return -EINVAL;
+	}
 	if (conf->dhcp_mode != DHCP_OFF && conf->dhcp_interface[0] == '\0') {
 		snprintf(err, errlen, "%s: dhcp-mode %s needs dhcp-interface",
 		    fname, conf->dhcp_mode == DHCP_PROXY ? "proxy" : "full");
@@ -888,6 +956,10 @@ config_restart_needed(const struct hvd_config *old, const struct hvd_config *new
 	    strcmp(old->api_listen_host, new->api_listen_host) != 0 ||
 	    old->api_listen_port != new->api_listen_port)
 		return "api-listen";
+	if (old->api_tls != new->api_tls ||
+	    strcmp(old->api_tls_cert, new->api_tls_cert) != 0 ||
+	    strcmp(old->api_tls_key, new->api_tls_key) != 0)
+		return "api-tls, api-tls-cert or api-tls-key";
 	if (old->agent_listen != new->agent_listen ||
 	    strcmp(old->agent_listen_host, new->agent_listen_host) != 0 ||
 	    old->agent_listen_port != new->agent_listen_port)

@@ -76,15 +76,15 @@ expect "host local is connected through it" \
     "$("$HVCTL" host list | awk '$1 == "local" {print $2, $NF}')" 'up connected'
 tok=$("$HVCTL" token create --role read --name demo-test 2>/dev/null || true)
 set +e
-tst=$(HVCTL_TOKEN=$tok "$HVCTL" --url "http://$tcp" status 2>&1); rc=$?
+tst=$(HVCTL_TOKEN=$tok HVCTL_KNOWN_HOSTS=$T/known_hosts "$HVCTL" --url "https://$tcp" --ca "$T/run/state/tls/api.crt" status 2>&1); rc=$?
 set -e
-expect "hvctl status through the TCP API (--url http://$tcp, a read token)" "$rc $tst" "0 hvd *tcp:*$tcp*your role: read*"
+expect "hvctl status through the TCP API over TLS (--url https://$tcp --ca, a read token)" "$rc $tst" "0 hvd *tcp:*$tcp*your role: read*"
 
 # --- the closing hints -----------------------------------------------------
 hints=$(sed -n '/Try next/,/Ctrl-C stops/p' "$T/demo.out")
 for h in "export HVCTL_SOCKET=$T/run/hvd.sock" "$HVCTL host list" "$HVCTL host call local ping" \
     "$HVCTL net create prod --vni 100" "$HVCTL token create --role read" \
-    "curl -H \"Authorization: Bearer <token>\" http://$tcp/api/v1/hosts" \
+    "curl --cacert $T/run/state/tls/api.crt -H \"Authorization: Bearer <token>\" https://$tcp/api/v1/hosts" \
     "curl --unix-socket $T/run/hvd.sock http://localhost/metrics" "Ctrl-C stops the demo (or: kill $demo)"; do
 	expect "hint: $h" "$hints" "*$h*"
 done

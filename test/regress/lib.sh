@@ -21,8 +21,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# write_conf [extra lines...]: hvd.conf for this test.
+# write_conf [extra lines...]: hvd.conf for this test.  The TCP API is
+# plaintext with tokens from loopback (tls.sh tests TLS) unless a line
+# given says otherwise about api-tls.
 write_conf() {
+	local l tls=
+	for l in "$@"; do case $l in api-tls*|api-plaintext*) tls=given ;; esac; done
 	{
 		echo "state-dir $T/state"
 		echo "api-socket $T/hvd.sock"
@@ -30,6 +34,7 @@ write_conf() {
 		echo "log-level debug"
 		echo "mesh-anchor off"
 		for l in "$@"; do echo "$l"; done
+		[ -n "$tls" ] || printf 'api-tls off\napi-plaintext-tokens loopback\n'
 	} > "$T/hvd.conf"
 }
 

@@ -74,7 +74,7 @@ expect_eq "hvctl.1: every command of hvctl help, usage exact, and no other" \
 expect "hvctl.1: the exit statuses 0 to 5" \
 	"$(render 80 "$MAN/hvctl.1" 2>/dev/null | sed -n '/^EXIT STATUS$/,/^[A-Z]/p' |
 	grep -cE '^       [0-5] ')" 6
-for v in HVCTL_SOCKET HVCTL_URL HVCTL_TOKEN; do
+for v in HVCTL_SOCKET HVCTL_URL HVCTL_TOKEN HVCTL_CA HVCTL_PIN HVCTL_KNOWN_HOSTS; do
 	expect "hvctl.1: ENVIRONMENT has $v" \
 		"$(render 80 "$MAN/hvctl.1" 2>/dev/null | sed -n '/^ENVIRONMENT$/,/^[A-Z]/p' |
 		grep -c "^       $v$")" 1
