@@ -428,6 +428,9 @@ fanin() {
 state-dir $d/state
 api-socket $sock
 api-listen 127.0.0.1:0
+# Plaintext, as the peer it is compared with serves; tokens from loopback.
+api-tls off
+api-plaintext-tokens loopback
 agent-listen 127.0.0.1:$aport
 agent-heartbeat-ms 1000
 EOF

@@ -15,6 +15,9 @@
 #   BENCH_DURATION [10s]   wrk -d, per measured run
 #   BENCH_WARMUP   [2s]    unmeasured wrk run before each measured one
 #   NGINX          [/usr/sbin/nginx]
+#   BENCH_TLS      [0]     1: both over TLS, with one certificate (openssl,
+#                          ECDSA P-256) given to hvd as api-tls-cert/-key
+#                          and to nginx as ssl_certificate
 #
 # Exits non-zero only when something breaks (a server fails to start or
 # answers wrongly, the bytes differ, a tool is missing); never on the ratio.
@@ -30,6 +33,7 @@ threads=${BENCH_THREADS:-1}
 conns=${BENCH_CONNS:-32}
 duration=${BENCH_DURATION:-10s}
 warmup=${BENCH_WARMUP:-2s}
+tls=${BENCH_TLS:-0}
 path=/api/v1/networks
 
 die() {
@@ -53,7 +57,8 @@ for b in hvd_bin hvctl_bin nginx_bin; do
 	# Absolute, so nothing depends on the caller's cwd.
 	printf -v "$b" '%s' "$(readlink -f -- "${!b}")"
 done
-for t in wrk curl python3 cmp awk; do
+[[ $tls == 0 || $tls == 1 ]] || die "BENCH_TLS must be 0 or 1"
+for t in wrk curl python3 cmp awk $([[ $tls == 1 ]] && echo openssl); do
 	command -v "$t" >/dev/null || die "'$t' not found in PATH"
 done
 [[ $networks =~ ^[1-9][0-9]*$ && $networks -le 99999 ]] ||
@@ -119,10 +124,31 @@ print(s.getsockname()[1])'
 # --- hvd ------------------------------------------------------------------------
 
 sock=$tmp/hvd.sock
+scheme=http
+cacert=()
+if [[ $tls == 1 ]]; then
+	# One certificate for both servers: the same key exchange and signature.
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout "$tmp/tls.key" -out "$tmp/tls.crt" -subj /CN=bench -days 2 \
+	    -addext subjectAltName=IP:127.0.0.1 2>/dev/null || die "openssl could not make a certificate"
+	chmod 600 "$tmp/tls.key"
+	scheme=https
+	cacert=(--cacert "$tmp/tls.crt")
+	listen_tls="api-tls on
+api-tls-cert $tmp/tls.crt
+api-tls-key $tmp/tls.key"
+else
+	# Plaintext, as nginx serves it here; tokens from loopback only.
+	listen_tls="api-tls off
+api-plaintext-tokens loopback"
+fi
 cat >"$tmp/hvd.conf" <<EOF
 state-dir $tmp/state
 api-socket $sock
 api-listen 127.0.0.1:0
+$listen_tls
+# The networks are rows to list, not VXLAN devices on this machine.
+mesh-anchor off
 EOF
 "$hvd_bin" -d -f "$tmp/hvd.conf" >"$tmp/hvd.log" 2>&1 &
 hvd_pid=$!
@@ -139,7 +165,7 @@ for ((i = 0; ; i++)); do
 done
 hvd_addr=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["listen"]["tcp"])' <<<"$status") ||
 	die "no listen.tcp in GET /api/v1/status: $status"
-hvd_url=http://$hvd_addr$path
+hvd_url=$scheme://$hvd_addr$path
 
 # All networks through one curl process (one connection, no fork per row).
 start=$(date +%s.%N)
@@ -173,7 +199,7 @@ auth="Authorization: Bearer $token"
 fetch() {
 	local url=$1 out=$2 code
 
-	code=$(curl -sS -H "$auth" -o "$out" -w '%{http_code}' "$url") || return 1
+	code=$(curl -sS "${cacert[@]}" -H "$auth" -o "$out" -w '%{http_code}' "$url") || return 1
 	[[ $code == 200 ]] || { echo "api bench: $url answered $code" >&2; return 1; }
 }
 
@@ -190,7 +216,7 @@ body_bytes=$(stat -c %s "$ref")
 check_keepalive() {
 	local url=$1 who=$2 n
 
-	n=$(curl -sS -H "$auth" -o /dev/null -o /dev/null -w '%{num_connects}\n' \
+	n=$(curl -sS "${cacert[@]}" -H "$auth" -o /dev/null -o /dev/null -w '%{num_connects}\n' \
 	    "$url" "$url" | tr '\n' ' ')
 	[[ $n == "1 0 " ]] ||
 		warn "$who did not keep the connection alive (connects: $n)"
@@ -230,7 +256,8 @@ http {
 	# nginx closes a connection after 1000 requests by default; hvd does not.
 	keepalive_requests 1000000000;
 	server {
-		listen 127.0.0.1:$port;
+		listen 127.0.0.1:$port$([[ $tls == 1 ]] && echo " ssl");
+$([[ $tls == 1 ]] && printf '\t\tssl_certificate %s;\n\t\tssl_certificate_key %s;\n' "$tmp/tls.crt" "$tmp/tls.key")
 		root $tmp/www;
 		add_header Cache-Control no-store;
 		location = $path { }
@@ -243,13 +270,13 @@ EOF
 	"$nginx_bin" -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$conf" \
 	    >>"$tmp/nginx/stderr.log" 2>&1 &
 	nginx_pid=$!
-	nginx_url=http://127.0.0.1:$port$path
+	nginx_url=$scheme://127.0.0.1:$port$path
 	for ((i = 0; ; i++)); do
 		kill -0 "$nginx_pid" 2>/dev/null || {
 			show_log "$tmp/nginx/stderr.log"; show_log "$tmp/nginx/error.log"
 			die "nginx (worker_processes $workers) exited during start-up"
 		}
-		curl -sf -o /dev/null "$nginx_url" 2>/dev/null && break
+		curl -sf "${cacert[@]}" -o /dev/null "$nginx_url" 2>/dev/null && break
 		((i < 100)) || { show_log "$tmp/nginx/error.log"; die "nginx did not answer on port $port within 10s"; }
 		sleep 0.1
 	done
@@ -330,8 +357,9 @@ cmp -- "$ref" "$tmp/hvd.after" || die "hvd's body changed during the run"
 kill -0 "$hvd_pid" 2>/dev/null || die "hvd died"
 
 echo
-printf 'api bench: GET %s, %d rows, %d bytes, wrk -t%s -c%s -d%s, keep-alive\n' \
-    "$path" "$networks" "$body_bytes" "$threads" "$conns" "$duration"
+printf 'api bench: GET %s, %d rows, %d bytes, wrk -t%s -c%s -d%s, keep-alive, %s\n' \
+    "$path" "$networks" "$body_bytes" "$threads" "$conns" "$duration" \
+    "$([[ $tls == 1 ]] && echo "over TLS (one ECDSA P-256 certificate for both)" || echo plaintext)"
 printf 'api bench: hvd   %10.2f req/s (server CPU %s cores)\n' "$hvd_rps" "$hvd_cores"
 printf 'api bench: nginx %10.2f req/s (worker_processes 1; server CPU %s cores)\n' \
     "$nginx1_rps" "$nginx1_cores"

@@ -536,6 +536,9 @@ cat >"$tmp/hvd.conf" <<EOF
 state-dir $tmp/state
 api-socket $sock
 api-listen 127.0.0.1:0
+# Plaintext, as the peer it is compared with serves; tokens from loopback.
+api-tls off
+api-plaintext-tokens loopback
 boot-root $root
 boot-http-listen 127.0.0.1:0
 agent-listen 127.0.0.1:0
