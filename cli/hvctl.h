@@ -55,7 +55,17 @@ int tls_trust_prepare(struct hvctl *h);
 void tls_trust_apply(struct hvctl *h, CURL *c);
 void tls_trust_remember(struct hvctl *h);
 bool tls_trust_explain(struct hvctl *h, CURLcode cc);
+/* tls_names.c: pure string rules of the above (fuzz_tls_names). */
+#define TLS_PIN_LEN	52	/* "sha256//" and 44 base64 characters */
+bool url_is_https(const char *url);
+/* "host:port" of an https URL into OUT (":443" added when none), or
+ * -EINVAL: no host, userinfo, or too long. */
+int url_hostport(const char *url, char *out, size_t len);
+/* "sha256//" and 44 base64 characters. */
 bool tls_pin_valid(const char *pin);
+/* One known-hosts line "HOST:PORT PIN", split in place; -EINVAL if it is
+ * not one (a comment, no space, a bad pin, a '/' in the host). */
+int known_hosts_line(char *line, const char **hostport, const char **pin);
 
 /* client.c */
 int client_call(struct hvctl *h, const char *method, const char *path,

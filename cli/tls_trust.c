@@ -37,46 +37,6 @@
 #include "hvctl.h"
 
 #define PIN_PREFIX	"sha256//"
-#define PIN_B64_LEN	44		/* base64 of 32 bytes */
-
-static bool
-url_is_https(const char *url)
-{
-	return url != NULL && strncmp(url, "https://", 8) == 0;
-}
-
-/* "host:port" of an https URL (brackets kept), into OUT. */
-static int
-url_hostport(const char *url, char *out, size_t len)
-{
-	const char *p = url + 8, *end = p + strcspn(p, "/?#");
-	size_t n = (size_t)(end - p);
-
-	if (n == 0 || n >= len || memchr(p, '@', n) != NULL)
-		return -EINVAL;
-	memcpy(out, p, n);
-	out[n] = '\0';
-	/* The default port, spelled out, so one host has one entry. */
-	if (strrchr(out, ':') == NULL || (out[0] == '[' &&
-	    strrchr(out, ']') > strrchr(out, ':'))) {
-		if (n + 4 >= len)
-			return -EINVAL;
-		strcat(out, ":443");
-	}
-	return 0;
-}
-
-bool
-tls_pin_valid(const char *pin)
-{
-	size_t n;
-
-	if (pin == NULL || strncmp(pin, PIN_PREFIX, 8) != 0)
-		return false;
-	n = strlen(pin + 8);
-	return n == PIN_B64_LEN && strspn(pin + 8, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789+/=") == n;
-}
 
 static const char *
 known_hosts_path(char *buf, size_t len)
@@ -99,20 +59,19 @@ static unsigned
 known_hosts_find(const char *path, const char *hostport, char *pin,
     size_t pinlen)
 {
-	char line[512], *sp;
+	char line[512];
 	unsigned n = 0;
 	FILE *f;
 
 	if ((f = fopen(path, "re")) == NULL)
 		return 0;
 	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *hp, *p;
+
 		n++;
-		line[strcspn(line, "\r\n")] = '\0';
-		if ((sp = strchr(line, ' ')) == NULL)
-			continue;
-		*sp = '\0';
-		if (strcmp(line, hostport) == 0 && tls_pin_valid(sp + 1)) {
-			snprintf(pin, pinlen, "%s", sp + 1);
+		if (known_hosts_line(line, &hp, &p) == 0 &&
+		    strcmp(hp, hostport) == 0) {
+			snprintf(pin, pinlen, "%s", p);
 			fclose(f);
 			return n;
 		}
@@ -184,7 +143,7 @@ pem_pin(const char *pem, char *pin, size_t len)
 	unsigned char h[crypto_hash_sha256_BYTES];
 	int r = -EINVAL;
 
-	if (len < 8 + PIN_B64_LEN + 1)
+	if (len < TLS_PIN_LEN + 1)
 		return -EINVAL;
 	if (gnutls_x509_crt_init(&crt) == 0 && gnutls_pubkey_init(&pub) == 0 &&
 	    gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) == 0 &&
