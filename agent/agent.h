@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hv-agent's private header, grouped by the file that defines each symbol.
  *

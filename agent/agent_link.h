@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hv-agent's connection to hvd and its configuration (agent.conf).
  * Grouped by file: conf.c, link.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * /etc/hv/agent.conf and the agent key file.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Discovery mode.  A machine hvd does not know boots a discovery overlay:
  * no key, no token, only `discovery-url`.  Its agent holds no session; it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * A VM as hv-agent builds it (the params of the vm.create request,
  * PROTOCOL.md 6.2, with each image object {url, sha256} replaced by the

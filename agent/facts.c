@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Hardware facts for the agent's hello: what this host is (CPU model and
  * count, memory, NICs, disks, DMI identity, kernel), read once per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The agent's image store (vm.h): images fetched from hvd over HTTP, kept
  * under their SHA-256 in RAM or on local storage, and the per-VM disk

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hv-agent's session with hvd: connect, handshake, hello, then telemetry
  * every heartbeat and answers to hvd's requests through a dispatch table.

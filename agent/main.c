@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hv-agent: runs in dom0 of every Xen host.  Reads /etc/hv/agent.conf and
  * its key, applies the mesh file, then keeps a session with hvd on one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hv-agent's VXLAN mesh: applies the state hvd sends (mesh.apply), keeps
  * it in mesh-file so a restart brings the mesh up before the agent talks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The live-migration handshake as a state machine (migrate_fsm.h says what
  * it is for).  Every transition is here and nowhere else; vm_migrate.c only

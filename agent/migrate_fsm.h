@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The live-migration handshake of one agent, as a pure state machine: no
  * I/O, no libxl, no clock.  agent/vm_migrate.c feeds it what happened (a

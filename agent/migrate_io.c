@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * migrate_io.c: the migration channel's socket I/O (migrate_io.h) on one
  * bufferevent per connection, and the target's listener.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * migrate_io.h: one migration channel (proto/migchan.h, PROTOCOL.md section
  * 11) on a TCP connection between two agents, on the process's one libevent

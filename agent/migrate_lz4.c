@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * migrate_lz4.c: DATA_LZ4 blocks (migrate_lz4.h), over liblz4's block API.
  *

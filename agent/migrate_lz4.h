@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * migrate_lz4.h: the DATA_LZ4 frames of the migration channel (PROTOCOL.md
  * 11.4): one LZ4 block (liblz4's block format, LZ4_compress_fast and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * migrate_rounds.c: the pre-copy round counter (migrate_rounds.h).
  *

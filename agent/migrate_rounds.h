@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * migrate_rounds.h: counts libxc's pre-copy rounds in a libxl save stream
  * as it leaves libxl, for vm.migration's "round" (PROTOCOL.md 11.3).

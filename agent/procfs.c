@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Parsers for the kernel's text files the agent samples (/proc/stat,
  * loadavg, meminfo, net/dev, cpuinfo, self/mounts, sysfs attributes and the

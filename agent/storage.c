@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Local storage: at start, before the mesh and the link, the agent mounts
  * the filesystems /etc/fstab names by UUID= or LABEL= (hvd writes those

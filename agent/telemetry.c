@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Periodic host telemetry: CPU busy share, load, memory, NIC counters and
  * rates, filesystem usage, temperatures and Xen's physinfo, as one JSON

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hv-agent's VMs on libxl, their lifecycle (PROTOCOL.md 6.2): the struct
  * vm state machine, libxl's create and destroy ops, the domain death

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hv-agent's VMs: the image store (images.c), libxl on the libevent loop
  * (xlevent.c) and the vm.* methods (vm.c, vm_cmd.c, vm_console.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The vm.* methods behind the agent's dispatch table (agent/link.c,
  * PROTOCOL.md 6.2): vm.create (its check, its params parsed into a spec

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * vm.console (PROTOCOL.md 6.2): the tail of a VM's console log, which
  * xenconsoled writes to VM_CONSOLE_DIR/guest-<name>.log, as one JSON

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The interactive console relay (PROTOCOL.md 6.2, vm.console_*): a
  * running domain's PV console pty, opened once per VM and shared by the

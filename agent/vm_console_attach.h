@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hv-agent's interactive consoles (PROTOCOL.md 6.2: vm.console_attach,
  * vm.console_input, vm.console_detach; the notifies vm.console_output and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The Xen side of the interactive console relay (vm_console_attach.h):
  * which pty a VM's console is and whether its domain is still the one the

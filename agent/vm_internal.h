@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Shared by vm.c (lifecycle), vm_cmd.c (the vm.* methods), vm_migrate.c
  * (migration), vm_console.c (vm.console) and vm_console_xl.c (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Migration of one VM between two agents (PROTOCOL.md 6.2 "Live
  * migration", section 11): the methods vm.migrate_in (target),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The agent's libxl boundary: opening a libxl context in dom0 and reading
  * the hypervisor's physinfo for telemetry.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libxl joins the agent's libevent loop (CONVENTIONS 10): the six
  * libxl_osevent_hooks map libxl's file descriptors and timeouts onto

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvctl's HTTP client: libcurl over hvd's unix socket, or to a URL with a
  * bearer token.  Errors become the exit codes in hvctl.h here, once, and a

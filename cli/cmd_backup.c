@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvctl backup [--force] FILE: the orchestrator's inventory and master key
  * in one file, mode 0600 (restore it with hvd --restore FILE).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvctl boot list|import: the files hvd boots hosts with.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvctl status: is hvd up, which version, where it listens, what it holds.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvctl token create|list|revoke: bearer tokens for the TCP API.
  *

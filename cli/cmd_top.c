@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvctl top: a live terminal view of every host, redrawn every interval
  * until interrupted; when hvd restarts it says so and goes on once hvd is

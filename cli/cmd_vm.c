@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvctl vm create|list|show|stop|start|reboot|destroy|console|migrate.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvctl vm console NAME [--attach]: without --attach, the console log
  * (cmd_vm.c); with it, the VM's console read-write through hvd

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Output for people (aligned tables) and for scripts (--json).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * tls_names.c: the strings hvctl's TLS trust reads (tls_trust.c): an
  * https URL's host:port, a key pin, a known-hosts line.  Pure functions,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * tls_trust.c: how hvctl trusts hvd's TLS key on an https:// URL.
  *

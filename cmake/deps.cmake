@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Every external library, found once through pkg-config as an IMPORTED target.
 # packaging/deps.sh installs all of them.
 find_package(PkgConfig REQUIRED)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # layers.sh LIB... : the static libraries of hvd's layers, bottom first.
 # Fails, naming each offence, if an archive references (nm: U) a symbol
 # that an archive above it defines: a call up the stack.  Calls go down;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Compiler flags shared by every target: the warning set from CONVENTIONS.md,
 # sanitizers and fuzzing as options, _FORTIFY_SOURCE in optimised builds.
 add_compile_definitions(_GNU_SOURCE HV_VERSION="${PROJECT_VERSION}")

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # hv_shell_test(NAME name SCRIPT file LABEL label TIMEOUT seconds [ENV k=v...])
 #
 # One rule for every shell test: it runs under bash, exit 77 means skipped,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvd's core header: the handle every layer gets and the configuration.
  * Each layer of daemon/ (wire, store, net, fleet, api: see the README's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * escape_text(): peer text made safe for a log line or a stored row (see
  * escape.h for the rule).  lib/log.c runs every formatted line through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * One rule for text that came from a peer and goes to a log line or an
  * inventory row: printable ASCII (0x20 ... 0x7e) is kept, except the

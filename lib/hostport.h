@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * ADDR:PORT as text, one strict rule for every listener, dialer and config
  * line: "10.0.0.1:8471" or "[fd00::1]:8471".

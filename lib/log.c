@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Logging sinks: stderr (foreground) or syslog (daemon).  A daemon with no
  * syslog to talk to (nothing listens on /dev/log: a container, a rescue

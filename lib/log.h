@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Logging for every hypervisor binary, in the OpenBSD style.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The mesh applier: makes the kernel's vxlan<VNI>/br<VNI> devices and the
  * vxlan FDB match a mesh_state, over one NETLINK_ROUTE socket.

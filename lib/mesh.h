@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The VXLAN mesh applier (DESIGN section 2.6), shared by hvd (the anchor)
  * and hv-agent.

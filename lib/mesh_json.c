@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The mesh state's JSON form (lib/mesh.h): a strict parser, the same
  * checks over a state built in memory, and the encoder.

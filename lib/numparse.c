@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Strict decimal and octal parsing on top of strtoull.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Range-checked number parsing for every text input (config, URLs, JSON
  * strings).  Strict: the whole string must be the number, no sign where none

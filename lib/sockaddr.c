@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Socket addresses as text (see sockaddr.h).  Pure: no lookups, no
  * allocation; a v4-mapped peer is reported as IPv4 so that one host has one

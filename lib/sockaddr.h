@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * A socket address as text, one rule for every listener: IPv4 as dotted
  * quad, IPv6 in its compressed form, and a v4-mapped IPv6 address (a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The README's main command.
 #
 #   bash packaging/demo.sh           the virtual rack (root, QEMU, about 5 GiB RAM)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Decoders for REST request bodies, and the one time format of the API's
  * replies (hvd writes it, hvctl shows it).

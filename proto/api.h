@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * REST API request bodies, the contract between hvctl (and any other
  * client) and hvd.  Decoders are strict pure functions over a buffer: see

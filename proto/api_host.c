@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * REST bodies of host identity operations: adopt, edit and replace.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The interactive console's shared rules: base64 through libsodium (the
  * original alphabet, padded), its jsonfield rule for the vm.console_*

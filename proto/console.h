@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Interactive consoles, the part hvd, hv-agent and hvctl share: the limits
  * of the vm.console_* messages (PROTOCOL.md 6.2) and of the REST console

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Strict JSON checking and decoding against field tables (jsonfield.h).
  *

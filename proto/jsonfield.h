@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The one strict JSON layer: table-driven checking and decoding of JSON
  * objects into C structs, for REST bodies (hvctl -> hvd, proto/api.c,

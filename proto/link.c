@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The agent link's channel: preamble, frames, Noise IK handshake and the
  * transport with its rekey policy, as PROTOCOL.md specifies.

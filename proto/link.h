@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The agent link's secure channel (PROTOCOL.md sections 2 to 5), without
  * sockets: callers feed received bytes in and send the bytes it produces.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Transport frames on libevent buffers (link_ev.h): cutting one frame out
  * of a received evbuffer, and sealing one straight into a bufferevent's

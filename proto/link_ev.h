@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The agent link's frames on libevent buffers: the one place that cuts a
  * transport frame out of a received evbuffer and queues a sealed one on a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * migchan.c: the migration channel between two agents (PROTOCOL.md section
  * 11), as pure functions over byte buffers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * migchan.h: the migration channel between two agents (PROTOCOL.md,
  * "Migration channel"), as pure functions over byte buffers: no sockets, no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Agent link messages: strict envelope decoding, and the schema of every
  * method's params and results as jsonfield tables (jsonfield.h), so adding

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Agent link messages (PROTOCOL.md section 6): the JSON envelope and the
  * schema of every method's params and results.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * noise.c: Noise protocol framework, revision 34, for the agent link.
  *

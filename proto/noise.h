@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * noise.h: the Noise protocol core (revision 34) used by the agent link.
  *

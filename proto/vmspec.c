@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The VM spec (vmspec.h): strict decoding of the REST body (a jsonfield
  * table), the field rules hv-agent's vm.create check shares, the canonical

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The VM spec: the REST body of "create a VM" (hvctl -> hvd), decoded
  * strictly (see jsonfield.h for what strict means) into struct vm_spec.

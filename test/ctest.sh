@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # ctest, then the reason for every skipped test under its summary.
 #
 #   bash test/ctest.sh --preset asan [more ctest arguments]

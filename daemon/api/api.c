@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The REST API's router: a route table mapping method and path to a handler
  * and the role it needs, plus the small endpoints (health, version, status,

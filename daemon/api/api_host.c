@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * /api/v1/hosts: the inventory's hosts joined with their live state
  * (session, liveness, latest telemetry), enrolment, and telemetry history.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * /api/v1/hosts/{name}/drain and /undrain: maintenance mode.  POST drain
  * marks the host draining and starts moving its VMs (202 with the drain's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Host identity operations over REST: adopt a discovered machine, replace
  * an identity's hardware, retire a host, delete a retired one, edit its

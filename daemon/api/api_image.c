@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * /api/v1/images: the image store.  Kernels, initramfs and disk images are
  * uploaded once (POST /api/v1/images/{name}?kind=..., the body streamed to

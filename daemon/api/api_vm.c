@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * /api/v1/vms: create (placed by sched.c), list, show, stop, start,
  * reboot, destroy, console, migrate; /api/v1/operations/{id}: what hvctl

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The interactive console's REST routes (fleet/console.c brokers the
  * sessions; PROTOCOL.md 6.2 vm.console_* is the agent's side):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Orchestrator backup and restore.  A backup is one tar file holding:
  *   MANIFEST         "hypervisor-backup 1", hvd's version, the time;

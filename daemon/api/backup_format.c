@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The backup's names and the rules for them (backup_format.h), shared by
  * taking a backup (backup.c) and restoring one (restore.c).

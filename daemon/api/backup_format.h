@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Shared by backup.c (taking a backup) and restore.c (restoring one) only:
  * the backup's format, its names and the rules for them.  No other file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * HTTP boot: the stage-1 and stage-2 iPXE scripts and the boot files
  * (iPXE binaries, xen, vmlinuz, initramfs, modloop) from the boot root.

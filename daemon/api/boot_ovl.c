@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The boot listener's identity routes: GET /ovl/{UUID}/{MAC}.apkovl.tar.gz
  * serves a machine its overlay (fleet/ident.c builds it and says who may

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Prometheus text exposition: request counters by route, method and status,
  * inventory gauges and the standard process_* figures.

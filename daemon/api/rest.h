@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvd's api layer: REST handlers, boot pages, metrics, backup.
  */

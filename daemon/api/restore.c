@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Orchestrator restore (hvd --restore FILE); the backup's format is in
  * backup.c's comment and backup_format.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Interactive consoles, hvd's side: the sessions it brokers between API
  * callers and agents (PROTOCOL.md 6.2 vm.console_*; the REST routes are

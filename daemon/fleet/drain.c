@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Host drain (hvctl host drain): the host is marked draining in the
  * database, so the scheduler places nothing there across its reboot and

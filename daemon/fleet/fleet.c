@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The live state of every host: its agent session, its liveness timer, and
  * its telemetry (the latest sample plus a bounded, downsampled history).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvd's fleet layer: the domain: hosts and their sessions, identity, VMs, the mesh plan.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Host identity at boot time: the stage-2 request and the overlay request
  * name a machine by SMBIOS UUID and boot MAC; their fingerprint finds it in

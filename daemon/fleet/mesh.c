@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The VXLAN mesh as the inventory wants it (DESIGN section 2, step 6): for
  * each member of each network, the remote VTEPs of its flood list.  hvd is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Live migration in hvd (PROTOCOL.md 6.2): hvd hands the target and the
  * source each the migration's id and one-time key K, follows both agents'

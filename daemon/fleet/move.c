@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Moving a running VM to another host: the rules every move obeys, for
  * the REST route and for a drain alike.  The target satisfies the VM's

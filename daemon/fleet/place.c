@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Where a VM goes: every host's capacity, from its telemetry, the VMs
  * placed on it and the migrations on their way to it, handed to the

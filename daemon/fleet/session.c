@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * What an agent session means to the fleet: the operations the agent-link
  * listener (net/agents.c) is handed.  Which host a static key is, the

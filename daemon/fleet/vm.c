@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * VM lifecycle in hvd: the commands hvd sends a VM's host (vm.create,
  * vm.shutdown, vm.destroy, vm.reboot), the operations an operator waits

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvd's own addresses, one rule for all of them: where hosts and iPXE
  * reach hvd (the boot URL, the agent address written into overlays, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The agent link on hvd's main loop: the listener, the handshake
  * (PROTOCOL.md section 4), hello's framing and version, requests hvd sends

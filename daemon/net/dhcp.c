@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * DHCP on the boot interface (dhcp-mode proxy or full), step 1 of the boot
  * flow (DESIGN.md section 2).

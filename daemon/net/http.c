@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libmicrohttpd glue: the REST API's listeners, driven by the libevent loop.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The edge of hvd's HTTP listeners: what a request must be before any
  * handler sees it.  A NUL anywhere in the request target, a query value

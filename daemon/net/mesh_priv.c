@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The mesh anchor's privileged path (DESIGN section 5): hvd's own VXLAN
  * devices and FDB are programmed by a helper process that holds

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvd's net layer: the transports: libmicrohttpd glue, the agent-link listener, TFTP,
  * DHCP, topology, the privileged mesh helper, and hvd's own addresses.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The one rule for opening a file hvd serves, whatever serves it (TFTP,
  * HTTP boot files, VM images, the Alpine mirror, the boot root's

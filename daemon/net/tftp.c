@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvd's TFTP server: read-only, files beneath boot-root, RFC 1350 with
  * option negotiation (RFC 2347, 2348, 2349) and windows (RFC 7440).

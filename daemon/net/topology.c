@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The orchestration node's own network, read through libnl: interfaces,
  * IPv4 addresses and the default route.  From them hvd picks the boot

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The TCP API's bearer check: a token from an Authorization header against
  * the stored hash of its id (wire/auth.c parses and hashes; this looks it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The SQLite inventory: opening, pragmas, migrations, transactions and the
  * prepared-statement cache shared by db_*.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Counters that survive hvd (schema/010): a caller reserves a block of
  * values at a time, so a restart never hands out a value again.

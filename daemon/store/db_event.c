@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The audit log: rows written inside the transaction of the change they
  * describe, so a change and its event commit or vanish together; and its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Hosts in the inventory, as far as the agent link needs them: lookup by
  * agent key, registration, state changes with their events, and the

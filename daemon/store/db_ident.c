@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Host identity in the inventory: discovery, the boot that opens and the
  * overlay fetch that closes it, adoption, replacement, retirement, the

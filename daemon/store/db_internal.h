@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Shared by db*.c only: the sqlite3 handle and statement cache.  No other
  * file may include this header (CONVENTIONS 15).

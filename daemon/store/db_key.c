@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvd's key pairs in the inventory: public halves in the clear, secrets
  * only as sealed boxes (keys.c seals and opens them).

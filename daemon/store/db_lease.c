@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * DHCP leases for full mode: which address each client MAC gets, decided
  * and recorded in one short transaction per packet, committed before

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The inventory's view of the VXLAN mesh: every network with every member
  * host that has an underlay address, in one query.  mesh.c turns it into

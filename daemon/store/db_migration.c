@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * VM migrations in the inventory (schema/007): one row per attempt, and
  * the one transaction that moves a VM to its new host.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * VMs and the image store in the inventory.  A VM row is committed, with
  * its NICs and host, before hvd answers the create: the desired state is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvd's own key pairs.  The agent-link static key is created on first start
  * and kept in the `keys` table with its secret sealed (crypto_secretbox)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvd's store layer: SQLite (only store/db*.c touch sqlite3), migrations, sealed keys.
  */

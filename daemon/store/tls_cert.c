@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * tls_cert.c: the TCP API's certificate and key (store.h, tls_cert_load).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The per-host APKOVL (DESIGN section 4): the tar.gz Alpine's initramfs
  * unpacks over its RAM root before switching to it, built in memory with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The per-host Alpine overlay (DESIGN section 4): the /ovl request path,
  * the host fingerprint and the overlay archive itself.  Everything here is

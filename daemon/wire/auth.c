@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Bearer tokens for the TCP API: generation, parsing, hashing, role checks.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Refcounted immutable byte strings.  A cached API response is a blob: the
  * cache holds one reference and every in-flight HTTP response holds another,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Pure parsers and the template renderer behind HTTP boot: the stage-2
  * query (what iPXE says about the machine), HTTP Range headers, and

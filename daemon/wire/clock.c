@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The clocks hvd's modules read at their boundary and pass down as "now"
  * (CONVENTIONS 11): decisions take time as an argument, so unit tests can

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvd.conf: parse into a new struct, validate it whole, then the caller
  * swaps it in (CONVENTIONS 16).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The DHCP wire format (RFC 2131, 2132) with the PXE 2.1 and iPXE options
  * hvd reads: a strict parser and a bounded reply builder, both pure

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The request target as libmicrohttpd 0.9.75 parses it, seen through two
  * of its hooks, as pure functions over its buffer: the URI log callback

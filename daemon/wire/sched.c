@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * VM placement: a pure function from the hosts' capacity (telemetry and the
  * VMs already placed) and a spec's constraints to one host, or a refusal

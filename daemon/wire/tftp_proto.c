@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * TFTP packets and the send window of a read transfer, as pure functions:
  * no system calls, no globals, time passed in.  tftp.c owns the sockets,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hvd's wire layer: pure functions over buffers: the config parser, tokens, DHCP and TFTP
  * packets, boot queries, the overlay path and archive, placement.  No I/O

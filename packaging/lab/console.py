@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """Types into a lab machine's serial console: QEMU's unix socket for com1.
 
     console.py SOCKET send TEXT   type TEXT and Enter, a few bytes at a time

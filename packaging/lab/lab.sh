@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The virtual rack: hvd in a network namespace with a bridge, and QEMU
 # machines on that bridge that netboot from it into Xen (the node image).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Builds the lab's node image into OUTDIR (default build/node-image): a
 # RAM-bootable Xen host made from Debian 12 packages alone (apt-get download
 # + dpkg -x; nothing is installed on this machine beyond packaging/deps.sh).

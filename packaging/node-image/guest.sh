@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Builds the lab's test guest into OUTDIR (default build/guest): a PV domU
 # made from Debian 12 packages alone, for the VM tests of the virtual rack.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Builds the rack's hypervisor into OUTDIR/xen.gz: Debian 12's Xen 4.17
 # hypervisor from its own source package, with one change to Debian's
 # configuration, CONFIG_SHADOW_PAGING=y.

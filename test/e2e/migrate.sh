@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # VM migration in the virtual rack (issue 15) end to end: hvd and two QEMU
 # Xen hosts (packaging/lab), the real hv-agent in each dom0, a PV guest
 # moved between them with hvctl vm migrate, agent to agent over the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Network boot end to end: a QEMU machine (TCG) with -boot n on a tap in a
 # namespace where hvd is the only DHCP, TFTP and HTTP server.  Its iPXE ROM
 # gets hvd's stage-1 URL over DHCP, fetches stage 1, then its stage 2, then

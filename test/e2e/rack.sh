@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The virtual rack end to end: packaging/lab/lab.sh starts hvd in its own
 # namespace and two QEMU machines (TCG) that netboot from it through iPXE
 # into Xen with the node image (packaging/node-image) as dom0.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Builds, into OUT (default build/e2e), a Debian kernel and a tiny
 # initramfs whose /init prints a marker on the serial console and powers
 # off: the payload the QEMU network-boot test boots through hvd.

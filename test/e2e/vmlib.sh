@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The rack's VM tests' shared setup and probes (sourced by vms.sh and
 # migrate.sh after netns/lib.sh): the lab's environment in a fresh
 # namespace named $lab_ns$SUFFIX, and functions that read hvctl, hvd's

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # VMs in the virtual rack (issue 8) end to end: packaging/lab/lab.sh starts
 # hvd in its own namespace and two QEMU machines (TCG) that netboot into
 # Xen with the node image; the real hv-agent in each dom0 creates PV

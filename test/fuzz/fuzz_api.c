@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: everything hvd decodes from a REST request — network
  * bodies (create and patch), token-request bodies, migrate bodies, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: what HTTP boot parses from a client — the stage-2
  * query (key=value pairs, as libmicrohttpd hands them over) and Range

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: hvd.conf parsing and validation over arbitrary bytes.
  * Any crash, leak, UB or an error message without "FILE:" is a finding.

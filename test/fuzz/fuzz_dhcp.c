@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: DHCP requests over arbitrary bytes.  A rejection must
  * say why; an accepted request's options must lie inside the input; every

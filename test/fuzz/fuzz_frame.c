@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: the agent link's framing layer as hvd runs it over a
  * byte stream: preamble check, then frame after frame through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: handshake message processing on both sides.  hvd (the
  * responder) reads arbitrary bytes as message 1; an agent that has sent a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: the request target as hvd reads it from
  * libmicrohttpd's buffer (wire/http_target.c).  The input is laid out as

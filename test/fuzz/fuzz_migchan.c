@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: the migration channel (proto/migchan.c) reading a
  * stranger's bytes on both ends.

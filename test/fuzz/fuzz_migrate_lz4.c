@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: the DATA_LZ4 frames of the migration channel
  * (agent/migrate_lz4.c), the one decoder a source's bytes reach after the

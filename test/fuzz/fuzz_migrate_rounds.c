@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: the pre-copy round counter (agent/migrate_rounds.c),
  * which reads every byte of the save stream libxl writes on a source.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: everything decoded after the handshake, i.e. message
  * JSON (msg_decode) and every method schema (msg_check), plus hv-agent's

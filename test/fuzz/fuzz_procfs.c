@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: every hv-agent procfs/sysfs parser over arbitrary
  * bytes; the first byte picks the parser, the rest is its buffer (libFuzzer

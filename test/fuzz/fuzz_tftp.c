@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: TFTP over arbitrary bytes.  The same input is
  *  - a request: a rejection names a TFTP code hvd sends (4 or 8) and a

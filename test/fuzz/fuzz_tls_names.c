@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: the strings hvctl's TLS trust reads (cli/tls_names.c):
  * the host:port of an https URL (what names a known-hosts entry), a key

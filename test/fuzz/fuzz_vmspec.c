@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * libFuzzer target: vm_spec_decode() (proto/vmspec.c) over arbitrary bytes.
  * A finding is a crash, UB or leak, and also a broken promise: a return

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Runs one libFuzzer target for a bounded time over its committed seed
 # corpus.  New inputs go to a scratch directory, never into the tree.
 # usage: run.sh FUZZER SEED_DIR [SECONDS]

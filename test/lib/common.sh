@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # shellcheck shell=bash
 # What every shell test shares (sourced by regress/lib.sh and netns/lib.sh,
 # and through netns/lib.sh by e2e/): strict mode, the checks and their

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # What a shell test needs, said once for every test (sourced by regress/,
 # netns/ and e2e/ through their lib.sh).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Hostile peers on the agent port, from another namespace, while a real
 # hv-agent stays up throughout: refusals must cost hvd almost nothing.
 # - 3,000 idle connections (held until hvd's handshake deadline closes

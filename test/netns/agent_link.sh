@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The agent link across real namespaces: hvd in one, hosts in others.
 # A real hv-agent registers and reports; agent_probe tries every attack
 # PROTOCOL.md names, and each must close only its own connection and leave

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # hvd's DHCP against real clients on a real bridge.  Namespaces: "lan"
 # holds the bridge; hvd (boot0 10.78.0.1), a site DHCP server (dnsmasq,
 # 10.78.0.2), two client machines running busybox udhcpc, and a prober

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # DHCP starvation in full mode: a flood of DISCOVERs from random MACs must
 # not keep real clients from their leases.  Namespaces: "lan" holds the
 # bridge; hvd (boot0 10.80.0.1, dhcp-range of 100 addresses, the default

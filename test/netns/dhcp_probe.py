@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """DHCP packets busybox udhcpc cannot send, for test/netns/dhcp.sh.
 
   dhcp_probe.py proxy-request IFACE SERVER CIADDR MAC ARCH

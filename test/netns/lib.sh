@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Shared by the netns tests: network namespaces joined by veth pairs, and
 # cleanup of every namespace, device and process the test made (by PID).
 # Needs root and iproute2.  Expects HVD, HVCTL (and more) from ctest.  The

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The VXLAN mesh on real kernels: three "hosts" (namespaces) whose underlay
 # veths meet on a bridge in a fourth, each with a "guest" namespace on
 # br100.  Each host applies its state with mesh_apply (lib/mesh.c, what

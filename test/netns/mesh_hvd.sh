@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The VXLAN mesh end to end (issue 6): the real hvd in one namespace, three
 # "machines" in others, all on one underlay bridge in a fifth.  Each
 # machine asks for its stage 2 (lab-auto-adopt names it), fetches its

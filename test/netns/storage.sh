@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Local storage (agent/storage.c): the real hv-agent, in a private mount
 # namespace so its mounts vanish with it, mounts fstab lines by LABEL= and
 # UUID= from loop devices, formats only the explicitly named empty device,

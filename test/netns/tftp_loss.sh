@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # TFTP under packet loss: hvd in one namespace, 20 concurrent atftp clients
 # (blksize 1428, windowsize 8) in another, and 5% of UDP packets dropped in
 # each direction by nftables (numgen random) on input in both namespaces.  Every

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Topology over netlink in a real namespace: hvd finds the boot interface
 # from the default route and tells hosts its address; when the address
 # changes, the stage-1 script follows without a restart.

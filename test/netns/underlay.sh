@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Hosts enrolled by hand (hvctl host add NAME --out DIR) take their underlay
 # from the source address of their agent session, and join their networks.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The REST API end to end: networks CRUD through curl and hvctl, and the
 # error table (400, 409, 404, 405, 413, 401, 403), against the real hvd.
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Backups hold everything a restore needs (issue 20): hvctl backup of an
 # hvd with two images and boot files in its boot root, restored into a
 # fresh state directory, and hvd started on it lists and serves the same

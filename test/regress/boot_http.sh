@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # HTTP boot against the real hvd with curl: the stage-1 script, stage 2
 # for a known host, the discovery profile and the missing-file script;
 # boot files with HEAD, Range, ETag, Last-Modified and conditional GET;

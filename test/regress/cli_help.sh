@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # hvctl's help, version and global options, and hv-agent's --version:
 # --help on every command in the table (as hvctl help lists them) prints
 # its whole usage line and runs nothing; hvctl help FAMILY [VERB]; a bare

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The interactive console (hvctl vm console NAME --attach; REST
 # /api/v1/vms/NAME/console/attach and /api/v1/consoles/ID; PROTOCOL.md 6.2
 # vm.console_*) against the real hvd, with emulated agents

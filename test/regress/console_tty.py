@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """hvctl vm console VM --attach on a terminal, for regress/console.sh.
 
 usage: console_tty.py HVCTL VM OUT escape|term

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Nothing acknowledged is lost: kill -9 hvd in the middle of a burst of
 # creates, restart it, and check every create that got a 2xx is present and
 # the database passes PRAGMA integrity_check.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # hvd's life cycle: -n config check, SIGHUP reload (good and bad configs),
 # SIGTERM shutdown, stale-socket recovery and refusing a second instance.
 . "$(dirname "$0")/lib.sh"

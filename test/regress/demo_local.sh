@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # packaging/demo.sh --local (issue 20, point 8) with this build's hvd,
 # hvctl and hv-agent (HVD, HVCTL, HV_AGENT: no deps.sh, no release build)
 # in a scratch HV_DEMO_DIR:

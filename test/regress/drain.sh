@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Host drain (hvctl host drain|undrain), against the real hvd and a real
 # SQLite inventory, with two emulated agents (test/tools/agent_emu) on
 # their own underlay addresses.  h1 holds web1, web2, web3 (running), idle1

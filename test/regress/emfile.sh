@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Out of descriptors: hvd runs with a small RLIMIT_NOFILE and a client
 # opens agent-link connections until hvd cannot accept more.  The agent
 # listener must pause accepting (one log line per pause, not a flood, and

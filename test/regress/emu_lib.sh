@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Sourced after lib.sh by the tests that drive hvd against emulated agents
 # (test/tools/agent_emu, $AGENT_EMU): starting one per host, steering it
 # through its control fifo, reading the requests it logged, and the REST

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Hostile input on the HTTP boot port, as an attacker on the boot LAN would
 # send it.  Each section is a finding that stopped or fooled an earlier hvd:
 # a FIFO in the boot root (open() blocked the only thread for good), the

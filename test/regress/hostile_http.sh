@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Hostile input on hvd's TCP listeners (the REST API and the HTTP boot
 # port), as an attacker on the boot LAN would send it, with raw sockets:
 #  - the edge: a NUL in the path (raw and %00), a query value or a header

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Host identity end to end against the real hvd, over loopback: discovery
 # by fingerprint, the discovery overlay (no secret), adoption through hvctl,
 # the per-boot overlay fetched exactly as Alpine's initramfs fetches it

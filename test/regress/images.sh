@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The image store against the real hvd: uploads streamed by hvctl (and
 # curl), hashed by hvd as they arrive, stored by content, served to agents
 # at /images/<sha256> on the boot port with Range; the 4xx table; an upload

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The inventory an operator expects (issue 20, point 6), against the real
 # hvd over loopback, with one emulated agent (test/tools/agent_emu):
 #  (a) net show names every member, also those without an underlay address

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Shared by the regress tests: start the real hvd on a temporary directory
 # with an ephemeral TCP port, wait for it, and always clean up by PID.
 # Expects HVD and HVCTL in the environment (ctest sets them).  The checks,

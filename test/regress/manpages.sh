@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The manual pages (doc/man/) and hvctl's bash completion
 # (packaging/completion/hvctl) against the code as it is:
 #   - each page renders with man(1) without a single groff warning (and a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Live migration, hvd's side (PROTOCOL.md 6.2), against the real hvd and a
 # real SQLite inventory, with two emulated agents (test/tools/agent_emu)
 # on their own underlay addresses:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Nothing destructive by accident, failures that explain themselves (issue
 # 20): hvctl backup's refusals and atomic 0600 file; the state directory's
 # lock (a second hvd, hvd --restore under a running hvd); api-socket never

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Failures that explain themselves and one time format (issue 20), against
 # the real hvd over loopback with one emulated agent (test/tools/agent_emu):
 #  (a) a TCP request without a token, with one hvd does not know, or with

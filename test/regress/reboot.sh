@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # hvctl vm reboot, hvd's side (PROTOCOL.md 6.2 vm.reboot), against the
 # real hvd and a real SQLite inventory, with emulated agents
 # (test/tools/agent_emu) and one real hv-agent without Xen:

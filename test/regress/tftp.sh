@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # TFTP: the real hvd on a loopback port, driven by real clients (tftp-hpa's
 # tftp, atftp, curl) whose downloads must match by SHA-256 (an empty file,
 # exact multiples of the block size, 32 MiB past the 16-bit block-number

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """Raw TFTP packets for test/regress/tftp.sh: what real clients never send.
 
 usage: tftpc.py PORT ask PACKET        send PACKET (a Python bytes expression),

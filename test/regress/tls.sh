@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # TLS on the TCP API (issue 21): the real hvd, curl and hvctl, certificates
 # made with openssl, in a network namespace of its own so a non-loopback
 # client address exists (10.0.0.5 on lo).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # The systemd units' sandboxing (issue 21): systemd-analyze security, read
 # offline from packaging/systemd, must keep hvd.service at 1.9 or better
 # and hv-agent.service at 6.5 or better (from 9.6 before its hardening;

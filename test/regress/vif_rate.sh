@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # A VM's network rate limit (libxl's vif rate), hvd's side, against the
 # real hvd and SQLite with emulated agents (test/tools/agent_emu):
 #  (a) hvctl vm create --rate takes 20M, 500k and a bare kbit/s number and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # VMs through hvctl and REST against the real hvd, as far as a machine
 # without Xen allows: every spec refusal names its field, images and
 # networks must exist and fit, and the scheduler explains host by host why

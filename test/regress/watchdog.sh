@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # hvd's own watchdog: a stuck loop is killed and restarted.  systemd is not
 # PID 1 here (a chroot, CI), so test/tools/watchdog_supervisor.py stands in
 # for its watchdog logic: NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID set to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * agent_emu: an emulated hv-agent for the regress tests.  It speaks the
  * agent link (proto/link.c, proto/msg.c) to a real hvd, answers hvd's

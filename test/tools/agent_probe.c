@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * agent_probe: speaks the agent link (proto/link.c, proto/msg.c) to a real
  * hvd, correctly or with one deliberate fault, and reports whether hvd

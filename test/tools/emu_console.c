@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * agent_emu's interactive consoles: the real relay (agent/vm_console_attach.c,
  * the code hv-agent runs) on a libevent loop that agent_emu's poll loop

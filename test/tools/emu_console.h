@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * agent_emu's interactive consoles (emu_console.c): the agent's own relay
  * (agent/vm_console_attach.c) over ptys whose far side is a child that

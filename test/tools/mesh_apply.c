@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * mesh_apply: applies a mesh state file (lib/mesh.h's JSON form) with the
  * same applier hvd and hv-agent use, and prints what it did as one line of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * mesh_priv_probe: drives hvd's privileged mesh path (daemon/mesh_priv.c)
  * the way hvd does, on a libevent loop: mesh_priv_init(), one

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: AGPL-3.0-or-later
 """A stand-in for systemd's service watchdog, for tests only.
 
 systemd is not PID 1 on the test machines (a debootstrap chroot, CI), so

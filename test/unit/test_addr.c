@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * net/addr.c, hvd's own addresses: the listeners really bind (ephemeral
  * ports on loopback, IPv4 and IPv6) and the addresses are read back as

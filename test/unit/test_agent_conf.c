@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hv-agent's configuration parser (pass/fail table with line numbers) and
  * the reconnect backoff bounds of PROTOCOL.md section 10.

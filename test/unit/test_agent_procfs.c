@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hv-agent's host readers: the /proc and /sys parsers over real samples
  * copied from a Debian 12 VM (each must parse to the exact numbers in it)

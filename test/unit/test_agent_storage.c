@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * agent/storage.c without disks: which fstab lines are taken, what the
  * facts' "mounts" then say, and the strict facts schema for them.  The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * REST body decoders and number parsing: strict, and every rejection names
  * what was wrong.  And the API's one time format.

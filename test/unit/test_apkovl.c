@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * apkovl.c and ovl_parse.c: the overlay for an adopted and a discovery
  * host, read back with GNU tar (entry list, order, modes, owners, file

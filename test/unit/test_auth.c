@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Token generation, parsing and hashing, bearer checks against a real
  * database, and the role table.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * config_parse()/config_validate(): a pass/fail table.  Each failing case
  * names the exact "FILE:LINE: message" an operator would see.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The agent's interactive console relay (agent/vm_console_attach.c) on a
  * real pty from openpty(): this test holds the master, as xenconsoled

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * db_event.c against a real SQLite file, with time passed in: subjects and
  * details are stored escaped; retention deletes what is older than the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * db_lease.c against a real SQLite file, with time passed in: the lowest
  * free address, the same address for the same MAC, NAK for a wrong one,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * dhcp_proto.c and dhcp.c's proxy decision, table-driven: requests that
  * parse and the exact message of every one that does not (truncated

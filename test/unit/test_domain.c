@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * vm.create params -> struct dom_spec -> libxl_domain_config
  * (agent/domain.c): every field of the config for PV, PVH and disk-only

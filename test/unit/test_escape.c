@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * escape_text(): a table of inputs and the exact text each must become
  * (newline, ESC, DEL, the backslash, high bytes), and truncation at every

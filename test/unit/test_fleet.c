@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * fleet.c's telemetry history: samples are averaged per step, the ring
  * holds exactly retention/step points, oldest first, and the latest sample

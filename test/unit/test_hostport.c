@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * hostport_parse(): a pass/fail table.  Each accepted case names the host
  * and port it must yield; each refused case the fault and the exact

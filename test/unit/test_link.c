@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The agent link's channel and messages: framing and preamble tables, a
  * full handshake through link.c, the rekey policy at the 65,536-message

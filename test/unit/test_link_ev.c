@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * link_ev.c: frames cut out of an evbuffer (partial header, partial body,
  * two in one buffer, bad lengths, a body over the caller's cap, a tampered

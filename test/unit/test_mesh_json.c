@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The mesh state's JSON form (lib/mesh_json.c): a table of documents the
  * parser must accept or refuse with an exact message naming the path, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * test_migchan.c: unit tests for proto/migchan.c.
  *

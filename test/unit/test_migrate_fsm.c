@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The migration handshake (agent/migrate_fsm.c): the happy path step by
  * step, then a small world of two agents, a link and libxl, in which every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * migrate_io.c over real loopback TCP, both ends on one event_base in this
  * process: a full migration exchange with an 8 MiB pumped stream, the

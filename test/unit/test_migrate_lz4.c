@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * test_migrate_lz4.c: the migration stream's DATA_LZ4 frames (PROTOCOL.md
  * 11.4): agent/migrate_lz4.c's two rules on their own, then migrate_io.c

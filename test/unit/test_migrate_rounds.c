@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * test_migrate_rounds.c: the pre-copy round counter (agent/migrate_rounds.c)
  * on save streams built here from Xen's stream format: libxl's header and

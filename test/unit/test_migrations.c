@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Migrations: a database upgraded from every earlier schema version must
  * equal a freshly created one, and data written at an old version survives.

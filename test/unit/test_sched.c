@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * VM placement (daemon/sched.c): the host with the most free memory among
  * those that fit wins; no overcommit; every constraint holds; a refusal

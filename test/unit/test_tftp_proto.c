@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * tftp_proto.c: request parsing and policy (every rejection's code and
  * message), negotiation, packet builders, reply parsing, log escaping and

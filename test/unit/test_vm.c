@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The agent's VM pieces that need no Xen: the vm.* message schemas
  * (proto/msg.c) and vm.create's whole check, the image store

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * The VM spec (proto/vmspec.c): a table of REST bodies the decoder must
  * accept or refuse with an exact message naming the field, the round trip

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * loadgen: many simulated hv-agents in one process, for the fan-in
  * benchmark (run.sh fanin).  Each agent has its own X25519 key, derived

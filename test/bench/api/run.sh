@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 #
 # API throughput benchmark: GET /api/v1/networks with 1,000 rows over
 # keep-alive, measured with wrk, side by side with nginx serving the very

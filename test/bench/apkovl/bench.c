@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * apkovl build benchmark: builds the overlays of BENCH_HOSTS distinct hosts
  * (own name, agent key, boot token, mesh.json of 4 networks x 10 VTEPs,

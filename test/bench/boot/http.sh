@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 #
 # HTTP boot-file benchmark: 200 concurrent clients each fetch a 64 MiB
 # initramfs once from hvd's boot HTTP listener (GET /boot/files/initramfs,

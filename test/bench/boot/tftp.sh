@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 #
 # TFTP benchmark: 20 concurrent atftp clients fetch the same file from hvd,
 # from tftp-hpa's in.tftpd and from dnsmasq's TFTP server, one server at a

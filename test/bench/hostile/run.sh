@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 #
 # Latency under attack: a normal client's p50/p99 for GET /healthz on the
 # TCP API (a fresh connection per request, like a monitoring probe) and its

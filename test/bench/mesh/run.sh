@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 #
 # Mesh benchmark (see README.md next to this file): in one network
 # namespace, 100 remote VTEPs on one VNI plus 10,000 per-MAC entries.

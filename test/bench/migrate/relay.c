@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
 /*
  * Migration relay benchmark, no Xen, no QEMU: a synthetic guest's save
  * stream (default 128 MiB: 4 KiB pages, 10% random, 10% nearly empty, the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Migration in the virtual rack: total time and downtime of `hvctl vm
 # migrate` (REST -> hvd -> both agents, the stream agent to agent on the
 # encrypted channel) against Xen's own tools moving the same guest between

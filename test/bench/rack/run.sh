@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Rack benchmark: seconds from a QEMU machine's start to its host being "up"
 # in hvd (hv-agent connected; hvctl --json host list), through iPXE, Xen,
 # the node image, DHCP, the overlay and auto-adoption.  See README.md.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # VM create latency in the virtual rack: `hvctl vm create` (REST -> hvd ->
 # hv-agent -> libxl, hvctl returns when the VM runs) against `xl create` of
 # the same guest with the same config, typed into the same dom0's serial
