@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
 # Install, with apt-get, everything hypervisor needs to build, test and run its demo.
 # Idempotent: packages already present are not touched and apt-get is not called.
 # Quiet: prints one line per action; apt's own output goes to a log shown only on failure.
@@ -28,6 +29,9 @@ packages=(
 	# the QEMU lab: machines that netboot from hvd, payloads from Debian,
 	# and Debian's Xen rebuilt with shadow paging (node-image/xen.sh)
 	qemu-system-x86 ipxe-qemu busybox-static cpio dpkg-dev flex bison
+	# the Debian packages (debian/) and packaging.deb, which builds them and
+	# installs them into a fresh debootstrap root checked by systemd-analyze
+	debhelper debootstrap systemd
 )
 
 if [ "$(id -u)" -ne 0 ]; then
