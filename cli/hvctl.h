@@ -57,7 +57,6 @@ void tls_trust_apply(struct hvctl *h, CURL *c);
 void tls_trust_remember(struct hvctl *h);
 bool tls_trust_explain(struct hvctl *h, CURLcode cc);
 /* tls_names.c: pure string rules of the above (fuzz_tls_names). */
-#define TLS_PIN_LEN	52	/* "sha256//" and 44 base64 characters */
 bool url_is_https(const char *url);
 /* "host:port" of an https URL into OUT (":443" added when none), or
  * -EINVAL: no host, userinfo, or too long. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hvctl.h"
+#include "tls_pin.h"
 
 #define PIN_PREFIX	"sha256//"
 

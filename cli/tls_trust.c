@@ -35,7 +35,9 @@
 #include <gnutls/x509.h>
 #include <sodium.h>
 
+#include "file_replace.h"
 #include "hvctl.h"
+#include "tls_pin.h"
 
 #define PIN_PREFIX	"sha256//"
 
@@ -85,82 +87,41 @@ known_hosts_find(const char *path, const char *hostport, char *pin,
 static int
 known_hosts_put(const char *path, const char *hostport, const char *pin)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX], line[512], *slash;
-	size_t hl = strlen(hostport);
-	FILE *in, *out;
-	int fd, r = 0;
+	char dir[PATH_MAX], line[512], *slash, *buf = NULL;
+	size_t hl = strlen(hostport), len = 0;
+	FILE *in, *mem;
+	int r;
 
 	snprintf(dir, sizeof(dir), "%s", path);
-	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
-		*slash = '\0';
-		/* ~/.config/hvctl: make the last two levels if need be. */
-		if (mkdir(dir, 0700) == -1 && errno == ENOENT) {
-			char up[PATH_MAX], *s2;
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return -EINVAL;
+	*slash = '\0';
+	/* ~/.config/hvctl: the last two levels are made if need be. */
+	if (mkdir(dir, 0700) == -1 && errno == ENOENT) {
+		char up[PATH_MAX], *s2;
 
-			snprintf(up, sizeof(up), "%s", dir);
-			if ((s2 = strrchr(up, '/')) != NULL && s2 != up) {
-				*s2 = '\0';
-				(void)mkdir(up, 0700);
-			}
-			(void)mkdir(dir, 0700);
+		snprintf(up, sizeof(up), "%s", dir);
+		if ((s2 = strrchr(up, '/')) != NULL && s2 != up) {
+			*s2 = '\0';
+			(void)mkdir(up, 0700);
 		}
+		(void)mkdir(dir, 0700);
 	}
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid()) >=
-	    (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
-		return -errno;
-	if ((out = fdopen(fd, "w")) == NULL) {
-		close(fd);
-		unlink(tmp);
+	if ((mem = open_memstream(&buf, &len)) == NULL)
 		return -ENOMEM;
-	}
 	if ((in = fopen(path, "re")) != NULL) {
 		while (fgets(line, sizeof(line), in) != NULL)
 			if (!(strncmp(line, hostport, hl) == 0 && line[hl] == ' '))
-				fputs(line, out);
+				fputs(line, mem);
 		fclose(in);
 	}
-	fprintf(out, "%s %s\n", hostport, pin);
-	if (fflush(out) != 0 || fsync(fileno(out)) != 0)
-		r = -errno;
-	if (fclose(out) != 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) == -1)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
-
-/* The pin of a PEM certificate. */
-static int
-pem_pin(const char *pem, char *pin, size_t len)
-{
-	gnutls_x509_crt_t crt = NULL;
-	gnutls_pubkey_t pub = NULL;
-	gnutls_datum_t d = { (unsigned char *)(uintptr_t)pem,
-	    (unsigned)strlen(pem) }, spki = { NULL, 0 };
-	unsigned char h[crypto_hash_sha256_BYTES];
-	int r = -EINVAL;
-
-	if (len < TLS_PIN_LEN + 1)
-		return -EINVAL;
-	if (gnutls_x509_crt_init(&crt) == 0 && gnutls_pubkey_init(&pub) == 0 &&
-	    gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) == 0 &&
-	    gnutls_pubkey_import_x509(pub, crt, 0) == 0 &&
-	    gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &spki) == 0) {
-		crypto_hash_sha256(h, spki.data, spki.size);
-		memcpy(pin, PIN_PREFIX, 8);
-		sodium_bin2base64(pin + 8, len - 8, h, sizeof(h),
-		    sodium_base64_VARIANT_ORIGINAL);
-		r = 0;
+	fprintf(mem, "%s %s\n", hostport, pin);
+	if (fclose(mem) != 0) {
+		free(buf);
+		return -ENOMEM;
 	}
-	gnutls_free(spki.data);
-	if (pub != NULL)
-		gnutls_pubkey_deinit(pub);
-	if (crt != NULL)
-		gnutls_x509_crt_deinit(crt);
+	r = file_replace(dir, slash + 1, buf, len, 0600);
+	free(buf);
 	return r;
 }
 
@@ -197,7 +158,8 @@ presented_pin(const char *url, char *pin, size_t len, char *why, size_t wlen)
 	    ci != NULL && ci->num_of_certs > 0)
 		for (s = ci->certinfo[0]; s != NULL; s = s->next)
 			if (strncmp(s->data, "Cert:", 5) == 0) {
-				r = pem_pin(s->data + 5, pin, len);
+				r = len >= TLS_PIN_SIZE ?
+				    tls_pin_of_pem(s->data + 5, pin) : -EINVAL;
 				break;
 			}
 	if (r < 0)

@@ -7,8 +7,8 @@
  * secret.
  *
  * Invariants: secrets live only in sodium_malloc'd, mlock'd memory and are
- * wiped on shutdown; the master key file is written via a temporary file
- * and rename, mode 0600, and refused if it is readable by anyone else.
+ * wiped on shutdown; the master key file is written whole (file_replace.h),
+ * mode 0600, and refused if it is readable by anyone else.
  * Must never log a secret or write one to the database unsealed.
  */
 #include <errno.h>
@@ -20,6 +20,7 @@
 
 #include <sodium.h>
 
+#include "file_replace.h"
 #include "store.h"
 
 #define KEYS_MASTER_FILE	"master.key"
@@ -31,29 +32,6 @@ struct keys_secret {
 
 static struct keys_secret *keys_secret;	/* sodium_malloc'd */
 static uint8_t keys_link_pub[32];
-
-static int
-keys_write_file(const char *dir, const char *name, const uint8_t *data,
-    size_t len)
-{
-	char tmp[PATH_MAX], path[PATH_MAX];
-	int fd, r = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	    0600)) == -1)
-		return -errno;
-	if (write(fd, data, len) != (ssize_t)len || fsync(fd) == -1)
-		r = -errno ? -errno : -EIO;
-	if (close(fd) == -1 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) == -1)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
 
 static int
 keys_load_master(const char *dir, uint8_t master[crypto_secretbox_KEYBYTES])
@@ -68,8 +46,8 @@ keys_load_master(const char *dir, uint8_t master[crypto_secretbox_KEYBYTES])
 		if (errno != ENOENT)
 			return -errno;
 		randombytes_buf(master, crypto_secretbox_KEYBYTES);
-		if ((r = keys_write_file(dir, KEYS_MASTER_FILE, master,
-		    crypto_secretbox_KEYBYTES)) < 0)
+		if ((r = file_replace(dir, KEYS_MASTER_FILE, master,
+		    crypto_secretbox_KEYBYTES, 0600)) < 0)
 			return r;
 		log_info("keys: created master key %s", path);
 		return 0;

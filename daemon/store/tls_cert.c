@@ -10,14 +10,11 @@
  * specific one.  Living in the state directory, it is in every backup, so
  * a restored hvd presents the key its clients pinned.
  *
- * The pin is what clients check without a CA: the SHA-256 of the
- * certificate's SubjectPublicKeyInfo, in curl's --pinnedpubkey form
- * ("sha256//" + base64).  It survives a renewed certificate on the same
- * key.
+ * The pin is what clients check without a CA (lib/tls_pin.h).
  *
  * Invariants: a key file readable by group or others is refused (named);
  * the cert and key must be a pair (their key ids match); new files are
- * written to a temporary name, synced and renamed; the key's PEM lives in
+ * written whole (lib/file_replace.h); the key's PEM lives in
  * sodium_malloc'd memory and is wiped by tls_pem_free().
  * Must never log or return the key anywhere but to the TLS listener.
  */
@@ -39,7 +36,9 @@
 #include <gnutls/x509.h>
 #include <sodium.h>
 
+#include "file_replace.h"
 #include "store.h"
+#include "tls_pin.h"
 
 #define TLS_DIR			"tls"
 #define TLS_CERT_FILE		"api.crt"
@@ -108,29 +107,6 @@ tls_read(const char *path, bool secret, char **out, char *err, size_t errlen)
 	return 0;
 }
 
-static int
-tls_write(const char *dir, const char *name, const void *data, size_t len,
-    mode_t mode)
-{
-	char tmp[PATH_MAX], path[PATH_MAX];
-	int fd, r = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	    mode)) == -1)
-		return -errno;
-	if (write(fd, data, len) != (ssize_t)len || fsync(fd) == -1)
-		r = errno ? -errno : -EIO;
-	if (close(fd) == -1 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) == -1)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
-
 static void
 tls_san_ip(gnutls_x509_crt_t crt, const char *text)
 {
@@ -196,8 +172,8 @@ tls_create(const char *dir, const char *listen_host, char *err, size_t errlen)
 	    (g = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &cd)) < 0)
 		goto gfail;
 	/* The key first: a certificate without its key is never left. */
-	if ((r = tls_write(dir, TLS_KEY_FILE, kd.data, kd.size, 0600)) < 0 ||
-	    (r = tls_write(dir, TLS_CERT_FILE, cd.data, cd.size, 0644)) < 0)
+	if ((r = file_replace(dir, TLS_KEY_FILE, kd.data, kd.size, 0600)) < 0 ||
+	    (r = file_replace(dir, TLS_CERT_FILE, cd.data, cd.size, 0644)) < 0)
 		r = tls_fail(err, errlen, r, "%s: cannot write the new TLS pair: "
 		    "%s", dir, strerror(-r));
 	goto out;
@@ -224,15 +200,13 @@ tls_check(struct tls_pem *out, const char *cpath, const char *kpath,
 {
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_x509_privkey_t key = NULL;
-	gnutls_pubkey_t pub = NULL;
-	gnutls_datum_t d, spki = { NULL, 0 };
-	unsigned char cid[64], kid[64], h[crypto_hash_sha256_BYTES];
+	gnutls_datum_t d;
+	unsigned char cid[64], kid[64];
 	size_t cidlen = sizeof(cid), kidlen = sizeof(kid);
 	int g, r = 0;
 
 	if (gnutls_x509_crt_init(&crt) < 0 ||
-	    gnutls_x509_privkey_init(&key) < 0 ||
-	    gnutls_pubkey_init(&pub) < 0) {
+	    gnutls_x509_privkey_init(&key) < 0) {
 		r = tls_fail(err, errlen, -ENOMEM, "TLS: out of memory");
 		goto out;
 	}
@@ -258,20 +232,12 @@ tls_check(struct tls_pem *out, const char *cpath, const char *kpath,
 		    "%s", kpath, cpath);
 		goto out;
 	}
-	if (gnutls_pubkey_import_x509(pub, crt, 0) < 0 ||
-	    gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &spki) < 0) {
+	if (tls_pin_of_pem(out->cert, out->pin) < 0) {
 		r = tls_fail(err, errlen, -EINVAL, "%s: no public key", cpath);
 		goto out;
 	}
-	crypto_hash_sha256(h, spki.data, spki.size);
-	memcpy(out->pin, "sha256//", 8);
-	sodium_bin2base64(out->pin + 8, sizeof(out->pin) - 8, h, sizeof(h),
-	    sodium_base64_VARIANT_ORIGINAL);
 	out->expires = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
 out:
-	gnutls_free(spki.data);
-	if (pub != NULL)
-		gnutls_pubkey_deinit(pub);
 	if (key != NULL)
 		gnutls_x509_privkey_deinit(key);
 	if (crt != NULL)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "hvctl.h"
+#include "tls_pin.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
