@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "licence.h"
 #include "hvctl.h"
 
 struct hvctl_cmd {
@@ -219,7 +220,7 @@ cmd_version(struct hvctl *h, int argc, char **argv)
 	(void)argv;
 	if (argc != 1)
 		return hvctl_usage_error("version", "takes no arguments");
-	printf("hvctl %s\n", HV_VERSION);
+	printf("hvctl %s\n%s\n", HV_VERSION, HV_LICENCE_LINE);
 	return HVCTL_OK;
 }
 

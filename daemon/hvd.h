@@ -63,6 +63,7 @@ struct hvd_config {
 	/* Network boot (issue 3). */
 	char boot_root[PATH_MAX];		/* served files: iPXE, xen, ... */
 	char boot_templates[PATH_MAX];		/* operator's iPXE overrides */
+	char source_archive[PATH_MAX];		/* GET /source.tar.gz (AGPL) */
 	char alpine_mirror[PATH_MAX];		/* served at /alpine/ if present */
 	char boot_server[64];			/* address clients use, "" = auto */
 	bool boot_http;				/* boot-http-listen given */

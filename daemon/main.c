@@ -36,6 +36,7 @@
 #include <sodium.h>
 #include <systemd/sd-daemon.h>
 
+#include "licence.h"
 #include "rest.h"
 
 static void __attribute__((noreturn))
@@ -377,7 +378,7 @@ main(int argc, char **argv)
 			restore = optarg;
 			break;
 		case 'V':
-			printf("hvd %s\n", HV_VERSION);
+			printf("hvd %s\n%s\n", HV_VERSION, HV_LICENCE_LINE);
 			return 0;
 		case 'd':
 			foreground = true;

@@ -9,10 +9,13 @@
  * error message or a log line.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -175,8 +178,48 @@ api_events(struct hvd *hvd, const struct http_request *req,
 	rep->json = json_pack("{s:o}", "events", arr);
 }
 
+/*
+ * The AGPL's offer of the Corresponding Source to everyone who uses hvd
+ * over the network: this build's source archive (source-archive), to
+ * anyone, opened by the one rule for served files (net/served.c).
+ */
+static void
+api_source(struct hvd *hvd, const struct http_request *req,
+    struct http_reply *rep)
+{
+	const char *path = hvd->conf->source_archive, *base;
+	char dir[PATH_MAX];
+	struct stat st;
+	int dfd, fd = -ENOENT;
+
+	(void)req;
+	base = strrchr(path, '/');
+	if (base != NULL && base != path && (size_t)(base - path) < sizeof(dir)) {
+		memcpy(dir, path, (size_t)(base - path));
+		dir[base - path] = '\0';
+		if ((dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+			fd = served_open(dfd, base + 1, &st);
+			close(dfd);
+		}
+	}
+	if (fd < 0) {
+		http_error(rep, MHD_HTTP_NOT_FOUND, "this hvd has no source archive "
+		    "at %s (source-archive); hypervisor is AGPL-3.0-or-later and "
+		    "its source comes with the tree it was built from", path);
+		return;
+	}
+	rep->status = MHD_HTTP_OK;
+	rep->content_type = "application/gzip";
+	rep->file_fd = fd;
+	rep->file_off = 0;
+	rep->file_len = (uint64_t)st.st_size;
+	snprintf(rep->header[0], sizeof(rep->header[0]), "Content-Disposition: "
+	    "attachment; filename=\"hypervisor-%s-source.tar.gz\"", HV_VERSION);
+}
+
 static const struct api_route api_routes[] = {
 	{ "GET", "/healthz", API_ROLE_NONE, api_healthz, NULL },
+	{ "GET", "/source.tar.gz", API_ROLE_NONE, api_source, NULL },
 	{ "GET", "/metrics", API_ROLE_READ, api_metrics, NULL },
 	{ "GET", "/api/v1/version", API_ROLE_READ, api_version, NULL },
 	{ "GET", "/api/v1/status", API_ROLE_READ, api_status, NULL },

@@ -301,6 +301,16 @@ set_boot_templates(struct config_ctx *ctx, char **argv)
 }
 
 static int
+set_source_archive(struct config_ctx *ctx, char **argv)
+{
+	if (argv[0][0] != '/')
+		return config_error(ctx, "source-archive: '%s' is not an "
+		    "absolute path", argv[0]);
+	return config_copy(ctx, "source-archive", ctx->conf->source_archive,
+	    sizeof(ctx->conf->source_archive), argv[0]);
+}
+
+static int
 set_alpine_mirror(struct config_ctx *ctx, char **argv)
 {
 	if (argv[0][0] != '/')
@@ -631,6 +641,7 @@ static const struct config_keyword config_keywords[] = {
 	{ "boot-root", 1, set_boot_root },
 	{ "boot-server", 1, set_boot_server },
 	{ "boot-templates", 1, set_boot_templates },
+	{ "source-archive", 1, set_source_archive },
 	{ "alpine-mirror", 1, set_alpine_mirror },
 	{ "boot-http-listen", 1, set_boot_http_listen },
 	{ "tftp-listen", 1, set_tftp_listen },
@@ -680,6 +691,9 @@ config_new(void)
 	snprintf(c->boot_root, sizeof(c->boot_root), "/var/lib/hypervisor/boot");
 	snprintf(c->boot_templates, sizeof(c->boot_templates),
 	    "/etc/hypervisor/ipxe");
+	/* The Debian package puts this build's source there (debian/rules). */
+	snprintf(c->source_archive, sizeof(c->source_archive),
+	    "/usr/share/hypervisor/hypervisor-source.tar.gz");
 	snprintf(c->alpine_mirror, sizeof(c->alpine_mirror),
 	    "/var/lib/hypervisor/alpine");
 	/* 1468 = a 1500-byte MTU minus IPv4, UDP and TFTP headers. */

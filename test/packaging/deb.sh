@@ -315,6 +315,13 @@ expect_eq "GET /healthz over /run/hypervisor/hvd.sock" \
 	"$(get --unix-socket "$sock" http://localhost/healthz)" 200
 expect_eq "hvd runs as hvd" "$(owner_of "/proc/$HVD_PID")" hvd
 expect_eq "hvd's socket is hvd's, 0660" "$(stat -c %a "$sock" 2>&1) $(owner_of "$sock")" "660 hvd"
+src=$ROOT/usr/share/hypervisor/hypervisor-source.tar.gz
+expect "the package ships this version's source" \
+	"$(tar -tzf "$src" 2>/dev/null | grep -c -x -e '[^/]*/daemon/main.c' -e '[^/]*/LICENSE' -e '[^/]*/debian/rules')" 3
+expect_eq "... without the build's output" "$(tar -tzf "$src" 2>/dev/null | grep -c -e '/obj-' -e '/debian/tmp/' || true)" 0
+curl -s --unix-socket "$sock" -o "$T/source.got" -w '%{http_code}' http://localhost/source.tar.gz > "$T/source.code" || true
+expect_eq "hvd serves it at GET /source.tar.gz (AGPL), byte for byte" \
+	"$(cat "$T/source.code") $(cmp -s "$src" "$T/source.got" && echo same)" "200 same"
 rc=0
 out=$(in_root hvctl status 2>&1) || rc=$?
 expect_eq "hvctl status in the root (default socket)" "$rc" 0

@@ -95,6 +95,24 @@ expect "metrics process figures" "$(echo "$m" | grep -c '^process_\(resident_mem
 expect "audit events recorded" "$(sock GET '/api/v1/events?subject=prod')" \
 	'200 {"events":\[{*"kind":"network.delete","subject":"prod","actor":"uid:0"*'
 
+# --- GET /source.tar.gz: this version's source, to anyone (AGPL)
+expect "no source archive: 404 naming it" "$(curl -s -w ' %{http_code}' "$URL/source.tar.gz")" \
+	'{"error":"this hvd has no source archive at /usr/share/hypervisor/hypervisor-source.tar.gz (source-archive)*"} 404'
+mkdir -p "$T/share"
+head -c 100000 /dev/urandom > "$T/share/src.tar.gz"
+echo "source-archive $T/share/src.tar.gz" >> "$T/hvd.conf"
+kill -HUP "$HVD_PID"
+served() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/source.tar.gz")" = 200 ]; }
+expect "after a reload naming it: served" "$(wait_for 5 served)" '[0-9]*'
+curl -s -D "$T/src.h" -o "$T/src.got" "$URL/source.tar.gz"
+expect_eq "... without a token, over TCP, the same bytes" "$(cmp -s "$T/share/src.tar.gz" "$T/src.got" && echo same)" same
+expect "... as an attachment named by the version" "$(tr -d "\r" < "$T/src.h" | sort | tr "\n" " ")" "*Content-Disposition: attachment; filename=\"hypervisor-*-source.tar.gz\"*Content-Type: application/gzip*"
+mkfifo "$T/share/fifo.tar.gz"
+sed -i "s|^source-archive .*|source-archive $T/share/fifo.tar.gz|" "$T/hvd.conf"
+kill -HUP "$HVD_PID"
+gone() { [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "$URL/source.tar.gz")" = 404 ]; }
+expect "a FIFO as the archive: 404 at once, the loop not stuck" "$(wait_for 5 gone)" '[0-9]*'
+
 # --- the daemon survived all of it
 expect "still healthy" "$(sock GET /healthz)" '200 {"status":"ok"}'
 finish

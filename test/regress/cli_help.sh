@@ -114,10 +114,16 @@ expect_eq "vm create --help: the same whole line" "$(head -1 "$T/o")" "usage: hv
 # --- versions: hvctl's and hv-agent's are the build's HV_VERSION
 want=$HV_VERSION
 expect "the build's version is known" "$want" "?*.?*"
+lic="AGPL-3.0-or-later (commercial licences available); this version's source: GET /source.tar.gz from hvd"
 run "$HVCTL" --version
-expect_eq "hvctl --version" "$rc $(cat "$T/o")" "0 hvctl $want"
+expect_eq "hvctl --version: the version, the licence and where the source is" "$rc $(cat "$T/o")" "0 hvctl $want
+$lic"
 run "$HVCTL" version
-expect_eq "hvctl version" "$rc $(cat "$T/o")" "0 hvctl $want"
+expect_eq "hvctl version" "$rc $(cat "$T/o")" "0 hvctl $want
+$lic"
+run "$HVD" --version
+expect_eq "hvd --version: the same" "$rc $(cat "$T/o")" "0 hvd $want
+$lic"
 run "$HVCTL" version extra
 expect "hvctl version extra: usage error" "$rc" 2
 run "$HV_AGENT" --version
