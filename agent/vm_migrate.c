@@ -122,7 +122,7 @@ static void
 mig_report(struct vm_mig *m)
 {
 	const char *phase = mig_fsm_phase(&m->fsm);
-	char sizes[64] = "";
+	char sizes[128] = "";
 	json_t *p;
 
 	p = json_pack("{s:s, s:s, s:s, s:s}", "uuid", m->vm->uuid, "id", m->id,

@@ -32,6 +32,9 @@ packages=(
 	# the Debian packages (debian/) and packaging.deb, which builds them and
 	# installs them into a fresh debootstrap root checked by systemd-analyze
 	debhelper debootstrap systemd
+	# packaging.alpine: the APKBUILD's shell is linted and its build() (a
+	# Ninja build, samurai on Alpine) run
+	shellcheck ninja-build
 )
 
 if [ "$(id -u)" -ne 0 ]; then

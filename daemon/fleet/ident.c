@@ -12,10 +12,15 @@
  * MAC's lease); put a secret into a discovery overlay or a log line.
  * Every refusal writes an `ovl.refused` event.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -96,6 +101,81 @@ ident_mounts(const char *text, struct apkovl_mount *m, size_t cap)
 	return n;
 }
 
+static int
+ident_key_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct apkovl_key *)a)->name,
+	    ((const struct apkovl_key *)b)->name);
+}
+
+/*
+ * The site's repository keys, alpine-mirror/keys/NAME.rsa.pub, in name
+ * order: a few small files, read per overlay through the served-file rule.
+ * A file apkovl_key_check() refuses is skipped, with a warning, so a bad
+ * key never stops a boot.  The PEMs are malloc'd; ident_keys_free().
+ */
+static size_t
+ident_keys(const struct hvd *hvd, struct apkovl_key *keys, size_t cap)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	size_t n = 0;
+	int dfd, fd;
+	DIR *d;
+
+	if (snprintf(dir, sizeof(dir), "%s/keys", hvd->conf->alpine_mirror) >=
+	    (int)sizeof(dir) ||
+	    (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return 0;
+	if ((fd = dup(dfd)) < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		close(dfd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL && n < cap) {
+		struct apkovl_key *k = &keys[n];
+		const char *why;
+		char *pem;
+		ssize_t got;
+
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof(k->name))
+			continue;
+		if ((fd = served_open(dfd, de->d_name, &st)) < 0)
+			continue;
+		pem = st.st_size > 0 && st.st_size <= APKOVL_KEY_MAX ?
+		    malloc((size_t)st.st_size + 1) : NULL;
+		got = pem ? pread(fd, pem, (size_t)st.st_size, 0) : -1;
+		close(fd);
+		if (got != (ssize_t)st.st_size) {
+			free(pem);
+			continue;
+		}
+		pem[got] = '\0';
+		snprintf(k->name, sizeof(k->name), "%s", de->d_name);
+		k->pem = pem;
+		if ((why = apkovl_key_check(k)) != NULL) {
+			log_warnx("boot: %s/%s left out of overlays: %s", dir,
+			    de->d_name, why);
+			free(pem);
+			continue;
+		}
+		n++;
+	}
+	closedir(d);
+	close(dfd);
+	qsort(keys, n, sizeof(*keys), ident_key_cmp);
+	return n;
+}
+
+static void
+ident_keys_free(struct apkovl_key *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((char *)(uintptr_t)keys[i].pem);
+}
+
 /* Builds h's overlay: with fresh credentials (agent_key, token) or, for a
  * discovered machine, without any. */
 int
@@ -104,6 +184,7 @@ ident_overlay(struct hvd *hvd, const struct host_row *h,
     size_t *len, char *err, size_t errlen)
 {
 	struct apkovl_mount mounts[API_HOST_MOUNTS_MAX];
+	struct apkovl_key keys[APKOVL_KEYS_MAX];
 	struct apkovl_input in = { 0 };
 	struct host_config cfg = { 0 };
 	char agent[ADDR_STRLEN], url[ADDR_STRLEN], hvdkey[65];
@@ -142,8 +223,11 @@ ident_overlay(struct hvd *hvd, const struct host_row *h,
 		in.mounts = mounts;
 		in.nmounts = ident_mounts(cfg.mounts, mounts, API_HOST_MOUNTS_MAX);
 	}
+	in.apk_keys = keys;
+	in.napk_keys = ident_keys(hvd, keys, APKOVL_KEYS_MAX);
 	in.mtime = 0;
 	r = apkovl_build(&in, out, len, err, errlen);
+	ident_keys_free(keys, in.napk_keys);
 	free(mesh);
 	host_config_free(&cfg);
 	return r;

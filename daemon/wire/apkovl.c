@@ -400,9 +400,43 @@ check_input(const struct apkovl_input *in, char *err, size_t errlen)
 			return ovl_err(err, errlen, -EINVAL, "world package %zu must "
 			    "be 1..64 of [A-Za-z0-9._+-], starting alphanumeric", i);
 	}
+	if (in->napk_keys > APKOVL_KEYS_MAX || (in->napk_keys &&
+	    in->apk_keys == NULL))
+		return ovl_err(err, errlen, -EINVAL, "at most %d apk keys",
+		    APKOVL_KEYS_MAX);
+	for (i = 0; i < in->napk_keys; i++) {
+		const struct apkovl_key *k = &in->apk_keys[i];
+		const char *why = apkovl_key_check(k);
+
+		if (why != NULL)
+			return ovl_err(err, errlen, -EINVAL, "apk key %zu: %s", i,
+			    why);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(k->name, in->apk_keys[j].name) == 0)
+				return ovl_err(err, errlen, -EINVAL, "apk key %s "
+				    "twice", k->name);
+	}
 	if (in->mtime < 0 || in->mtime > OVL_MTIME_MAX)
 		return ovl_err(err, errlen, -EINVAL, "mtime out of range");
 	return 0;
+}
+
+const char *
+apkovl_key_check(const struct apkovl_key *k)
+{
+	size_t n = strnlen(k->name, sizeof(k->name));
+
+	if (n < 9 || n == sizeof(k->name) ||
+	    !only(k->name, LOWER UPPER DIGIT "._@+-", sizeof(k->name) - 1) ||
+	    k->name[0] == '.' || strcmp(k->name + n - 8, ".rsa.pub") != 0)
+		return "its name must be [A-Za-z0-9._@+-], not starting with "
+		    "'.', ending in .rsa.pub, at most 63 bytes";
+	if (k->pem == NULL || strnlen(k->pem, APKOVL_KEY_MAX + 1) >
+	    APKOVL_KEY_MAX ||
+	    strncmp(k->pem, "-----BEGIN PUBLIC KEY-----\n", 27) != 0 ||
+	    !valid_text(k->pem))
+		return "not a PEM public key of at most 16384 bytes";
+	return NULL;
 }
 
 /* --- entries ------------------------------------------------------- */
@@ -595,9 +629,19 @@ ovl_collect(struct ovl *o, const struct apkovl_input *in)
 		sbuf_printf(&e->data, "auto lo\niface lo inet loopback\n\n"
 		    "auto %s\niface %s inet dhcp\n\thostname %s\n", in->boot_if,
 		    in->boot_if, in->hostname);
-	if ((e = ovl_add(o, AE_IFREG, 0644, "etc/apk/repositories")) != NULL)
+	if ((e = ovl_add(o, AE_IFREG, 0644, "etc/apk/repositories")) != NULL) {
 		sbuf_printf(&e->data, "%s/alpine/main\n%s/alpine/community\n",
 		    in->hvd_url, in->hvd_url);
+		if (in->napk_keys > 0)
+			sbuf_printf(&e->data, "%s/alpine/hypervisor\n", in->hvd_url);
+	}
+	if (in->napk_keys > 0)
+		ovl_dir(o, 0755, "etc/apk/keys");
+	for (size_t i = 0; i < in->napk_keys; i++)
+		if ((e = ovl_add(o, AE_IFREG, 0644, "etc/apk/keys/%s",
+		    in->apk_keys[i].name)) != NULL)
+			sbuf_add(&e->data, in->apk_keys[i].pem,
+			    strlen(in->apk_keys[i].pem));
 	ovl_world(o, in);
 
 	ovl_runlevel(o, "sysinit", rl_sysinit);

@@ -45,6 +45,16 @@ struct apkovl_mount {
 #define APKOVL_TEXT_MAX		(256 * 1024)	/* mesh.json, authorized_keys */
 #define APKOVL_MOUNTS_MAX	64
 #define APKOVL_WORLD_MAX	256
+#define APKOVL_KEYS_MAX		8
+#define APKOVL_KEY_NAME_MAX	64
+#define APKOVL_KEY_MAX		(16 * 1024)
+
+/* A public key apk trusts: the site's signing key for its own repository
+ * (abuild-keygen's NAME.rsa.pub), into etc/apk/keys/NAME. */
+struct apkovl_key {
+	char name[APKOVL_KEY_NAME_MAX];	/* [A-Za-z0-9._@+-], ends ".rsa.pub" */
+	const char *pem;		/* "-----BEGIN PUBLIC KEY-----" ... */
+};
 
 struct apkovl_input {
 	bool discovery;		/* true: no key, no token, agent discovers */
@@ -64,8 +74,16 @@ struct apkovl_input {
 	const struct apkovl_mount *mounts;
 	size_t nmounts;
 	const char *const *world;	/* extra packages, NULL-terminated */
+	/* The site's repository keys; with any, etc/apk/repositories also
+	 * names hvd_url/alpine/hypervisor, where the site's hv-agent is. */
+	const struct apkovl_key *apk_keys;
+	size_t napk_keys;
 	int64_t mtime;		/* mtime of every entry, >= 0 */
 };
+
+/* Why K cannot go into an overlay (a static text), or NULL: the one rule
+ * for repository keys, which ident.c also uses to skip a bad file. */
+const char *apkovl_key_check(const struct apkovl_key *k);
 
 /*
  * Builds the overlay into *out (malloc'd, the caller frees it; it holds

@@ -110,8 +110,22 @@ expect "adopted machine: stage 2 for h1" "$(stage2 $MAC1 $UUID1; sed -n 2p "$T/o
 expect "fetch from another address: refused" "$(alpine_fetch $MAC1 $UUID1 "$T/h1/root" 127.0.0.2 && echo served || echo refused)" refused
 expect "refused fetch audited" "$(curl -s --unix-socket "$T/hvd.sock" 'http://localhost/api/v1/events?subject=h1' | grep -o 'overlay refused to 127.0.0.2[^"]*')" \
 	'overlay refused to 127.0.0.2: the overlay goes only to the address that booted this host'
+# The site's repository keys (alpine-mirror/keys) go into the overlay.
+mkdir -p "$T/state/alpine/keys"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null |
+	openssl pkey -pubout > "$T/state/alpine/keys/dev@site-5f3c8a2b.rsa.pub"
+echo "ssh-rsa AAAA not a PEM" > "$T/state/alpine/keys/bad.rsa.pub"
 alpine_fetch $MAC1 $UUID1 "$T/h1/root"
 R=$T/h1/root
+expect_eq "overlay: the site's repository key in etc/apk/keys, as it is" \
+	"$(cmp -s "$R/etc/apk/keys/dev@site-5f3c8a2b.rsa.pub" "$T/state/alpine/keys/dev@site-5f3c8a2b.rsa.pub" && echo same) $(ls "$R/etc/apk/keys" | tr '\n' ' ')" \
+	"same dev@site-5f3c8a2b.rsa.pub "
+expect "overlay: a key file that is not a PEM key is left out, with a warning" \
+	"$(grep -c "bad.rsa.pub left out of overlays: not a PEM public key" "$T/hvd.log")" '[1-9]*'
+expect_eq "overlay: apk's repositories, the site's after Alpine's" "$(cat "$R/etc/apk/repositories")" \
+	"$B/alpine/main
+$B/alpine/community
+$B/alpine/hypervisor"
 expect "overlay: hostname" "$(cat "$R/etc/hostname")" h1
 expect "overlay: agent key 0600" "$(stat -c %a "$R/etc/hv/agent.key")" 600
 expect "overlay: agent.conf names the host and hvd" "$(grep -E '^(host|hvd) ' "$R/etc/hv/agent.conf" | sort | tr '\n' ' ')" "host h1 hvd $AGENT_ADDR "
@@ -176,6 +190,9 @@ head -c 100 /dev/urandom > "$T/junk.tar"
 expect "restore refuses a file that is not a backup" "$(sed -i "s|^state-dir .*|state-dir $T/state3|" "$T/hvd.conf"; "$HVD" -f "$T/hvd.conf" --restore "$T/junk.tar" 2>&1; echo "rc=$?"; ls "$T/state3")" "hvd: restore: *rc=1"
 sed -i "s|^state-dir .*|state-dir $T/state2|" "$T/hvd.conf"
 expect "restored master key is 0600" "$(stat -c %a "$T/state2/master.key")" 600
+# The Alpine mirror, and with it the site's repository and its key, is not
+# in a backup (README: re-sync it); put the key back as the site would.
+mkdir -p "$T/state2/alpine" && cp -r "$T/state/alpine/keys" "$T/state2/alpine/"
 start_hvd
 expect_eq "restored hvd knows the same hosts" "$(hosts_json | field 'sorted((h["name"], h["fingerprint"], h["state"], h["boot_mac"], h["underlay_ip"]) for h in d["hosts"])')" "$(cat "$T/hosts.before")"
 expect "restored hvd: stage 2 for h1" "$(stage2 $MAC2 $UUID2; sed -n 2p "$T/out")" '200# hypervisor stage 2 for host h1*'

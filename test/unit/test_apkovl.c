@@ -434,6 +434,14 @@ SET(world_space, { static const char *const w[] = { "a b", NULL }; in->world = w
 SET(world_dash, { static const char *const w[] = { "-x", NULL }; in->world = w; })
 SET(world_nl, { static const char *const w[] = { "x\ny", NULL }; in->world = w; })
 SET(mtime_neg, in->mtime = -1)
+#define PEM "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n"
+SET(apkkey_name, { static const struct apkovl_key k[] = { { "../x.rsa.pub", PEM } }; in->apk_keys = k; in->napk_keys = 1; })
+SET(apkkey_dot, { static const struct apkovl_key k[] = { { ".x.rsa.pub", PEM } }; in->apk_keys = k; in->napk_keys = 1; })
+SET(apkkey_ext, { static const struct apkovl_key k[] = { { "site.pem", PEM } }; in->apk_keys = k; in->napk_keys = 1; })
+SET(apkkey_pem, { static const struct apkovl_key k[] = { { "a.rsa.pub", "ssh-rsa AAAA\n" } }; in->apk_keys = k; in->napk_keys = 1; })
+SET(apkkey_ctl, { static const struct apkovl_key k[] = { { "a.rsa.pub", PEM "\x1b[2J" } }; in->apk_keys = k; in->napk_keys = 1; })
+SET(apkkey_twice, { static const struct apkovl_key k[] = { { "a.rsa.pub", PEM }, { "a.rsa.pub", PEM } }; in->apk_keys = k; in->napk_keys = 2; })
+SET(apkkey_many, { in->napk_keys = APKOVL_KEYS_MAX + 1; })
 SET(mounts_null, in->mounts = NULL)
 SET(mount_etc, snprintf(m->path, sizeof(m->path), "/etc/x"))
 SET(mount_root, snprintf(m->path, sizeof(m->path), "/root"))
@@ -481,6 +489,13 @@ static const struct bad_case bad_cases[] = {
 	{ "world dash", world_dash, "world package 0" },
 	{ "world newline", world_nl, "world package 0" },
 	{ "mtime", mtime_neg, "mtime" },
+	{ "apk key ../", apkkey_name, "apk key 0: its name" },
+	{ "apk key dotfile", apkkey_dot, "apk key 0: its name" },
+	{ "apk key .pem", apkkey_ext, "apk key 0: its name" },
+	{ "apk key not PEM", apkkey_pem, "apk key 0: not a PEM public key" },
+	{ "apk key escape", apkkey_ctl, "apk key 0: not a PEM public key" },
+	{ "apk key twice", apkkey_twice, "apk key a.rsa.pub twice" },
+	{ "apk keys too many", apkkey_many, "at most 8 apk keys" },
 	{ "mounts NULL", mounts_null, "mounts" },
 	{ "mount /etc", mount_etc, "mount 1: path" },
 	{ "mount /root", mount_root, "mount 1: path" },
@@ -590,6 +605,44 @@ test_optional_files(void **state)
 	assert_int_equal(apkovl_build(&in, &ovl, &len, err, sizeof(err)), 0);
 	unpack(ovl, len, &u);
 	assert_null(strstr(u.list, "mesh.json"));
+	/* No site keys: no keys directory, only Alpine's repositories. */
+	assert_null(strstr(u.list, "etc/apk/keys"));
+	assert_file(&u, "etc/apk/repositories", "http://10.77.0.1:80/alpine/main\n"
+	    "http://10.77.0.1:80/alpine/community\n");
+	cleanup(&u);
+	free(ovl);
+}
+
+/* The site's repository keys: each in etc/apk/keys, 0644, as given, and
+ * the site's repository named after Alpine's. */
+static void
+test_apk_keys(void **state)
+{
+	static const struct apkovl_key keys[] = {
+		{ "dev@site-5f3c8a2b.rsa.pub", PEM },
+		{ "ops@site-00aa11bb.rsa.pub",
+		    "-----BEGIN PUBLIC KEY-----\nMIIC\n-----END PUBLIC KEY-----\n" },
+	};
+	struct apkovl_input in = adopted();
+	unsigned char *ovl = NULL;
+	struct unpacked u;
+	size_t len = 0;
+	char err[256];
+
+	(void)state;
+	in.apk_keys = keys;
+	in.napk_keys = 2;
+	assert_int_equal(apkovl_build(&in, &ovl, &len, err, sizeof(err)), 0);
+	unpack(ovl, len, &u);
+	assert_non_null(strstr(u.list, "drwxr-xr-x root/root etc/apk/keys/\n"));
+	assert_non_null(strstr(u.list,
+	    "-rw-r--r-- root/root etc/apk/keys/dev@site-5f3c8a2b.rsa.pub\n"));
+	assert_file(&u, "etc/apk/keys/dev@site-5f3c8a2b.rsa.pub", PEM);
+	assert_file(&u, "etc/apk/keys/ops@site-00aa11bb.rsa.pub",
+	    "-----BEGIN PUBLIC KEY-----\nMIIC\n-----END PUBLIC KEY-----\n");
+	assert_file(&u, "etc/apk/repositories", "http://10.77.0.1:80/alpine/main\n"
+	    "http://10.77.0.1:80/alpine/community\n"
+	    "http://10.77.0.1:80/alpine/hypervisor\n");
 	cleanup(&u);
 	free(ovl);
 }
@@ -706,6 +759,7 @@ main(void)
 		cmocka_unit_test(test_bad_inputs),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_optional_files),
+		cmocka_unit_test(test_apk_keys),
 		cmocka_unit_test(test_path_parse),
 		cmocka_unit_test(test_fingerprint),
 	};
