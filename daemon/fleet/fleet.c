@@ -54,6 +54,22 @@ static size_t fleet_n, fleet_cap;
 static struct fleet_host **fleet_by_id_tab;
 static size_t fleet_buckets;	/* power of two */
 static const struct timeval *fleet_timeout;	/* 3 heartbeats, common queue */
+static fleet_news_cb *fleet_news;
+static void *fleet_news_arg;
+
+void
+fleet_on_news(fleet_news_cb *cb, void *arg)
+{
+	fleet_news = cb;
+	fleet_news_arg = arg;
+}
+
+static void
+fleet_tell(const struct fleet_host *fh, enum fleet_news what)
+{
+	if (fleet_news)
+		fleet_news(fleet_news_arg, fh, what);
+}
 
 static void
 fleet_liveness_cb(evutil_socket_t fd, short what, void *arg)
@@ -71,6 +87,7 @@ fleet_liveness_cb(evutil_socket_t fd, short what, void *arg)
 		agent_conn_close(fh->session, "heartbeat timeout");
 	(void)db_host_set_state(fh->hvd->db, fh->id, fh->name, "down", cause,
 	    "hvd", hvd_now_wall());
+	fleet_tell(fh, FLEET_NEWS_DOWN);
 }
 
 static void
@@ -238,6 +255,7 @@ fleet_reset(struct fleet_host *fh)
 {
 	evtimer_del(fh->ev_liveness);
 	fh->up = false;
+	fleet_tell(fh, FLEET_NEWS_DOWN);
 }
 
 /* The host's record was deleted: its live state goes too (and its session,
@@ -285,6 +303,12 @@ fleet_name(const struct fleet_host *fh)
 	return fh->name;
 }
 
+int64_t
+fleet_host_id(const struct fleet_host *fh)
+{
+	return fh->id;
+}
+
 bool
 fleet_is_up(const struct fleet_host *fh)
 {
@@ -309,6 +333,7 @@ fleet_session_up(struct fleet_host *fh, struct agent_conn *ac)
 	fh->session_serial++;
 	fh->up = true;
 	evtimer_add(fh->ev_liveness, fleet_timeout);
+	fleet_tell(fh, FLEET_NEWS_UP);
 }
 
 uint64_t
@@ -384,6 +409,7 @@ fleet_telemetry(struct fleet_host *fh, json_t *sample, int64_t now)
 	fh->acc.rx_bps = rx;
 	fh->acc.tx_bps = tx;
 	fh->acc_n++;
+	fleet_tell(fh, FLEET_NEWS_TELEMETRY);
 }
 
 json_t *

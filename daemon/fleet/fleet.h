@@ -40,6 +40,14 @@ json_t *fleet_host_json(const struct fleet_host *fh);
 json_t *fleet_telemetry_json(const struct fleet_host *fh);
 void fleet_metrics(FILE *f);
 size_t fleet_sessions(void);
+int64_t fleet_host_id(const struct fleet_host *fh);
+/* News of the live state, for whoever shows it (the dashboard's feed): a
+ * host's telemetry arrived, or it went up or down.  Called on the loop
+ * just after the change; one subscriber, NULL to stop. */
+enum fleet_news { FLEET_NEWS_TELEMETRY, FLEET_NEWS_UP, FLEET_NEWS_DOWN };
+typedef void fleet_news_cb(void *arg, const struct fleet_host *fh,
+    enum fleet_news what);
+void fleet_on_news(fleet_news_cb *cb, void *arg);
 
 /* ident.c: host identity at boot time and the overlay route. */
 /* Records a boot request of the machine q names (from ip); in lab mode

@@ -412,7 +412,8 @@ mesh_init(struct hvd *hvd)
 	mesh_hvd = hvd;
 	if ((mesh_ev = event_new(hvd->base, -1, 0, mesh_push_cb, hvd)) == NULL)
 		return -ENOMEM;
-	db_on_commit(hvd->db, mesh_committed, NULL);
+	if (db_on_commit(hvd->db, mesh_committed, NULL) < 0)
+		return -ENOSPC;
 	/* The anchor's devices follow the inventory from the start. */
 	event_active(mesh_ev, EV_TIMEOUT, 0);
 	return 0;
@@ -422,7 +423,7 @@ void
 mesh_shutdown(void)
 {
 	if (mesh_hvd)
-		db_on_commit(mesh_hvd->db, NULL, NULL);
+		db_off_commit(mesh_hvd->db, mesh_committed, NULL);
 	if (mesh_ev)
 		event_free(mesh_ev);
 	mesh_ev = NULL;

@@ -200,16 +200,30 @@ db_commit_hook(void *arg)
 	struct db *db = arg;
 
 	db->generation++;
-	if (db->on_commit)
-		db->on_commit(db->on_commit_arg);
+	for (size_t i = 0; i < DB_COMMIT_SUBSCRIBERS; i++)
+		if (db->on_commit[i].fn)
+			db->on_commit[i].fn(db->on_commit[i].arg);
 	return 0;
 }
 
-void
+int
 db_on_commit(struct db *db, void (*fn)(void *arg), void *arg)
 {
-	db->on_commit = fn;
-	db->on_commit_arg = arg;
+	for (size_t i = 0; i < DB_COMMIT_SUBSCRIBERS; i++)
+		if (db->on_commit[i].fn == NULL) {
+			db->on_commit[i].fn = fn;
+			db->on_commit[i].arg = arg;
+			return 0;
+		}
+	return -ENOSPC;
+}
+
+void
+db_off_commit(struct db *db, void (*fn)(void *arg), void *arg)
+{
+	for (size_t i = 0; i < DB_COMMIT_SUBSCRIBERS; i++)
+		if (db->on_commit[i].fn == fn && db->on_commit[i].arg == arg)
+			db->on_commit[i].fn = NULL;
 }
 
 void

@@ -14,8 +14,10 @@ struct db {
 	sqlite3 *sql;
 	char path[PATH_MAX];
 	uint64_t generation;		/* bumped by every committed change */
-	void (*on_commit)(void *arg);	/* db_on_commit() */
-	void *on_commit_arg;
+	struct {
+		void (*fn)(void *arg);
+		void *arg;
+	} on_commit[DB_COMMIT_SUBSCRIBERS];	/* db_on_commit() */
 	char conflict[64];		/* "networks.vni" after -EEXIST */
 	sqlite3_stmt *stmts[128];	/* lazily prepared, keyed by slot */
 };

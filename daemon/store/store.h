@@ -14,9 +14,12 @@ void db_close(struct db *db);
 int db_user_version(struct db *db);
 int db_schema_dump(struct db *db, char **out);
 uint64_t db_generation(struct db *db);
-/* fn(arg) after every commit (one subscriber).  It runs inside SQLite:
- * it may schedule work on the loop, never call into the database. */
-void db_on_commit(struct db *db, void (*fn)(void *arg), void *arg);
+/* fn(arg) after every commit (at most DB_COMMIT_SUBSCRIBERS of them;
+ * -ENOSPC beyond).  It runs inside SQLite: it may schedule work on the
+ * loop, never call into the database.  db_off_commit() removes it. */
+#define DB_COMMIT_SUBSCRIBERS	4
+int db_on_commit(struct db *db, void (*fn)(void *arg), void *arg);
+void db_off_commit(struct db *db, void (*fn)(void *arg), void *arg);
 const char *db_conflict(struct db *db);
 int db_ping(struct db *db);
 /* Adds n to counter NAME (schema/010) and gives the first of the n values
