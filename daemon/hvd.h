@@ -109,5 +109,6 @@ struct hvd {
 int64_t hvd_now_mono(void);
 int64_t hvd_now_mono_ms(void);		/* the same, in milliseconds */
 int64_t hvd_now_wall(void);
+int64_t hvd_now_wall_ms(void);		/* the same, in milliseconds */
 
 #endif

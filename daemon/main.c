@@ -345,6 +345,7 @@ static const struct http_routes hvd_routes = {
 	.boot = boot_handle,
 	.upload = api_image_is_upload,
 	.served = metrics_count_request,
+	.session = dash_session_check,
 };
 
 static const struct agent_ops hvd_agent_ops = {
@@ -493,6 +494,8 @@ main(int argc, char **argv)
 		    hvd.conf->tftp_port);
 	if ((r = http_init(&hvd, &hvd_routes)) < 0)
 		fatalx("cannot start the REST API");
+	if ((r = feed_init(&hvd)) < 0)
+		fatalx("cannot start the dashboard's live feed");
 	if ((r = mesh_init(&hvd)) < 0)
 		fatalx("cannot start the mesh");
 	if ((r = migrate_init(&hvd)) < 0)
@@ -515,6 +518,7 @@ main(int argc, char **argv)
 	agents_shutdown();
 	console_shutdown();
 	backup_shutdown();
+	feed_shutdown();
 	mesh_shutdown();
 	mesh_priv_shutdown();
 	tftp_shutdown();
@@ -525,6 +529,7 @@ main(int argc, char **argv)
 	fleet_shutdown();
 	keys_shutdown();
 	api_shutdown();
+	dash_session_shutdown();
 	metrics_shutdown();
 	for (size_t i = 0; i < 3; i++)
 		if (ev_sig[i])

@@ -218,12 +218,18 @@ api_source(struct hvd *hvd, const struct http_request *req,
 }
 
 static const struct api_route api_routes[] = {
+	{ "GET", "/", API_ROLE_NONE, api_dashboard_page, NULL },
+	{ "GET", "/ui/{}", API_ROLE_NONE, NULL, api_dashboard_asset },
 	{ "GET", "/healthz", API_ROLE_NONE, api_healthz, NULL },
 	{ "GET", "/source.tar.gz", API_ROLE_NONE, api_source, NULL },
 	{ "GET", "/metrics", API_ROLE_READ, api_metrics, NULL },
 	{ "GET", "/api/v1/version", API_ROLE_READ, api_version, NULL },
 	{ "GET", "/api/v1/status", API_ROLE_READ, api_status, NULL },
 	{ "GET", "/api/v1/events", API_ROLE_READ, api_events, NULL },
+	{ "GET", "/api/v1/feed", API_ROLE_READ, api_feed, NULL },
+	{ "POST", "/api/v1/session", API_ROLE_NONE, api_session_create, NULL },
+	{ "GET", "/api/v1/session", API_ROLE_READ, api_session_show, NULL },
+	{ "DELETE", "/api/v1/session", API_ROLE_READ, api_session_delete, NULL },
 	{ "GET", "/api/v1/backup", API_ROLE_ADMIN, api_backup, NULL },
 	{ "GET", "/api/v1/vms", API_ROLE_READ, api_vms_list, NULL },
 	{ "POST", "/api/v1/vms", API_ROLE_ADMIN, api_vms_create, NULL },

@@ -145,6 +145,8 @@ metrics_render(struct hvd *hvd, char **out, size_t *len)
 	    (unsigned long long)agents_accept_pauses());
 	agents_metrics(f);
 	http_metrics(f);
+	feed_metrics(f);
+	dash_session_metrics(f);
 	dhcp_metrics(f);
 	tftp_metrics(f);
 	metrics_process(f);

@@ -94,6 +94,28 @@ void metrics_count_request(const char *route, const char *method,
 int metrics_render(struct hvd *hvd, char **out, size_t *len);
 void metrics_shutdown(void);
 
+/* dash_session.c: the dashboard's sign-in (POST/GET/DELETE
+ * /api/v1/session); dash_session_check is http_routes.session. */
+void api_session_create(struct hvd *, const struct http_request *, struct http_reply *);
+void api_session_show(struct hvd *, const struct http_request *, struct http_reply *);
+void api_session_delete(struct hvd *, const struct http_request *, struct http_reply *);
+int dash_session_check(struct hvd *hvd, const char *cookie, const char *method,
+    const char *csrf, enum api_role *role, char *actor, size_t actorlen,
+    const char **why);
+void dash_session_metrics(FILE *f);
+void dash_session_shutdown(void);
+
+/* dashboard.c: the dashboard's page (GET /) and files (GET /ui/NAME). */
+void api_dashboard_page(struct hvd *, const struct http_request *, struct http_reply *);
+void api_dashboard_asset(struct hvd *, const struct http_request *, struct http_reply *, const char *name);
+
+/* feed.c: the live feed, GET /api/v1/feed (Server-Sent Events).
+ * feed_shutdown() before http_shutdown(). */
+void api_feed(struct hvd *, const struct http_request *, struct http_reply *);
+int feed_init(struct hvd *hvd);
+void feed_shutdown(void);
+void feed_metrics(FILE *f);
+
 /* boot_ovl.c: the overlay and discovery routes of the boot listener. */
 void boot_ovl_handle(struct hvd *hvd, const struct http_request *req,
     struct http_reply *rep);

@@ -79,6 +79,8 @@ struct http_pending {
 	enum api_role role;
 	char actor[48];
 	const char *auth_refused;	/* why a token was not even checked */
+	const char *secrets_refused;	/* why no secret may travel here */
+	const char *cookie;		/* MHD's: authenticated by this */
 	char peer[INET6_ADDRSTRLEN];	/* boot listener: the client's address */
 	/* An upload streamed to a file (image store), not kept in memory. */
 	struct http_upload *up;
@@ -93,6 +95,7 @@ struct http_pending {
 	bool deferred, finished;
 	struct http_reply reply;
 	char method[16];
+	const char *method_seen;	/* MHD's, for the whole request */
 };
 
 /* The handle a deferring handler keeps is the request's own state. */
@@ -332,6 +335,32 @@ http_peer_loopback(struct MHD_Connection *conn)
 	    127);
 }
 
+/* The dashboard's session cookie, checked by the layer that issued it;
+ * a cookie is a secret, so it is not looked at where secrets may not go. */
+static void
+http_auth_cookie(struct http_listener *l, struct MHD_Connection *conn,
+    struct http_pending *p)
+{
+	const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND,
+	    HTTP_SESSION_COOKIE), *why = NULL;
+
+	if (cookie == NULL || http_routes->session == NULL)
+		return;
+	if (p->secrets_refused != NULL) {
+		p->auth_refused = p->secrets_refused;
+		return;
+	}
+	if (http_routes->session(l->hvd, cookie, p->method_seen,
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, HTTP_CSRF_HEADER),
+	    &p->role, p->actor, sizeof(p->actor), &why) == 0) {
+		p->anonymous = false;
+		p->cookie = cookie;
+		return;
+	}
+	p->role = API_ROLE_NONE;
+	p->auth_refused = why;
+}
+
 static void
 http_auth_tcp(struct http_listener *l, struct MHD_Connection *conn,
     struct http_pending *p)
@@ -344,16 +373,22 @@ http_auth_tcp(struct http_listener *l, struct MHD_Connection *conn,
 	p->role = API_ROLE_NONE;
 	p->anonymous = true;
 	snprintf(p->actor, sizeof(p->actor), "anonymous");
-	hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_AUTHORIZATION);
-	/* A token sent in clear is not even looked at: it may be a replay. */
-	if (hdr != NULL && !l->tls && !(c->api_plaintext_tokens_loopback &&
-	    http_peer_loopback(conn))) {
-		p->auth_refused = c->api_plaintext_tokens_loopback ?
+	if (!l->tls && !(c->api_plaintext_tokens_loopback &&
+	    http_peer_loopback(conn)))
+		p->secrets_refused = c->api_plaintext_tokens_loopback ?
 		    "bearer tokens over plaintext TCP are accepted from loopback "
 		    "only (api-tls off, api-plaintext-tokens loopback)" :
 		    "bearer tokens are refused over plaintext TCP (api-tls off); "
 		    "use TLS, or the unix socket";
+	hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	/* A token sent in clear is not even looked at: it may be a replay. */
+	if (hdr != NULL && p->secrets_refused != NULL) {
+		p->auth_refused = p->secrets_refused;
+		return;
+	}
+	if (hdr == NULL) {
+		http_auth_cookie(l, conn, p);
 		return;
 	}
 	r = auth_bearer(l->hvd->db, hdr, &p->role, id, hvd_now_wall());
@@ -426,6 +461,74 @@ http_blob_free(void *cls)
 	blob_unref(cls);
 }
 
+/*
+ * Streamed replies.  MHD asks for more whenever the socket can take it;
+ * with nothing to send the connection is suspended from inside the
+ * reader (which MHD allows) so the loop never polls it, and
+ * http_stream_wake() resumes it.
+ */
+#define HTTP_STREAM_BLOCK	(32 * 1024)
+struct http_stream {
+	const struct http_stream_ops *ops;
+	void *arg;
+	struct MHD_Connection *conn;
+	struct http_listener *l;
+	bool suspended;
+};
+
+static ssize_t
+http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct http_stream *s = cls;
+	ssize_t n;
+
+	(void)pos;
+	if ((n = s->ops->read(s->arg, buf, max)) < 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n == 0 && !s->suspended) {
+		s->suspended = true;
+		MHD_suspend_connection(s->conn);
+	}
+	return n;
+}
+
+static void
+http_stream_free(void *cls)
+{
+	struct http_stream *s = cls;
+
+	s->ops->done(s->arg);
+	free(s);
+}
+
+struct http_stream *
+http_stream(const struct http_request *req, struct http_reply *rep,
+    const struct http_stream_ops *ops, void *arg)
+{
+	struct http_pending *p = req->pending;
+	struct http_stream *s;
+
+	if (p == NULL || p->l == NULL || (s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->ops = ops;
+	s->arg = arg;
+	s->conn = req->conn;
+	s->l = p->l;
+	rep->stream = s;
+	return s;
+}
+
+void
+http_stream_wake(struct http_stream *s)
+{
+	if (!s->suspended)
+		return;
+	s->suspended = false;
+	MHD_resume_connection(s->conn);
+	/* As in http_finish(): run MHD from the loop so it writes now. */
+	event_active(s->l->ev_timer, EV_TIMEOUT, 0);
+}
+
 static enum MHD_Result
 http_respond(struct MHD_Connection *conn, const char *method,
     struct http_reply *rep)
@@ -453,6 +556,12 @@ http_respond(struct MHD_Connection *conn, const char *method,
 		    http_blob_free, rep->blob);
 		if (resp)
 			rep->blob = NULL;	/* the response owns it now */
+	} else if (rep->stream) {
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+		    HTTP_STREAM_BLOCK, http_stream_read, rep->stream,
+		    http_stream_free);
+		if (resp)
+			rep->stream = NULL;	/* the response owns it now */
 	} else if (rep->file_fd > 0) {
 		/* Zero-copy: libmicrohttpd sends the range with sendfile and
 		 * closes the fd when the response is done. */
@@ -503,6 +612,9 @@ http_respond(struct MHD_Connection *conn, const char *method,
 static void
 http_reply_dispose(struct http_reply *rep)
 {
+	if (rep->stream)
+		http_stream_free(rep->stream);	/* never handed to MHD */
+	rep->stream = NULL;
 	json_decref(rep->json);
 	blob_unref(rep->blob);
 	if (rep->file_fd > 0)
@@ -679,6 +791,7 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 			http_count_edge(p->refuse);
 			goto reply;
 		}
+		p->method_seen = method;
 		if (l->kind == HTTP_UNIX)
 			http_auth_unix(l, conn, p);
 		else if (l->kind == HTTP_TCP)
@@ -772,6 +885,8 @@ reply:
 			.body_len = p->len, .role = p->role,
 			.anonymous = p->anonymous, .actor = p->actor,
 			.auth_refused = p->auth_refused,
+			.tls = l->tls, .secrets_refused = p->secrets_refused,
+			.cookie = p->cookie, .header = http_header,
 			.query = http_query, .conn = conn, .pending = p,
 			.upload_fd = -1,
 		};

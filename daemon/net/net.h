@@ -7,6 +7,8 @@
 #ifndef HVD_NET_H
 #define HVD_NET_H
 
+#include <sys/types.h>
+
 #include "store.h"
 
 /* http.c: libmicrohttpd glue on the libevent loop. */
@@ -19,6 +21,11 @@ struct http_request {
 	bool anonymous;		/* TCP without a valid token */
 	const char *auth_refused;	/* why a token was not checked, or NULL */
 	const char *actor;	/* for the audit log: "uid:0", "token:<id>" */
+	bool tls;		/* arrived over TLS (a cookie may be Secure) */
+	const char *cookie;	/* the session cookie it was authenticated by */
+	/* Why a secret (a token in a header or a body) may not travel on
+	 * this connection: plaintext TCP (api-tls off), or NULL when it may. */
+	const char *secrets_refused;
 	const char *peer;	/* boot listener: client address, else NULL */
 	/* A streamed upload (POST /api/v1/images/{name}): a temporary file
 	 * the handler may rename (http.c removes it otherwise). */
@@ -37,6 +44,7 @@ struct http_request {
 };
 struct blob;
 struct http_deferred;
+struct http_stream;
 struct http_reply {
 	unsigned status;
 	json_t *json;		/* owned, serialised by http.c */
@@ -51,8 +59,9 @@ struct http_reply {
 	/* A file range sent zero-copy; file_fd (> 0) is owned and closed. */
 	int file_fd;
 	uint64_t file_off, file_len;
+	struct http_stream *stream;	/* http_stream(): produced as it goes */
 #define HTTP_EXTRA_HEADERS 6
-	char header[HTTP_EXTRA_HEADERS][128];	/* "Name: value" */
+	char header[HTTP_EXTRA_HEADERS][256];	/* "Name: value" */
 };
 /* Called from a handler: the reply will come through http_finish(). */
 struct http_deferred *http_defer(const struct http_request *req,
@@ -62,6 +71,21 @@ void http_upload_keep(const struct http_request *req);
 void http_finish(struct http_deferred *d, struct http_reply *rep);
 void http_error(struct http_reply *reply, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * A reply of unknown length, produced as it goes (Server-Sent Events).
+ * read() fills at most max bytes of buf and returns how many; 0 means
+ * "nothing now": the connection is suspended (no polling) until
+ * http_stream_wake(); -1 ends the reply.  done() is called once, when the
+ * connection ends for any reason; the handle is dead after it.  Only from
+ * a handler, which sets rep's status and content type as usual.
+ */
+struct http_stream_ops {
+	ssize_t (*read)(void *arg, char *buf, size_t max);
+	void (*done)(void *arg);
+};
+struct http_stream *http_stream(const struct http_request *req,
+    struct http_reply *rep, const struct http_stream_ops *ops, void *arg);
+void http_stream_wake(struct http_stream *s);
 /* http_edge.c: what a request must be before any handler sees it. */
 /* 0, or the status to refuse the request with (why says it). */
 unsigned http_edge_check(struct MHD_Connection *conn, const char *version,
@@ -77,7 +101,16 @@ struct http_routes {
 	bool (*upload)(const char *method, const char *url);
 	/* Every reply sent: its route template, method and status. */
 	void (*served)(const char *route, const char *method, unsigned status);
+	/* A TCP request without a bearer token but with the dashboard's
+	 * session cookie: 0 and its role and actor, or -1 with why (a
+	 * state-changing method must carry the session's CSRF token, csrf,
+	 * which may be NULL). */
+	int (*session)(struct hvd *hvd, const char *cookie, const char *method,
+	    const char *csrf, enum api_role *role, char *actor, size_t actorlen,
+	    const char **why);
 };
+#define HTTP_SESSION_COOKIE	"hv_session"
+#define HTTP_CSRF_HEADER	"X-CSRF-Token"
 /* routes must outlive the listeners. */
 int http_init(struct hvd *hvd, const struct http_routes *routes);
 void http_shutdown(void);

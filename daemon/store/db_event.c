@@ -127,6 +127,23 @@ db_event_fill(sqlite3_stmt *st, void *row)
 }
 
 /* Newest first, at most limit rows, optionally for one subject. */
+/* Events newer than after_id, oldest first (the dashboard's feed). */
+int
+db_event_since(struct db *db, int64_t after_id, unsigned limit,
+    struct event_row **out, size_t *n)
+{
+	sqlite3_stmt *st = db_stmt(db, DB_S_EVENT_SINCE,
+	    "SELECT id, time, kind, subject, actor, detail FROM events "
+	    "WHERE id > ? ORDER BY id LIMIT ?");
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, after_id);
+	sqlite3_bind_int(st, 2, (int)limit);
+	return db_collect(db, st, sizeof(**out), db_event_fill, "events since",
+	    (void **)out, n);
+}
+
 int
 db_event_list(struct db *db, const char *subject, unsigned limit,
     struct event_row **out, size_t *n)

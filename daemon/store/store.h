@@ -35,6 +35,8 @@ struct event_row {
 };
 int db_event_list(struct db *db, const char *subject, unsigned limit,
     struct event_row **out, size_t *n);
+int db_event_since(struct db *db, int64_t after_id, unsigned limit,
+    struct event_row **out, size_t *n);
 /*
  * Retention: deletes at most batch of the oldest events the policy no
  * longer keeps (time before now - max_age_s, or beyond the newest max_rows),

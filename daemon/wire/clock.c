@@ -31,3 +31,12 @@ hvd_now_wall(void)
 {
 	return (int64_t)time(NULL);
 }
+
+int64_t
+hvd_now_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

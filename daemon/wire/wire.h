@@ -23,6 +23,15 @@ struct hvd_config *config_load(const char *path, char *err, size_t errlen);
 const char *config_restart_needed(const struct hvd_config *old,
     const struct hvd_config *new);
 
+/* session_parse.c: the dashboard's cookie, login body and Last-Event-ID. */
+#define SESSION_ID_LEN		32	/* bytes; the cookie is its hex */
+#define SESSION_LOGIN_MAX	4096	/* bytes of login body */
+int session_cookie_parse(const char *s, uint8_t id[SESSION_ID_LEN]);
+/* forward: AUTH_TOKEN_STRLEN below */
+int session_login_parse(const char *body, size_t len, char token[],
+    const char **why);
+int session_last_event_id(const char *s, uint64_t *id);
+
 /* auth.c */
 #define AUTH_ID_HEX	16			/* public token id */
 #define AUTH_SECRET_LEN	32			/* bytes of secret */

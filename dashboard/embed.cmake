@@ -1,0 +1,18 @@
+# Turns dashboard/ui/* into a C table compiled into hvd, so the dashboard
+# works without installed files.  Run by cmake -P at build time.
+file(GLOB assets "${UI_DIR}/*")
+list(SORT assets)
+set(body "")
+set(entries "")
+set(i 0)
+foreach(f IN LISTS assets)
+	get_filename_component(name "${f}" NAME)
+	file(READ "${f}" hex HEX)
+	file(SIZE "${f}" size)
+	string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+	string(APPEND body "static const char asset_${i}[] = {${hex} 0};\n")
+	string(APPEND entries "\t{ \"${name}\", asset_${i}, ${size} },\n")
+	math(EXPR i "${i} + 1")
+endforeach()
+file(WRITE "${OUT}.tmp" "/* Generated from the files of dashboard/ui by dashboard/embed.cmake; do not edit. */\n#include <stddef.h>\n\nstruct dashboard_asset { const char *name; const char *data; size_t len; };\n${body}\nconst struct dashboard_asset dashboard_assets[] = {\n${entries}\t{ NULL, NULL, 0 },\n};\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUT}.tmp" "${OUT}")
